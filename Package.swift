@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-cca",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "CCA", targets: ["CCA"]),
+        .executable(name: "cca", targets: ["cca"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+    ],
+    targets: [
+        .target(
+            name: "CCA",
+            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            swiftSettings: [
+                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+                // AVX2 + FMA for the SIMD matrix kernel: every x86-64 CPU since 2013 has them.
+                .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
+            ]
+        ),
+        .executableTarget(
+            name: "cca",
+            dependencies: ["CCA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(
+            name: "CCATests",
+            dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")]
+        ),
+    ]
+)

@@ -1,0 +1,108 @@
+/// Configuration of grouped-query attention (and of MHA, where both head counts are equal).
+public struct GQAConfig: Sendable, Equatable {
+    public var hiddenSize: Int
+    public var queryHeads: Int
+    public var keyValueHeads: Int
+    public var headDim: Int
+    public var rope: RoPEConfig
+
+    /// - Parameter headDim: defaults to `hiddenSize / queryHeads`.
+    public init(hiddenSize: Int, queryHeads: Int, keyValueHeads: Int, headDim: Int? = nil,
+                rope: RoPEConfig = RoPEConfig(theta: 10_000, fraction: 1)) {
+        self.hiddenSize = hiddenSize
+        self.queryHeads = queryHeads
+        self.keyValueHeads = keyValueHeads
+        self.headDim = headDim ?? (queryHeads > 0 ? hiddenSize / queryHeads : 0)
+        self.rope = rope
+    }
+
+    /// Throws a ``ConfigError`` naming the first setting that cannot work.
+    public func validate() throws {
+        try ConfigError.requirePositive(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
+                                         "num_key_value_heads": keyValueHeads, "head_dim": headDim])
+        guard queryHeads % keyValueHeads == 0 else {
+            throw ConfigError.headsDoNotDivide(queryHeads: queryHeads, keyValueHeads: keyValueHeads)
+        }
+        _ = try rope.embedding(headDim: headDim)
+    }
+}
+
+/// Grouped-query attention: `Hq` query heads share `Hkv` key/value heads in contiguous groups, with RoPE.
+///
+/// Weights (Llama names): `q_proj.weight` `[Hq·d, E]`, `k_proj.weight` and `v_proj.weight` `[Hkv·d, E]`,
+/// `o_proj.weight` `[E, Hq·d]`.
+public struct GQA: AttentionLayer {
+    public let config: GQAConfig
+    public let weights: [String: Tensor]
+    let rotary: RotaryEmbedding
+
+    public var hiddenSize: Int { config.hiddenSize }
+
+    /// A layer with random weights, reproducible from `seed`.
+    public init(config: GQAConfig, seed: UInt64 = 0) throws {
+        try config.validate()
+        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
+        try self.init(config: config, weights: [
+            "q_proj.weight": randomLinearWeight(qWidth, e, seed: seed &+ 1),
+            "k_proj.weight": randomLinearWeight(kvWidth, e, seed: seed &+ 2),
+            "v_proj.weight": randomLinearWeight(kvWidth, e, seed: seed &+ 3),
+            "o_proj.weight": randomLinearWeight(e, qWidth, seed: seed &+ 4),
+        ])
+    }
+
+    /// A layer with the given weights; throws ``WeightError`` when one is missing or mis-shaped.
+    public init(config: GQAConfig, weights: [String: Tensor]) throws {
+        try config.validate()
+        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
+        let given = WeightDictionary(weights)
+        self.config = config
+        self.weights = [
+            "q_proj.weight": try given.take("q_proj.weight", [qWidth, e]),
+            "k_proj.weight": try given.take("k_proj.weight", [kvWidth, e]),
+            "v_proj.weight": try given.take("v_proj.weight", [kvWidth, e]),
+            "o_proj.weight": try given.take("o_proj.weight", [e, qWidth]),
+        ]
+        rotary = try config.rope.embedding(headDim: config.headDim)
+    }
+
+    public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor {
+        let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
+        let (b, s, d) = (input.batch, input.length, config.headDim)
+        var q = try linear(input.x, weights["q_proj.weight"]!).reshaped([b, s, config.queryHeads, d])
+        var k = try linear(input.x, weights["k_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
+        let v = try linear(input.x, weights["v_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
+        let start = [Int](repeating: 0, count: b)
+        rotary.apply(to: &q, firstPositions: start)
+        rotary.apply(to: &k, firstPositions: start)
+        let attended = CausalAttention.forward(q: q, k: k, v: v, scale: 1 / Float(d).squareRoot(),
+                                               keyValid: input.keyValid)
+        var y = linear(try attended.reshaped([b, s, config.queryHeads * d]), weights["o_proj.weight"]!)
+        input.zeroPadded(&y)
+        return y
+    }
+}
+
+/// Multi-head attention: ``GQA`` with one key/value head per query head.
+public struct MHA: AttentionLayer {
+    public let inner: GQA
+    public var config: GQAConfig { inner.config }
+    public var hiddenSize: Int { inner.hiddenSize }
+    public var weights: [String: Tensor] { inner.weights }
+
+    /// - Parameter headDim: defaults to `hiddenSize / heads`.
+    public init(hiddenSize: Int, heads: Int, headDim: Int? = nil,
+                rope: RoPEConfig = RoPEConfig(theta: 10_000, fraction: 1), seed: UInt64 = 0) throws {
+        inner = try GQA(config: GQAConfig(hiddenSize: hiddenSize, queryHeads: heads, keyValueHeads: heads,
+                                          headDim: headDim, rope: rope), seed: seed)
+    }
+
+    public init(config: GQAConfig, weights: [String: Tensor]) throws {
+        guard config.queryHeads == config.keyValueHeads else {
+            throw ConfigError.invalidValue(name: "num_key_value_heads", value: "\(config.keyValueHeads)",
+                                           expected: "num_attention_heads (\(config.queryHeads)) for MHA")
+        }
+        inner = try GQA(config: config, weights: weights)
+    }
+
+    public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor { try inner.forward(x, mask: mask) }
+}
