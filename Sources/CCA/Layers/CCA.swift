@@ -86,6 +86,14 @@ public struct CCA: AttentionLayer {
         return y
     }
 
+    /// The attention inputs `q` `[B,S,Hq,d]` and `k`, `v` `[B,S,Hkv,d]` after convolution, QK-mean, value
+    /// shift, normalisation, temperature and RoPE: for inspecting the layer or comparing with another framework.
+    public func attentionInputs(_ x: Tensor, mask: Tensor? = nil) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+        let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
+        var states = (0..<input.batch).map { _ in SequenceState(config) }
+        return try project(input.x, states: &states)
+    }
+
     /// What CCA carries from one chunk of a sequence to the next, besides the KV cache.
     public struct SequenceState: Sendable {
         /// The last two rows of pre-convolution `[q0 ; k0]` (`[2, ct]`, zeros at a sequence start).
