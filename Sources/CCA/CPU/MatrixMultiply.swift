@@ -138,12 +138,12 @@ private struct Operands {
         var pa = a, pb = UnsafeRawPointer(b)
         for _ in 0..<depth {
             let bv = pb.loadUnaligned(as: SIMD16<Float>.self)
-            c0 += SIMD16(repeating: pa[0]) * bv
-            c1 += SIMD16(repeating: pa[1]) * bv
-            c2 += SIMD16(repeating: pa[2]) * bv
-            c3 += SIMD16(repeating: pa[3]) * bv
-            c4 += SIMD16(repeating: pa[4]) * bv
-            c5 += SIMD16(repeating: pa[5]) * bv
+            c0.addProduct(SIMD16(repeating: pa[0]), bv)
+            c1.addProduct(SIMD16(repeating: pa[1]), bv)
+            c2.addProduct(SIMD16(repeating: pa[2]), bv)
+            c3.addProduct(SIMD16(repeating: pa[3]), bv)
+            c4.addProduct(SIMD16(repeating: pa[4]), bv)
+            c5.addProduct(SIMD16(repeating: pa[5]), bv)
             pa += 6
             pb += 64
         }

@@ -96,6 +96,9 @@ public struct MHA: AttentionLayer {
                                           headDim: headDim, rope: rope), seed: seed)
     }
 
+    /// Wraps a GQA layer whose head counts are equal.
+    init(inner: GQA) { self.inner = inner }
+
     public init(config: GQAConfig, weights: [String: Tensor]) throws {
         guard config.queryHeads == config.keyValueHeads else {
             throw ConfigError.invalidValue(name: "num_key_value_heads", value: "\(config.keyValueHeads)",

@@ -1,0 +1,106 @@
+/// The five attention methods of the report, built at one model width for side-by-side comparisons.
+public enum AttentionMethod: String, CaseIterable, Sendable {
+    case mha, gqa, mla, cca, ccgqa
+}
+
+/// The shapes `cca cost`, the benchmarks and the tour compare: one latent head width `d` everywhere,
+/// `E/d` heads for MHA, and the given group size and compression factors for the others.
+public struct ComparisonShapes: Sendable {
+    public var hiddenSize: Int
+    public var headDim: Int
+    /// GQA group size G (query heads per KV head).
+    public var gqaGroup: Int
+    /// CCA compression C (`Hq = Hkv = E/(C·d)`).
+    public var ccaCompression: Int
+    /// CCGQA query and KV compression (`Hq = E/(Cq·d)`, `Hkv = E/(Ckv·d)`).
+    public var ccgqaQueryCompression: Int, ccgqaKeyValueCompression: Int
+    /// MLA compression of `c_q` and `c_kv` (`dq = E/c_q`, `dc = E/c_kv`) and its RoPE key width.
+    public var mlaQueryCompression: Int, mlaKeyValueCompression: Int, mlaRopeDim: Int
+    public var rope: RoPEConfig
+
+    /// Defaults: the report's comparison at ZAYA1 width (E = 2048, d = 128): GQA G = 4, CCA C = 4,
+    /// CCGQA Cq = 2 / Ckv = 8, MLA c_q = 2 / c_kv = 8 with a 64-wide RoPE key.
+    public init(hiddenSize: Int = 2048, headDim: Int = 128, gqaGroup: Int = 4, ccaCompression: Int = 4,
+                ccgqaQueryCompression: Int = 2, ccgqaKeyValueCompression: Int = 8,
+                mlaQueryCompression: Int = 2, mlaKeyValueCompression: Int = 8, mlaRopeDim: Int = 64,
+                rope: RoPEConfig = RoPEConfig()) {
+        self.hiddenSize = hiddenSize
+        self.headDim = headDim
+        self.gqaGroup = gqaGroup
+        self.ccaCompression = ccaCompression
+        self.ccgqaQueryCompression = ccgqaQueryCompression
+        self.ccgqaKeyValueCompression = ccgqaKeyValueCompression
+        self.mlaQueryCompression = mlaQueryCompression
+        self.mlaKeyValueCompression = mlaKeyValueCompression
+        self.mlaRopeDim = mlaRopeDim
+        self.rope = rope
+    }
+
+    var heads: Int { hiddenSize / headDim }
+
+    /// Heads for a latent of width `E / compression`, or a config error when it is not whole.
+    private func latentHeads(_ compression: Int, _ name: String) throws -> Int {
+        guard compression > 0, hiddenSize % (compression * headDim) == 0 else {
+            throw ConfigError.invalidValue(name: name, value: "\(compression)",
+                                           expected: "a factor C with E/(C·d) = \(hiddenSize)/(C·\(headDim)) a whole number of heads")
+        }
+        return hiddenSize / (compression * headDim)
+    }
+
+    public func gqa() throws -> GQAConfig {
+        guard hiddenSize % headDim == 0 else { throw ConfigError.widthNotDivisible(hiddenSize: hiddenSize, heads: headDim) }
+        guard gqaGroup > 0, heads % gqaGroup == 0 else {
+            throw ConfigError.invalidValue(name: "gqa group", value: "\(gqaGroup)", expected: "a divisor of the \(heads) heads")
+        }
+        return GQAConfig(hiddenSize: hiddenSize, queryHeads: heads, keyValueHeads: heads / gqaGroup, headDim: headDim, rope: rope)
+    }
+
+    public func mha() throws -> GQAConfig {
+        var config = try gqa()
+        config.keyValueHeads = config.queryHeads
+        return config
+    }
+
+    public func mla() throws -> MLAConfig {
+        guard hiddenSize % mlaQueryCompression == 0, hiddenSize % mlaKeyValueCompression == 0 else {
+            throw ConfigError.invalidValue(name: "mla compression", value: "\(mlaQueryCompression)/\(mlaKeyValueCompression)",
+                                           expected: "divisors of E = \(hiddenSize)")
+        }
+        return MLAConfig(hiddenSize: hiddenSize, heads: heads, queryRank: hiddenSize / mlaQueryCompression,
+                         keyValueRank: hiddenSize / mlaKeyValueCompression, noPEHeadDim: headDim,
+                         ropeHeadDim: mlaRopeDim, valueHeadDim: headDim, ropeTheta: rope.theta)
+    }
+
+    public func cca() throws -> CCAConfig {
+        let h = try latentHeads(ccaCompression, "cca compression")
+        return CCAConfig(hiddenSize: hiddenSize, queryHeads: h, keyValueHeads: h, headDim: headDim, rope: rope)
+    }
+
+    public func ccgqa() throws -> CCAConfig {
+        CCAConfig(hiddenSize: hiddenSize, queryHeads: try latentHeads(ccgqaQueryCompression, "ccgqa query compression"),
+                  keyValueHeads: try latentHeads(ccgqaKeyValueCompression, "ccgqa key/value compression"),
+                  headDim: headDim, rope: rope)
+    }
+
+    /// The cost of `method` at these shapes.
+    public func cost(_ method: AttentionMethod) throws -> LayerCost {
+        switch method {
+        case .mha: return try mha().cost
+        case .gqa: return try gqa().cost
+        case .mla: return try mla().cost
+        case .cca: return try cca().cost
+        case .ccgqa: return try ccgqa().cost
+        }
+    }
+
+    /// A layer of `method` at these shapes with random weights.
+    public func layer(_ method: AttentionMethod, seed: UInt64 = 0) throws -> any AttentionLayer {
+        switch method {
+        case .mha: return MHA(inner: try GQA(config: mha(), seed: seed))
+        case .gqa: return try GQA(config: gqa(), seed: seed)
+        case .mla: return try MLA(config: mla(), seed: seed)
+        case .cca: return try CCA(config: cca(), seed: seed)
+        case .ccgqa: return try CCA(config: ccgqa(), seed: seed)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A layer configuration read from a JSON file, as `cca forward` takes it.
+///
+/// Keys (transformers naming): `attention` (`mha`|`gqa`|`mla`|`cca`), `hidden_size`, `num_attention_heads`,
+/// `num_key_value_heads`, `head_dim`, `rope_theta`, `partial_rotary_factor`, `temperature` (`linear`|`exp`);
+/// for MLA `q_lora_rank`, `kv_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`; for CCA's
+/// ablations `cca_convolutions` (0, 1, 2), `cca_qk_mean`, `cca_value_shift`. Missing keys take the ZAYA1
+/// defaults (E = 2048, Hq = 8, Hkv = 2, d = 128, theta 5e6, RoPE fraction 0.5, linear temperature);
+/// unknown keys are an error, so a misspelt key never silently falls back to a default.
+public enum LayerConfiguration: Sendable, Equatable {
+    case mha(GQAConfig)
+    case gqa(GQAConfig)
+    case mla(MLAConfig)
+    case cca(CCAConfig)
+
+    static let knownKeys: Set<String> = [
+        "attention", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "rope_theta",
+        "partial_rotary_factor", "temperature", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
+        "qk_rope_head_dim", "v_head_dim", "cca_convolutions", "cca_qk_mean", "cca_value_shift",
+    ]
+
+    /// Reads and validates a JSON configuration file.
+    public static func load(path: String) throws -> LayerConfiguration {
+        let bytes = try readFile(path)
+        let value: JSONValue
+        do { value = try JSONValue.parse(bytes) } catch {
+            throw ConfigFileError.notJSON(path: path, reason: "\(error)")
+        }
+        return try LayerConfiguration(json: value, source: path)
+    }
+
+    /// Builds a configuration from parsed JSON; `source` names it in errors.
+    public init(json: JSONValue, source: String = "config") throws {
+        guard case let .object(keys) = json else { throw ConfigFileError.notAnObject(path: source) }
+        if let unknown = keys.keys.filter({ !Self.knownKeys.contains($0) }).sorted().first {
+            throw ConfigFileError.unknownKey(path: source, key: unknown, known: Self.knownKeys.sorted())
+        }
+        let reader = KeyReader(keys: keys, source: source)
+        let hidden = try reader.integer("hidden_size", default: 2048)
+        let queryHeads = try reader.integer("num_attention_heads", default: 8)
+        let keyValueHeads = try reader.integer("num_key_value_heads", default: 2)
+        let headDim = try reader.integer("head_dim", default: 128)
+        let rope = RoPEConfig(theta: try reader.number("rope_theta", default: 5_000_000),
+                              fraction: try reader.number("partial_rotary_factor", default: 0.5))
+        switch try reader.string("attention", default: "cca") {
+        case "mha":
+            self = .mha(GQAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: queryHeads, headDim: headDim, rope: rope))
+        case "gqa":
+            self = .gqa(GQAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim, rope: rope))
+        case "mla":
+            self = .mla(MLAConfig(hiddenSize: hidden, heads: queryHeads,
+                                  queryRank: try reader.integer("q_lora_rank", default: hidden / 2),
+                                  keyValueRank: try reader.integer("kv_lora_rank", default: hidden / 8),
+                                  noPEHeadDim: try reader.integer("qk_nope_head_dim", default: headDim),
+                                  ropeHeadDim: try reader.integer("qk_rope_head_dim", default: headDim / 2),
+                                  valueHeadDim: try reader.integer("v_head_dim", default: headDim), ropeTheta: rope.theta))
+        case "cca":
+            let temperatureName = try reader.string("temperature", default: "linear")
+            guard let temperature = TemperatureMode(rawValue: temperatureName) else {
+                throw ConfigError.invalidValue(name: "temperature", value: temperatureName, expected: "linear or exp")
+            }
+            self = .cca(CCAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
+                                  rope: rope, temperature: temperature,
+                                  convolutions: try reader.integer("cca_convolutions", default: 2),
+                                  qkMean: try reader.bool("cca_qk_mean", default: true),
+                                  valueShift: try reader.bool("cca_value_shift", default: true)))
+        case let other:
+            throw ConfigError.unknownAttention(other)
+        }
+        try validate()
+    }
+
+    /// Throws the first ``ConfigError`` of the underlying config.
+    public func validate() throws {
+        switch self {
+        case let .mha(config), let .gqa(config): try config.validate()
+        case let .mla(config): try config.validate()
+        case let .cca(config): try config.validate()
+        }
+    }
+
+    /// The layer with weights taken from `weights` (checked by name and shape).
+    public func makeLayer(weights: [String: Tensor]) throws -> any AttentionLayer {
+        switch self {
+        case let .mha(config): return try MHA(config: config, weights: weights)
+        case let .gqa(config): return try GQA(config: config, weights: weights)
+        case let .mla(config): return try MLA(config: config, weights: weights)
+        case let .cca(config): return try CCA(config: config, weights: weights)
+        }
+    }
+
+    /// The layer with random weights.
+    public func makeLayer(seed: UInt64) throws -> any AttentionLayer {
+        switch self {
+        case let .mha(config): return try MHA(config: config, weights: GQA(config: config, seed: seed).weights)
+        case let .gqa(config): return try GQA(config: config, seed: seed)
+        case let .mla(config): return try MLA(config: config, seed: seed)
+        case let .cca(config): return try CCA(config: config, seed: seed)
+        }
+    }
+}
+
+/// A configuration file that cannot be read.
+public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String, reason: String)
+    case notJSON(path: String, reason: String)
+    case notAnObject(path: String)
+    case unknownKey(path: String, key: String, known: [String])
+    case wrongType(path: String, key: String, expected: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path, reason): return "cannot read \(path): \(reason)"
+        case let .notJSON(path, reason): return "\(path) is not valid JSON: \(reason)"
+        case let .notAnObject(path): return "\(path) must hold a JSON object of config keys"
+        case let .unknownKey(path, key, known):
+            return "\(path): unknown key '\(key)'; known keys: \(known.joined(separator: ", "))"
+        case let .wrongType(path, key, expected): return "\(path): '\(key)' must be \(expected)"
+        }
+    }
+}
+
+/// Typed access to the keys of a config object, with defaults for missing keys.
+private struct KeyReader {
+    let keys: [String: JSONValue]
+    let source: String
+
+    func number(_ key: String, default fallback: Double) throws -> Double {
+        guard let value = keys[key] else { return fallback }
+        guard case let .number(number) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "a number") }
+        return number
+    }
+
+    func integer(_ key: String, default fallback: Int) throws -> Int {
+        let value = try number(key, default: Double(fallback))
+        guard value.rounded() == value, abs(value) < 1e15 else {
+            throw ConfigFileError.wrongType(path: source, key: key, expected: "a whole number")
+        }
+        return Int(value)
+    }
+
+    func string(_ key: String, default fallback: String) throws -> String {
+        guard let value = keys[key] else { return fallback }
+        guard case let .string(text) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "a string") }
+        return text
+    }
+
+    func bool(_ key: String, default fallback: Bool) throws -> Bool {
+        guard let value = keys[key] else { return fallback }
+        guard case let .bool(flag) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "true or false") }
+        return flag
+    }
+}
+
+/// The bytes of a file, or ``ConfigFileError/unreadable(path:reason:)``.
+func readFile(_ path: String) throws -> [UInt8] {
+    do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+        throw ConfigFileError.unreadable(path: path, reason: "\(error)")
+    }
+}

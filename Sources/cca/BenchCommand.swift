@@ -1,0 +1,54 @@
+import ArgumentParser
+import CCA
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks; each prints its table with the anchor measured in the same run.",
+        subcommands: [CPUBench.self])
+}
+
+/// The CPU figures of BENCHMARKS.md: a CCA layer against the MHA layer of the same width, and the
+/// matrix-product rate against this machine's measured FMA peak.
+struct CPUBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu",
+        abstract: "CPU forward time of a CCA layer and of the MHA layer of the same E, and the matrix-product rate vs peak.")
+
+    @Option(help: "Model width E.") var hidden: Int = 1024
+    @Option(help: "Latent head dimension d.") var headDim: Int = 128
+    @Option(help: "CCA heads (Hq = Hkv).") var heads: Int = 2
+    @Option(name: .customLong("seq"), help: "Sequence length S.") var length: Int = 2048
+    @Option(help: "Timed repeats (median reported).") var repeats: Int = 5
+
+    func run() throws {
+        print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName)")
+        let x = Tensor(randomNormal: [1, length, hidden], seed: 1)
+        let cca = try CCA(config: CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim), seed: 2)
+        let mha = try MHA(hiddenSize: hidden, heads: hidden / headDim, seed: 3)
+        let ccaSeconds = try medianSeconds(repeats: repeats) { _ = try cca.forward(x) }
+        let mhaSeconds = try medianSeconds(repeats: repeats) { _ = try mha.forward(x) }
+        let ccaFLOPs = cca.config.cost.forwardFLOPs(length: length), mhaFLOPs = mha.config.cost.forwardFLOPs(length: length)
+        printTable(["layer (B=1, S=\(length), E=\(hidden), float32)", "forward", "GFLOP/s", "vs MHA"], [
+            ["MHA (\(hidden / headDim) heads of \(headDim))", format(mhaSeconds * 1000) + " ms", format(mhaFLOPs / mhaSeconds / 1e9), "1.00x"],
+            ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
+             format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
+        ])
+        let peak = PeakRate.measureGFLOPS()
+        let n = 2048
+        let a = Tensor(randomNormal: [n, n], seed: 4), b = Tensor(randomNormal: [n, n], seed: 5)
+        var c = Tensor(zeros: [n, n])
+        let seconds = medianSeconds(repeats: repeats) {
+            a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in c.storage.withUnsafeMutableBufferPointer { pc in
+                MatrixMultiply.gemm(transposeB: true, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,
+                                    c: pc.baseAddress!, ldc: n)
+            }}}
+        }
+        let rate = Double(2 * n * n * n) / seconds / 1e9
+        print("")
+        printTable(["matrix product", "GFLOP/s", "of peak"], [
+            ["\(n)×\(n)×\(n) float32 (\(MatrixMultiply.backendName))", format(rate), format(100 * rate / peak) + "%"],
+            ["FMA peak, 8-wide AVX2, \(coreCount) cores (measured)", format(peak), "100%"],
+        ])
+    }
+}

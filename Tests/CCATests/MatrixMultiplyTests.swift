@@ -1,0 +1,77 @@
+import CCA
+import Testing
+
+@Suite struct MatrixMultiplyTests {
+    /// Every transpose combination, edge sizes around the 6×16 register tile and the 256-deep K block,
+    /// strided operands, alpha/beta, serial and parallel, against float64 loops.
+    @Test(arguments: [(1, 1, 1), (7, 17, 5), (6, 16, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600)])
+    func matchesFloat64Loops(m: Int, n: Int, k: Int) {
+        for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
+            for parallel in [false, true] {
+                let pad = 3
+                let (lda, ldb, ldc) = ((transposeA ? m : k) + pad, (transposeB ? k : n) + pad, n + pad)
+                let a = Tensor(randomNormal: [(transposeA ? k : m) * lda], seed: 1)
+                let b = Tensor(randomNormal: [(transposeB ? n : k) * ldb], seed: 2)
+                var c = Tensor(randomNormal: [m * ldc], seed: 3)
+                let before = c
+                let (alpha, beta): (Float, Float) = (0.5, 2)
+                a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in c.storage.withUnsafeMutableBufferPointer { pc in
+                    MatrixMultiply.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                        a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
+                                        c: pc.baseAddress!, ldc: ldc, parallel: parallel)
+                }}}
+                var worst = 0.0, scale = 0.0
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var sum = 0.0
+                        for p in 0..<k {
+                            let x = Double(a.storage[transposeA ? p * lda + i : i * lda + p])
+                            let y = Double(b.storage[transposeB ? j * ldb + p : p * ldb + j])
+                            sum += x * y
+                        }
+                        let expected = Double(alpha) * sum + Double(beta) * Double(before.storage[i * ldc + j])
+                        worst = max(worst, abs(Double(c.storage[i * ldc + j]) - expected))
+                        scale = max(scale, abs(expected))
+                    }
+                    for j in n..<ldc { #expect(c.storage[i * ldc + j] == before.storage[i * ldc + j], "wrote past the row") }
+                }
+                #expect(worst / scale < 1e-5, "m\(m) n\(n) k\(k) tA \(transposeA) tB \(transposeB) parallel \(parallel)")
+            }
+        }
+    }
+
+    @Test func betaZeroIgnoresGarbageInC() {
+        let a = Tensor(randomNormal: [4 * 4], seed: 1)
+        var c = Tensor(zeros: [16], value: .nan)
+        a.storage.withUnsafeBufferPointer { pa in c.storage.withUnsafeMutableBufferPointer { pc in
+            MatrixMultiply.gemm(m: 4, n: 4, k: 4, a: pa.baseAddress!, lda: 4, b: pa.baseAddress!, ldb: 4, c: pc.baseAddress!, ldc: 4)
+        }}
+        #expect(c.storage.allSatisfy { $0.isFinite })
+    }
+}
+
+@Suite struct HalfPrecisionTests {
+    /// Against the definitions: bf16 keeps the top 16 bits after round-to-nearest-even; f16 values are
+    /// sign · 2^(e-15) · (1 + m/1024) or subnormal m · 2^-24.
+    @Test func roundTripsAndRounding() {
+        for bits in stride(from: 0, through: 0xFFFF, by: 7).map(UInt16.init) {
+            let bf = HalfPrecision.float(bfloat16: bits)
+            if !bf.isNaN { #expect(HalfPrecision.bfloat16Bits(bf) == bits) }
+            let exponent = Int((bits >> 10) & 0x1F), mantissa = Double(bits & 0x3FF), negative = bits & 0x8000 != 0
+            guard exponent != 0x1F else { continue }
+            var expected = exponent == 0 ? mantissa * 0x1p-24 : (1 + mantissa / 1024) * Double.pow2(exponent - 15)
+            if negative { expected = -expected }
+            #expect(Double(HalfPrecision.float(float16: bits)) == expected)
+            #expect(HalfPrecision.float16Bits(Float(expected)) == bits || expected == 0)
+        }
+        #expect(HalfPrecision.bfloat16Bits(1 + 0x1p-8) == 0x3F80, "a tie rounds to even")
+        #expect(HalfPrecision.bfloat16Bits(1 + 3 * 0x1p-8) == 0x3F82, "a tie rounds to even, upwards")
+        #expect(HalfPrecision.float16Bits(70_000) == 0x7C00, "overflow goes to infinity")
+        #expect(HalfPrecision.float16Bits(1 + 0x1p-11) == 0x3C00, "f16 tie rounds to even")
+        #expect(HalfPrecision.float16Bits(0x1p-25 * 1.5) == 0x0001, "rounds up into the smallest subnormal")
+    }
+}
+
+extension Double {
+    static func pow2(_ exponent: Int) -> Double { exponent >= 0 ? Double(1 << exponent) : 1 / Double(1 << -exponent) }
+}
