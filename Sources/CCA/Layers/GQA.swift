@@ -67,18 +67,25 @@ public struct GQA: AttentionLayer {
 
     public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor {
         let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
-        let (b, s, d) = (input.batch, input.length, config.headDim)
-        var q = try linear(input.x, weights["q_proj.weight"]!).reshaped([b, s, config.queryHeads, d])
-        var k = try linear(input.x, weights["k_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
-        let v = try linear(input.x, weights["v_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
-        let start = [Int](repeating: 0, count: b)
-        rotary.apply(to: &q, firstPositions: start)
-        rotary.apply(to: &k, firstPositions: start)
-        let attended = CausalAttention.forward(q: q, k: k, v: v, scale: 1 / Float(d).squareRoot(),
-                                               keyValid: input.keyValid)
-        var y = linear(try attended.reshaped([b, s, config.queryHeads * d]), weights["o_proj.weight"]!)
+        let (b, s) = (input.batch, input.length)
+        let (q, k, v) = try project(input.x, firstPositions: [Int](repeating: 0, count: b))
+        let attended = CausalAttention.forward(q: q, k: k, v: v, scale: attentionScale, keyValid: input.keyValid)
+        var y = linear(try attended.reshaped([b, s, config.queryHeads * config.headDim]), weights["o_proj.weight"]!)
         input.zeroPadded(&y)
         return y
+    }
+
+    var attentionScale: Float { 1 / Float(config.headDim).squareRoot() }
+
+    /// `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]` for rows of `x`, sequence `b` starting at `firstPositions[b]`.
+    func project(_ x: Tensor, firstPositions: [Int]) throws -> (q: Tensor, k: Tensor, v: Tensor) {
+        let (b, s, d) = (x.shape[0], x.shape[1], config.headDim)
+        var q = try linear(x, weights["q_proj.weight"]!).reshaped([b, s, config.queryHeads, d])
+        var k = try linear(x, weights["k_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
+        let v = try linear(x, weights["v_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
+        rotary.apply(to: &q, firstPositions: firstPositions)
+        rotary.apply(to: &k, firstPositions: firstPositions)
+        return (q, k, v)
     }
 }
 

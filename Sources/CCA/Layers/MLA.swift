@@ -90,21 +90,23 @@ public struct MLA: AttentionLayer {
     public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor {
         let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
         let (b, s) = (input.batch, input.length)
-        let (q, k, v) = try project(input.x, firstPositions: [Int](repeating: 0, count: b))
-        let attended = CausalAttention.forward(q: q, k: k, v: v, scale: 1 / Float(config.queryHeadDim).squareRoot(),
-                                               keyValid: input.keyValid)
+        let positions = [Int](repeating: 0, count: b)
+        let (k, v) = try expand(latent(input.x, firstPositions: positions))
+        let attended = CausalAttention.forward(q: try queries(input.x, firstPositions: positions), k: k, v: v,
+                                               scale: attentionScale, keyValid: input.keyValid)
         var y = linear(try attended.reshaped([b, s, config.heads * config.valueHeadDim]), weights["o_proj.weight"]!)
         input.zeroPadded(&y)
         return y
     }
 
-    /// `RMSNorm(x · Wᵀ)` over rows of width `W.shape[0]`, or over the first `width` columns.
-    func normalized(_ values: Tensor, columns: Int, stride: Int, weight: String) -> Tensor {
+    var attentionScale: Float { 1 / Float(config.queryHeadDim).squareRoot() }
+
+    /// RMSNorm over the first `columns` of every row of width `stride`, with the named weight.
+    private func normalized(_ values: Tensor, columns: Int, stride: Int, weight: String) -> Tensor {
         let rows = values.count / stride
         var out = Tensor(zeros: [rows, columns])
-        var compact = [Float](repeating: 0, count: rows * columns)
-        for r in 0..<rows { for c in 0..<columns { compact[r * columns + c] = values.storage[r * stride + c] } }
-        compact.withUnsafeBufferPointer { input in
+        let leading = (0..<rows).flatMap { r in values.storage[(r * stride)..<(r * stride + columns)] }
+        leading.withUnsafeBufferPointer { input in
             weights[weight]!.storage.withUnsafeBufferPointer { w in
                 out.storage.withUnsafeMutableBufferPointer { o in
                     Normalization.rmsNorm(input.baseAddress!, rows: rows, width: columns, weight: w.baseAddress!,
@@ -115,39 +117,59 @@ public struct MLA: AttentionLayer {
         return out
     }
 
-    /// Per-head `q` and `k` `[B,S,H,dn+dr]` (RoPE applied) and `v` `[B,S,H,dv]` for rows of `x`.
-    func project(_ x: Tensor, firstPositions: [Int]) throws -> (q: Tensor, k: Tensor, v: Tensor) {
-        let c = config
-        let (b, s, h, dn, dr, dv) = (x.shape[0], x.shape[1], c.heads, c.noPEHeadDim, c.ropeHeadDim, c.valueHeadDim)
-        let compressedQuery = normalized(linear(x, weights["q_a_proj.weight"]!), columns: c.queryRank,
-                                         stride: c.queryRank, weight: "q_a_layernorm.weight")
-        var q = try linear(compressedQuery, weights["q_b_proj.weight"]!).reshaped([b, s, h, dn + dr])
-        let keyValueInput = linear(x, weights["kv_a_proj_with_mqa.weight"]!)
-        let compressedKeyValue = normalized(keyValueInput, columns: c.keyValueRank,
-                                            stride: c.keyValueRank + dr, weight: "kv_a_layernorm.weight")
-        let keyValue = linear(compressedKeyValue, weights["kv_b_proj.weight"]!)
+    /// Queries `[B,S,H,dn+dr]`: `RMSNorm(x·W_dqᵀ)·W_uqᵀ`, RoPE on each head's last `dr` channels.
+    func queries(_ x: Tensor, firstPositions: [Int]) throws -> Tensor {
+        let (b, s, h, dn, dr) = (x.shape[0], x.shape[1], config.heads, config.noPEHeadDim, config.ropeHeadDim)
+        let compressed = normalized(linear(x, weights["q_a_proj.weight"]!), columns: config.queryRank,
+                                    stride: config.queryRank, weight: "q_a_layernorm.weight")
+        var q = try linear(compressed, weights["q_b_proj.weight"]!).reshaped([b, s, h, dn + dr])
+        var rope = Tensor(zeros: [b, s, h, dr])
+        for index in 0..<(b * s * h) {
+            for i in 0..<dr { rope.storage[index * dr + i] = q.storage[index * (dn + dr) + dn + i] }
+        }
+        rotary.apply(to: &rope, firstPositions: firstPositions)
+        for index in 0..<(b * s * h) {
+            for i in 0..<dr { q.storage[index * (dn + dr) + dn + i] = rope.storage[index * dr + i] }
+        }
+        return q
+    }
+
+    /// The cached latent `[B,S,dc+dr]`: `RMSNorm(c_kv)` then the RoPE key shared by all heads.
+    func latent(_ x: Tensor, firstPositions: [Int]) throws -> Tensor {
+        let (b, s, dc, dr) = (x.shape[0], x.shape[1], config.keyValueRank, config.ropeHeadDim)
+        let projected = linear(x, weights["kv_a_proj_with_mqa.weight"]!)
+        let compressed = normalized(projected, columns: dc, stride: dc + dr, weight: "kv_a_layernorm.weight")
         var ropeKey = Tensor(zeros: [b, s, 1, dr])
-        var k = Tensor(zeros: [b, s, h, dn + dr]), v = Tensor(zeros: [b, s, h, dv])
         for row in 0..<(b * s) {
-            for i in 0..<dr { ropeKey.storage[row * dr + i] = keyValueInput.storage[row * (c.keyValueRank + dr) + c.keyValueRank + i] }
+            for i in 0..<dr { ropeKey.storage[row * dr + i] = projected.storage[row * (dc + dr) + dc + i] }
         }
         rotary.apply(to: &ropeKey, firstPositions: firstPositions)
-        // Rotate only the trailing dr channels of each query head: view them as their own heads.
-        var queryRope = Tensor(zeros: [b, s, h, dr])
-        for index in 0..<(b * s * h) {
-            for i in 0..<dr { queryRope.storage[index * dr + i] = q.storage[index * (dn + dr) + dn + i] }
+        var rows = Tensor(zeros: [b, s, dc + dr])
+        for row in 0..<(b * s) {
+            for i in 0..<dc { rows.storage[row * (dc + dr) + i] = compressed.storage[row * dc + i] }
+            for i in 0..<dr { rows.storage[row * (dc + dr) + dc + i] = ropeKey.storage[row * dr + i] }
         }
-        rotary.apply(to: &queryRope, firstPositions: firstPositions)
+        return rows
+    }
+
+    /// Per-head keys `[B,S,H,dn+dr]` and values `[B,S,H,dv]` from the latent: `c_kv·W_ukᵀ ; k_rope` and `c_kv·W_uvᵀ`.
+    func expand(_ latent: Tensor) throws -> (k: Tensor, v: Tensor) {
+        let (b, s) = (latent.shape[0], latent.shape[1])
+        let (h, dn, dr, dv, dc) = (config.heads, config.noPEHeadDim, config.ropeHeadDim, config.valueHeadDim, config.keyValueRank)
+        var compressed = Tensor(zeros: [b, s, dc])
+        for row in 0..<(b * s) {
+            for i in 0..<dc { compressed.storage[row * dc + i] = latent.storage[row * (dc + dr) + i] }
+        }
+        let keyValue = linear(compressed, weights["kv_b_proj.weight"]!)
+        var k = Tensor(zeros: [b, s, h, dn + dr]), v = Tensor(zeros: [b, s, h, dv])
         for row in 0..<(b * s) {
             for head in 0..<h {
-                let index = row * h + head
-                for i in 0..<dr { q.storage[index * (dn + dr) + dn + i] = queryRope.storage[index * dr + i] }
-                let kvBase = (row * h + head) * (dn + dv)
-                for i in 0..<dn { k.storage[index * (dn + dr) + i] = keyValue.storage[kvBase + i] }
-                for i in 0..<dr { k.storage[index * (dn + dr) + dn + i] = ropeKey.storage[row * dr + i] }
-                for i in 0..<dv { v.storage[index * dv + i] = keyValue.storage[kvBase + dn + i] }
+                let index = row * h + head, source = index * (dn + dv)
+                for i in 0..<dn { k.storage[index * (dn + dr) + i] = keyValue.storage[source + i] }
+                for i in 0..<dr { k.storage[index * (dn + dr) + dn + i] = latent.storage[row * (dc + dr) + dc + i] }
+                for i in 0..<dv { v.storage[index * dv + i] = keyValue.storage[source + dn + i] }
             }
         }
-        return (q, k, v)
+        return (k, v)
     }
 }
