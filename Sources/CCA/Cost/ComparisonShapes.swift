@@ -94,7 +94,7 @@ public struct ComparisonShapes: Sendable {
     }
 
     /// A layer of `method` at these shapes with random weights.
-    public func layer(_ method: AttentionMethod, seed: UInt64 = 0) throws -> any AttentionLayer {
+    public func layer(_ method: AttentionMethod, seed: UInt64 = 0) throws -> any DecodingAttention {
         switch method {
         case .mha: return MHA(inner: try GQA(config: mha(), seed: seed))
         case .gqa: return try GQA(config: gqa(), seed: seed)

@@ -50,6 +50,7 @@ public enum DecodeError: Error, CustomStringConvertible, Equatable {
     case unknownSequence(Int)
     case duplicateSequence(Int)
     case chunksDoNotSum(chunks: [Int], length: Int)
+    case maskWithChunks
 
     public var description: String {
         switch self {
@@ -63,6 +64,8 @@ public enum DecodeError: Error, CustomStringConvertible, Equatable {
         case let .duplicateSequence(id): return "sequence \(id) is already in this batch"
         case let .chunksDoNotSum(chunks, length):
             return "chunk lengths \(chunks) sum to \(chunks.reduce(0, +)), not the sequence length \(length)"
+        case .maskWithChunks:
+            return "a padding mask cannot be combined with --chunks: decoding gives each sequence its own length, so pass unpadded sequences"
         }
     }
 }

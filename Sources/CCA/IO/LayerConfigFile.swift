@@ -85,7 +85,7 @@ public enum LayerConfiguration: Sendable, Equatable {
     }
 
     /// The layer with weights taken from `weights` (checked by name and shape).
-    public func makeLayer(weights: [String: Tensor]) throws -> any AttentionLayer {
+    public func makeLayer(weights: [String: Tensor]) throws -> any DecodingAttention {
         switch self {
         case let .mha(config): return try MHA(config: config, weights: weights)
         case let .gqa(config): return try GQA(config: config, weights: weights)
@@ -95,7 +95,7 @@ public enum LayerConfiguration: Sendable, Equatable {
     }
 
     /// The layer with random weights.
-    public func makeLayer(seed: UInt64) throws -> any AttentionLayer {
+    public func makeLayer(seed: UInt64) throws -> any DecodingAttention {
         switch self {
         case let .mha(config): return try MHA(config: config, weights: GQA(config: config, seed: seed).weights)
         case let .gqa(config): return try GQA(config: config, seed: seed)

@@ -59,11 +59,16 @@ struct PreparedInput {
     /// `[B·S]` flags, nil when nothing is padded.
     let keyValid: [Bool]?
 
-    init(_ x: Tensor, mask: Tensor?, hiddenSize: Int) throws {
+    /// Throws unless `x` is `[B, S, hiddenSize]`.
+    static func validateShape(_ x: Tensor, hiddenSize: Int) throws {
         guard x.rank == 3 else { throw ShapeError.rank(name: "input x", expected: 3, actual: x.shape) }
         guard x.shape[2] == hiddenSize else {
             throw ShapeError.mismatch(name: "input x", expected: [x.shape[0], x.shape[1], hiddenSize], actual: x.shape)
         }
+    }
+
+    init(_ x: Tensor, mask: Tensor?, hiddenSize: Int) throws {
+        try Self.validateShape(x, hiddenSize: hiddenSize)
         (batch, length) = (x.shape[0], x.shape[1])
         self.x = x
         guard let mask else { keyValid = nil; return }

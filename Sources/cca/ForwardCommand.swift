@@ -1,0 +1,42 @@
+import ArgumentParser
+import CCA
+
+struct ForwardCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "forward",
+        abstract: "Run one attention layer on x [B,S,E] from a safetensors file and write y.",
+        discussion: """
+        The config JSON has the keys `attention` (mha|gqa|mla|cca), `hidden_size`, `num_attention_heads`, \
+        `num_key_value_heads`, `head_dim`, `rope_theta`, `partial_rotary_factor`, `temperature` (linear|exp), \
+        MLA's `q_lora_rank`, `kv_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`, and CCA's \
+        ablations `cca_convolutions`, `cca_qk_mean`, `cca_value_shift`; missing keys take the ZAYA1 defaults. \
+        Weights use the transformers names (for CCA: qkv_proj.q_proj.weight, ...). The input file holds `x` \
+        (float32, F16 or BF16) and optionally `mask` [B,S] (1 = token, 0 = padding).
+        """)
+
+    @Option(help: "Layer config JSON.") var config: String
+    @Option(help: "Weights (safetensors).") var weights: String
+    @Option(help: "Input (safetensors with x and optional mask).") var input: String
+    @Option(help: "Output file (safetensors with y); written atomically.") var output: String
+    @Option(help: "Run each sequence through the decode state in chunks of these lengths, e.g. 7,1,1,5.")
+    var chunks: String?
+
+    func run() throws {
+        let chunkLengths = try chunks.map { text in
+            try text.split(separator: ",").map { part -> Int in
+                guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
+                    throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
+                }
+                return value
+            }
+        }
+        let files = try LayerFiles(configPath: config, weightsPath: weights)
+        try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths)
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: Character) -> String {
+        String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
+    }
+}
