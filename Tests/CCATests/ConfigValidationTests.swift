@@ -57,7 +57,7 @@ import Testing
 
     @Test func jsonConfigsParseWithDefaultsAndRejectMistakes() throws {
         func parse(_ text: String) throws -> LayerConfiguration {
-            try LayerConfiguration(json: JSONValue.parse(Array(text.utf8)))
+            try LayerConfiguration(jsonText: text)
         }
         guard case let .cca(zaya) = try parse("{}") else { Issue.record("default must be CCA"); return }
         #expect(zaya == CCAConfig())
@@ -74,5 +74,8 @@ import Testing
             try parse(#"{"temperature": "cubic"}"#)
         }
         #expect(throws: ConfigError.headsDoNotDivide(queryHeads: 8, keyValueHeads: 3)) { try parse(#"{"num_key_value_heads": 3}"#) }
+        #expect(throws: ConfigFileError.duplicateKey(path: "config", key: "head_dim")) { try parse(#"{"head_dim": 64, "head_dim": 128}"#) }
+        #expect(throws: ConfigFileError.self) { try parse(#"{"head_dim": 64"#) }
+        #expect(throws: ConfigFileError.notAnObject(path: "config")) { try parse("[1, 2]") }
     }
 }

@@ -1,9 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// A layer configuration read from a JSON file, as `cca forward` takes it.
 ///
 /// Keys (transformers naming): `attention` (`mha`|`gqa`|`mla`|`cca`), `hidden_size`, `num_attention_heads`,
@@ -26,17 +20,29 @@ public enum LayerConfiguration: Sendable, Equatable {
 
     /// Reads and validates a JSON configuration file.
     public static func load(path: String) throws -> LayerConfiguration {
-        let bytes = try readFile(path)
-        let value: JSONValue
-        do { value = try JSONValue.parse(bytes) } catch {
-            throw ConfigFileError.notJSON(path: path, reason: "\(error)")
-        }
-        return try LayerConfiguration(json: value, source: path)
+        let bytes: [UInt8]
+        do { bytes = try readFile(path) } catch { throw ConfigFileError.unreadable(path: path, reason: "\(error)") }
+        return try LayerConfiguration(jsonBytes: bytes, source: path)
     }
 
-    /// Builds a configuration from parsed JSON; `source` names it in errors.
-    public init(json: JSONValue, source: String = "config") throws {
-        guard case let .object(keys) = json else { throw ConfigFileError.notAnObject(path: source) }
+    /// Builds a configuration from JSON text; `source` names it in errors.
+    public init(jsonText: String, source: String = "config") throws {
+        try self.init(jsonBytes: Array(jsonText.utf8), source: source)
+    }
+
+    init(jsonBytes: [UInt8], source: String) throws {
+        guard String(validating: jsonBytes, as: UTF8.self) != nil else {
+            throw ConfigFileError.notJSON(path: source, reason: "the file is not UTF-8 text")
+        }
+        let json: JSONValue
+        do { json = try JSONParser.parse(jsonBytes) } catch {
+            throw ConfigFileError.notJSON(path: source, reason: "\(error.message) at byte \(error.offset)")
+        }
+        guard case let .object(members) = json else { throw ConfigFileError.notAnObject(path: source) }
+        var keys: [String: JSONValue] = [:]
+        for (key, value) in members {
+            guard keys.updateValue(value, forKey: key) == nil else { throw ConfigFileError.duplicateKey(path: source, key: key) }
+        }
         if let unknown = keys.keys.filter({ !Self.knownKeys.contains($0) }).sorted().first {
             throw ConfigFileError.unknownKey(path: source, key: unknown, known: Self.knownKeys.sorted())
         }
@@ -112,6 +118,7 @@ public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
     case notAnObject(path: String)
     case unknownKey(path: String, key: String, known: [String])
     case wrongType(path: String, key: String, expected: String)
+    case duplicateKey(path: String, key: String)
 
     public var description: String {
         switch self {
@@ -121,6 +128,7 @@ public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
         case let .unknownKey(path, key, known):
             return "\(path): unknown key '\(key)'; known keys: \(known.joined(separator: ", "))"
         case let .wrongType(path, key, expected): return "\(path): '\(key)' must be \(expected)"
+        case let .duplicateKey(path, key): return "\(path): '\(key)' is given twice"
         }
     }
 }
@@ -131,9 +139,14 @@ private struct KeyReader {
     let source: String
 
     func number(_ key: String, default fallback: Double) throws -> Double {
-        guard let value = keys[key] else { return fallback }
-        guard case let .number(number) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "a number") }
-        return number
+        switch keys[key] {
+        case nil: return fallback
+        case let .integer(value)?: return Double(value)
+        case let .number(text)?:
+            if let value = Double(text), value.isFinite { return value }
+        default: break
+        }
+        throw ConfigFileError.wrongType(path: source, key: key, expected: "a number")
     }
 
     func integer(_ key: String, default fallback: Int) throws -> Int {
@@ -154,12 +167,5 @@ private struct KeyReader {
         guard let value = keys[key] else { return fallback }
         guard case let .bool(flag) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "true or false") }
         return flag
-    }
-}
-
-/// The bytes of a file, or ``ConfigFileError/unreadable(path:reason:)``.
-func readFile(_ path: String) throws -> [UInt8] {
-    do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-        throw ConfigFileError.unreadable(path: path, reason: "\(error)")
     }
 }
