@@ -83,7 +83,7 @@ enum Reference {
 
     static func gqa(_ x: Tensor, weights w: [String: Tensor], config c: GQAConfig, mask: Tensor? = nil) -> Tensor {
         let d = c.headDim
-        let rotaryDim = Int((Double(d) * c.rope.fraction).rounded())
+        let rotaryDim = Int(Double(d) * c.rope.fraction)
         let outputs = (0..<x.shape[0]).map { b -> Matrix in
             let (rows, valid) = sequence(x, b, mask: mask)
             let q = heads(linear(rows, w["q_proj.weight"]!), count: c.queryHeads, width: d).enumerated().map { t, hs in
@@ -101,7 +101,7 @@ enum Reference {
         let (d, hq, hkv) = (c.headDim, c.queryHeads, c.keyValueHeads)
         let (eq, ek) = (hq * d, hkv * d)
         let ct = eq + ek, g = hq / hkv
-        let rotaryDim = Int((Double(d) * c.rope.fraction).rounded())
+        let rotaryDim = Int(Double(d) * c.rope.fraction)
         let outputs = (0..<x.shape[0]).map { b -> Matrix in
             let (rows, valid) = sequence(x, b, mask: mask)
             let length = rows.count
