@@ -31,6 +31,25 @@ public struct WeightDictionary {
         guard tensor.shape == shape else { throw WeightError.wrongShape(name: name, expected: shape, actual: tensor.shape) }
         return tensor
     }
+
+    /// Every tensor named in `shapes`, each checked; extra tensors in the file are ignored.
+    public func take(_ shapes: [String: [Int]]) throws -> [String: Tensor] {
+        var taken: [String: Tensor] = [:]
+        for (name, shape) in shapes.sorted(by: { $0.key < $1.key }) { taken[name] = try take(name, shape) }
+        return taken
+    }
+}
+
+/// Random weights for every name in `shapes`: `draw(name, shape, seed)` with a seed of its own per name,
+/// so each layer is reproducible from one seed. Linear weights use PyTorch's scale (std `1/sqrt(in)`).
+func randomWeights(_ shapes: [String: [Int]], seed: UInt64,
+                   draw: (String, [Int], UInt64) -> Tensor? = { _, _, _ in nil }) -> [String: Tensor] {
+    var weights: [String: Tensor] = [:]
+    for (index, (name, shape)) in shapes.sorted(by: { $0.key < $1.key }).enumerated() {
+        let seed = seed &+ UInt64(index + 1)
+        weights[name] = draw(name, shape, seed) ?? randomLinearWeight(shape[0], shape[1], seed: seed)
+    }
+    return weights
 }
 
 /// A weight set that does not fit the layer it is loaded into.

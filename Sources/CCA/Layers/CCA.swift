@@ -42,30 +42,22 @@ public struct CCA: AttentionLayer {
     /// or near 0 (`exp`), convolution weights with PyTorch's default scale.
     public init(config: CCAConfig, seed: UInt64 = 0) throws {
         try config.validate()
-        var random: [String: Tensor] = [:]
-        for (index, (name, shape)) in Self.weightShapes(config).sorted(by: { $0.key < $1.key }).enumerated() {
-            let seed = seed &+ UInt64(index + 1)
-            switch name {
-            case "qk_norm.temp":
-                var temp = Tensor(randomNormal: shape, std: 0.1, seed: seed)
-                if config.temperature == .linear { temp.storage = temp.storage.map { $0 + 1 } }
-                random[name] = temp
-            case _ where name.hasPrefix("qkv_proj.conv"):
-                let fanIn = shape.count == 3 ? shape[1] * shape[2] : (name.contains("depthwise") ? 2 : 2 * config.headDim)
-                random[name] = Tensor(randomNormal: shape, std: 1 / Float(fanIn).squareRoot(), seed: seed)
-            default:
-                random[name] = randomLinearWeight(shape[0], shape[1], seed: seed)
+        try self.init(config: config, weights: randomWeights(Self.weightShapes(config), seed: seed) { name, shape, seed in
+            if name == "qk_norm.temp" {
+                let temp = Tensor(randomNormal: shape, std: 0.1, seed: seed)
+                return config.temperature == .linear ? try! Tensor(shape: shape, storage: temp.storage.map { $0 + 1 }) : temp
             }
-        }
-        try self.init(config: config, weights: random)
+            guard name.hasPrefix("qkv_proj.conv") else { return nil }
+            // PyTorch's Conv1d scale: 1/sqrt(in-channels per group × kernel), for the weight and its bias.
+            let fanIn = name.contains("depthwise") ? 2 : 2 * config.headDim
+            return Tensor(randomNormal: shape, std: 1 / Float(fanIn).squareRoot(), seed: seed)
+        })
     }
 
     /// A layer with the given weights; throws ``WeightError`` when one is missing or mis-shaped.
     public init(config: CCAConfig, weights: [String: Tensor]) throws {
         try config.validate()
-        let given = WeightDictionary(weights)
-        var taken: [String: Tensor] = [:]
-        for (name, shape) in Self.weightShapes(config) { taken[name] = try given.take(name, shape) }
+        let taken = try WeightDictionary(weights).take(Self.weightShapes(config))
         self.config = config
         self.weights = taken
         rotary = try config.rope.embedding(headDim: config.headDim)

@@ -38,30 +38,23 @@ public struct GQA: AttentionLayer {
 
     public var hiddenSize: Int { config.hiddenSize }
 
+    /// The weight names and shapes this config needs.
+    public static func weightShapes(_ config: GQAConfig) -> [String: [Int]] {
+        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
+        return ["q_proj.weight": [qWidth, e], "k_proj.weight": [kvWidth, e], "v_proj.weight": [kvWidth, e], "o_proj.weight": [e, qWidth]]
+    }
+
     /// A layer with random weights, reproducible from `seed`.
     public init(config: GQAConfig, seed: UInt64 = 0) throws {
         try config.validate()
-        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
-        try self.init(config: config, weights: [
-            "q_proj.weight": randomLinearWeight(qWidth, e, seed: seed &+ 1),
-            "k_proj.weight": randomLinearWeight(kvWidth, e, seed: seed &+ 2),
-            "v_proj.weight": randomLinearWeight(kvWidth, e, seed: seed &+ 3),
-            "o_proj.weight": randomLinearWeight(e, qWidth, seed: seed &+ 4),
-        ])
+        try self.init(config: config, weights: randomWeights(Self.weightShapes(config), seed: seed))
     }
 
     /// A layer with the given weights; throws ``WeightError`` when one is missing or mis-shaped.
     public init(config: GQAConfig, weights: [String: Tensor]) throws {
         try config.validate()
-        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
-        let given = WeightDictionary(weights)
         self.config = config
-        self.weights = [
-            "q_proj.weight": try given.take("q_proj.weight", [qWidth, e]),
-            "k_proj.weight": try given.take("k_proj.weight", [kvWidth, e]),
-            "v_proj.weight": try given.take("v_proj.weight", [kvWidth, e]),
-            "o_proj.weight": try given.take("o_proj.weight", [e, qWidth]),
-        ]
+        self.weights = try WeightDictionary(weights).take(Self.weightShapes(config))
         rotary = try config.rope.embedding(headDim: config.headDim)
     }
 

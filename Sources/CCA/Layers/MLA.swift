@@ -64,26 +64,15 @@ public struct MLA: AttentionLayer {
     /// A layer with random weights, reproducible from `seed`; norm weights are drawn near 1.
     public init(config: MLAConfig, seed: UInt64 = 0) throws {
         try config.validate()
-        var random: [String: Tensor] = [:]
-        for (index, (name, shape)) in Self.weightShapes(config).sorted(by: { $0.key < $1.key }).enumerated() {
-            let seed = seed &+ UInt64(index + 1)
-            if shape.count == 1 {
-                random[name] = Tensor(randomNormal: shape, std: 0.1, seed: seed)
-                random[name]!.storage = random[name]!.storage.map { $0 + 1 }
-            } else {
-                random[name] = randomLinearWeight(shape[0], shape[1], seed: seed)
-            }
-        }
-        try self.init(config: config, weights: random)
+        try self.init(config: config, weights: randomWeights(Self.weightShapes(config), seed: seed) { _, shape, seed in
+            shape.count == 1 ? try! Tensor(shape: shape, storage: Tensor(randomNormal: shape, std: 0.1, seed: seed).storage.map { $0 + 1 }) : nil
+        })
     }
 
     public init(config: MLAConfig, weights: [String: Tensor]) throws {
         try config.validate()
-        let given = WeightDictionary(weights)
-        var taken: [String: Tensor] = [:]
-        for (name, shape) in Self.weightShapes(config) { taken[name] = try given.take(name, shape) }
         self.config = config
-        self.weights = taken
+        self.weights = try WeightDictionary(weights).take(Self.weightShapes(config))
         rotary = try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim)
     }
 
