@@ -1,4 +1,5 @@
 import CCA
+import RealModule
 import Testing
 
 @Suite struct MatrixMultiplyTests {
@@ -74,4 +75,33 @@ import Testing
 
 extension Double {
     static func pow2(_ exponent: Int) -> Double { exponent >= 0 ? Double(1 << exponent) : 1 / Double(1 << -exponent) }
+}
+
+@Suite struct SoftmaxTests {
+    /// The vectorised exp inside the softmax, through the public attention core: one query attending to
+    /// keys chosen so the scores span [-90, 0], against float64 softmax.
+    @Test func attentionWeightsMatchFloat64Softmax() throws {
+        let keys = 300
+        let scores: [Double] = (0..<keys).map { (s: Int) -> Double in
+            let spread: Double = -90 * Double(s) / Double(keys - 1)
+            return s % 7 == 0 ? spread / 100 : spread
+        }
+        // q = e0, k_s = scores[s]·e0, v_s = e_s (one-hot): the output is exactly the softmax weights.
+        var q = Tensor(zeros: [1, keys, 1, 1]), k = Tensor(zeros: [1, keys, 1, 1]), v = Tensor(zeros: [1, keys, 1, keys])
+        for s in 0..<keys {
+            q.storage[s] = 1
+            k.storage[s] = Float(scores[s])
+            v.storage[s * keys + s] = 1
+        }
+        let out = CausalAttention.forward(q: q, k: k, v: v, scale: 1)
+        let last = Array(out.storage[((keys - 1) * keys)...])
+        // Float32 holds the scores and their difference to the maximum; only the exp and the sum are compared.
+        let top = k.storage.max()!
+        let shifted = k.storage.map { Double($0 - top) }
+        let total = shifted.reduce(0) { $0 + Double.exp($1) }
+        for s in 0..<keys {
+            let expected = Double.exp(shifted[s]) / total
+            #expect(abs(Double(last[s]) - expected) <= 1e-6 * expected + 1e-37, "key \(s)")
+        }
+    }
 }

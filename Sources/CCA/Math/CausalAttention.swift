@@ -79,18 +79,35 @@ public enum CausalAttention {
     @inline(__always)
     static func softmaxRow(_ row: UnsafeMutablePointer<Float>, count: Int, visibleThrough limit: Int,
                            keyValid: UnsafePointer<Bool>?) {
-        var maximum = -Float.infinity
-        for s in 0...limit where keyValid?[s] ?? true { maximum = max(maximum, row[s]) }
-        var sum: Float = 0
-        for s in 0..<count {
-            let visible = s <= limit && maximum > -Float.infinity && (keyValid?[s] ?? true)
-            let weight = visible ? Float.exp(row[s] - maximum) : 0
-            row[s] = weight
-            sum += weight
+        if let keyValid {
+            for s in 0...limit where !keyValid[s] { row[s] = -Float.infinity }
         }
-        guard sum > 0 else { return }
-        let inverse = 1 / sum
-        for s in 0...limit { row[s] *= inverse }
+        var maximum = -Float.infinity
+        for s in 0...limit { maximum = max(maximum, row[s]) }
+        guard maximum > -Float.infinity else {
+            row.update(repeating: 0, count: count)
+            return
+        }
+        let visible = limit + 1
+        var sums = SIMD8<Float>()
+        var s = 0
+        while s + 8 <= visible {
+            let raw = UnsafeMutableRawPointer(row + s)
+            let weights = exp8(raw.loadUnaligned(as: SIMD8<Float>.self) - maximum)
+            raw.storeBytes(of: weights, as: SIMD8<Float>.self)
+            sums += weights
+            s += 8
+        }
+        if s < visible {
+            var tail = SIMD8<Float>(repeating: -Float.infinity)
+            for i in 0..<(visible - s) { tail[i] = row[s + i] }
+            let weights = exp8(tail - maximum)
+            for i in 0..<(visible - s) { row[s + i] = weights[i] }
+            sums += weights
+        }
+        (row + visible).update(repeating: 0, count: count - visible)
+        let inverse = 1 / sums.sum()
+        for s in 0..<visible { row[s] *= inverse }
     }
 
     /// Full causal attention over `[B, S, …]` tensors.
