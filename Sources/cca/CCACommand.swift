@@ -6,6 +6,6 @@ struct CCACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cca",
         abstract: "Compressed Convolutional Attention (CCA / CCGQA): run layers, cost tables and benchmarks.",
-        subcommands: []
+        subcommands: [TrainCommand.self, BackwardCommand.self]
     )
 }
