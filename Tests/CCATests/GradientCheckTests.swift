@@ -131,3 +131,15 @@ import Testing
         try Self.check(mla, try TrainableMLA(mla))
     }
 }
+
+/// `cca backward`'s library entry point: every weight gets a gradient, shapes are checked.
+@Suite struct LayerBackwardTests {
+    @Test func gradientsForEveryWeight() throws {
+        let layer = try CCA(config: CCAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1, headDim: 8), seed: 2)
+        let x = Tensor(randomNormal: [1, 5, 16], seed: 3), dy = Tensor(randomNormal: [1, 5, 16], seed: 4)
+        let (dx, grads) = try LayerBackward.run(layer, x: x, dy: dy)
+        #expect(dx.shape == x.shape)
+        #expect(grads.mapValues(\.shape) == layer.weights.mapValues(\.shape))
+        #expect(throws: ShapeError.self) { try LayerBackward.run(layer, x: x, dy: Tensor(zeros: [1, 4, 16])) }
+    }
+}

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Minimal float32 safetensors reading and writing for checkpoints, plus atomic file replacement.
 ///
@@ -65,13 +68,12 @@ enum CheckpointSafeTensors {
         do {
             try handle.synchronize()
             try handle.close()
-            if FileManager.default.fileExists(atPath: path) {
-                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
-            } else {
-                try FileManager.default.moveItem(atPath: temporary, toPath: path)
-            }
         } catch {
             throw TrainingError.cannotWrite(path: path, reason: "\(error)")
+        }
+        // POSIX rename replaces the target atomically.
+        guard rename(temporary, path) == 0 else {
+            throw TrainingError.cannotWrite(path: path, reason: String(cString: strerror(errno)))
         }
     }
 }

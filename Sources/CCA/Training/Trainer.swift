@@ -96,7 +96,7 @@ public enum Trainer {
             optimizer.update(&model.parameters, grads: grads, rate: Float(rate))
             checkpoint.step += 1
             var record = LossRecord(step: checkpoint.step, trainLoss: Double(loss), validationLoss: nil, learningRate: rate)
-            if checkpoint.step % hyper.evaluationInterval == 0 || checkpoint.step == last {
+            if checkpoint.step % hyper.evaluationInterval == 0 || checkpoint.step == schedule.totalSteps {
                 record.validationLoss = try validationLoss(model, data: data, hyper: hyper, seed: options.seed)
             }
             checkpoint.history.append(record)
