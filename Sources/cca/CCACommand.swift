@@ -7,7 +7,8 @@ struct CCACommand: ParsableCommand {
         commandName: "cca",
         abstract: "Compressed Convolutional Attention (CCA / CCGQA): run layers, cost tables and benchmarks.",
         discussion: "With no subcommand, `cca` runs a short tour on built-in defaults.",
-        subcommands: [TourCommand.self, ForwardCommand.self, CostCommand.self, BenchCommand.self],
+        subcommands: [TourCommand.self, ForwardCommand.self, BackwardCommand.self, TrainCommand.self, CostCommand.self,
+                      BenchCommand.self],
         defaultSubcommand: TourCommand.self
     )
 }
@@ -33,19 +34,5 @@ func formatCount(_ value: Double) -> String {
     return format(value, digits: 3)
 }
 
-/// `value` with `digits` significant digits, without Foundation's formatters.
-func format(_ value: Double, digits: Int = 3) -> String {
-    guard value.isFinite, value != 0 else { return value == 0 ? "0" : "\(value)" }
-    var decimals = digits - 1
-    var magnitude = abs(value)
-    while magnitude >= 10, decimals > 0 { magnitude /= 10; decimals -= 1 }
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    var text = decimals == 0 ? "\(Int(rounded.rounded()))" : "\(rounded)"
-    if decimals > 0, let dot = text.firstIndex(of: ".") {
-        let have = text.distance(from: dot, to: text.endIndex) - 1
-        if have < decimals { text += String(repeating: "0", count: decimals - have) }
-    }
-    return text
-}
+/// `value` with `digits` significant digits.
+func format(_ value: Double, digits: Int = 3) -> String { NumberFormatting.significant(value, digits) }

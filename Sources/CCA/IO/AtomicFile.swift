@@ -120,3 +120,23 @@ public func readFile(_ path: String) throws -> [UInt8] {
         }
     }
 }
+
+/// Creates `path` and any missing parent directories (like `mkdir -p`); an existing directory is fine.
+///
+/// - Throws: ``FileIOError`` when a component cannot be created or exists as something else.
+public func createDirectory(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+        prefix += component + "/"
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw FileIOError(path: path, operation: "create directory", errno: errno) }
+    }
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+        throw FileIOError(path: path, operation: "create directory", reason: "a file of that name is in the way")
+    }
+}
+
+/// Removes the file at `path`; a missing file is not an error.
+public func removeFile(_ path: String) throws {
+    guard unlink(path) == 0 || errno == ENOENT else { throw FileIOError(path: path, operation: "remove", errno: errno) }
+}
