@@ -127,6 +127,15 @@ public enum AttentionLayerConfig: Sendable, Equatable {
         }
     }
 
+    /// The inference layer with `weights` (MHA is GQA with equal head counts).
+    public func inferenceLayer(weights: [String: Tensor]) throws -> any DecodingAttention {
+        switch self {
+        case .gqa(let config): try GQA(config: config, weights: weights)
+        case .mla(let config): try MLA(config: config, weights: weights)
+        case .cca(let config): try CCA(config: config, weights: weights)
+        }
+    }
+
     /// The trainable layer with `weights`.
     public func trainable<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>]) throws -> any DifferentiableAttention<S> {
         switch self {

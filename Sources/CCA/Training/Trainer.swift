@@ -118,11 +118,14 @@ public enum Trainer {
                                tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9))
     }
 
+    /// Mean loss over the validation batches, forward only, through the inference model.
     static func validationLoss(_ model: LanguageModel<Float>, data: TrainingData, hyper: Hyperparameters, seed: UInt64) throws -> Double {
+        let inference = try InferenceModel(config: model.config, parameters: model.parameters.tensors())
         var total = 0.0
         for index in 0..<hyper.validationBatches {
             let batch = data.batch(index, of: .validation, size: hyper.batchSize, seed: seed)
-            total += Double(try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, batch: hyper.batchSize).loss)
+            let logits = try inference.logits(tokens: batch.inputs, batch: hyper.batchSize)
+            total += Double(CrossEntropy.lossAndGradient(logits: logits.storage, targets: batch.targets, vocab: model.config.vocabSize).loss)
         }
         return total / Double(hyper.validationBatches)
     }

@@ -1,0 +1,69 @@
+import ArgumentParser
+import CCA
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a `cca train` checkpoint (byte tokens), streaming it as it is produced.")
+
+    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
+    @Option(help: "Prompt text (UTF-8; one token per byte).") var prompt: String
+    @Option(help: "Tokens to generate.") var maxTokens: Int = 128
+    @Option(help: "Maximum context (prompt + generated tokens) the caches are allocated for.") var maxContext: Int = 2048
+    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(help: "Keep only the K most likely tokens.") var topK: Int?
+    @Option(help: "Keep the most likely tokens up to this total probability.") var topP: Float?
+    @Option(help: "Random seed of the sampler.") var seed: UInt64 = 0
+
+    func run() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
+        let promptTokens = Array(prompt.utf8).map(Int.init)
+        guard !promptTokens.isEmpty else { throw GenerationError.emptyPrompt }
+        guard promptTokens.count + maxTokens <= maxContext else {
+            throw GenerationError.contextExceeded(requested: promptTokens.count + maxTokens, capacity: maxContext)
+        }
+        let model = try InferenceModel(checkpointDirectory: checkpoint)
+        var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
+        let session = model.makeSession(capacity: promptTokens.count + maxTokens)
+        let clock = ContinuousClock()
+        let prefillStart = clock.now
+        var logits = try session.feed(promptTokens)
+        let prefillSeconds = (clock.now - prefillStart).seconds
+        var output = UTF8Stream()
+        print(prompt, terminator: "")
+        let decodeStart = clock.now
+        for step in 0..<maxTokens {
+            let token = sampler.sample(logits)
+            print(output.append(UInt8(truncatingIfNeeded: token)), terminator: "")
+            fflush(nil)
+            if step + 1 < maxTokens { logits = try session.feed([token]) }
+        }
+        let decodeSeconds = (clock.now - decodeStart).seconds
+        print(output.flush())
+        print("\n[\(model.config.attention.rawValue)] prefill \(promptTokens.count) tokens at "
+              + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(maxTokens) tokens at "
+              + format(Double(maxTokens) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
+    }
+}
+
+/// Bytes in, printable text out: holds back the bytes of a character that is not complete yet.
+struct UTF8Stream {
+    private var pending: [UInt8] = []
+
+    mutating func append(_ byte: UInt8) -> String {
+        pending.append(byte)
+        let lead = pending[0]
+        let needed = lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 1
+        guard pending.count >= needed else { return "" }
+        return flush()
+    }
+
+    /// Whatever is pending, with invalid bytes shown as U+FFFD.
+    mutating func flush() -> String {
+        defer { pending.removeAll() }
+        return String(decoding: pending, as: UTF8.self)
+    }
+}
