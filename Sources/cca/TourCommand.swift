@@ -29,6 +29,31 @@ struct TourCommand: ParsableCommand {
         let y = try ccgqa.forward(x)
         let rms = (y.storage.reduce(0) { $0 + Double($1) * Double($1) } / Double(y.count)).squareRoot()
         print("\nCCGQA (Hq=\(ccgqa.config.queryHeads), Hkv=\(ccgqa.config.keyValueHeads)) output \(y.shape), rms \(format(rms))")
-        print("Next: `cca cost --help`, `cca forward --help`, `cca bench --help`.")
+        try trainTinyModels()
+        print("\nNext: `cca cost --help`, `cca forward --help`, `cca train --help`, `cca generate --help`, `cca bench --help`.")
+    }
+
+    /// Trains the tiny CCGQA model, and MHA beside it, on the built-in associative-recall task.
+    private func trainTinyModels() throws {
+        var options = TrainingOptions()
+        let chance = TrainingOptions.recallChanceLoss(options.preset)
+        print("\n== Training the tiny models on multi-query associative recall (chance loss \(format(chance)) nats)\n")
+        var histories: [(AttentionKind, TrainingSummary)] = []
+        for kind in [AttentionKind.ccgqa, .mha] {
+            options.attention = kind
+            histories.append((kind, try Trainer.run(options)))
+        }
+        let steps = histories[0].1.history.filter { $0.validationLoss != nil }.map(\.step)
+        var rows: [[String]] = steps.map { ["\($0)"] }
+        for (_, summary) in histories {
+            let validation = summary.history.compactMap { record in record.validationLoss.map { (record.step, $0) } }
+            for (index, step) in steps.enumerated() {
+                rows[index].append(validation.first { $0.0 == step }.map { format($0.1) } ?? "")
+            }
+        }
+        printTable(["step"] + histories.map { "\($0.0.rawValue) val loss" }, rows)
+        for (kind, summary) in histories {
+            print("\(kind.rawValue): \(summary.parameterCount) parameters, \(Int(summary.tokensPerSecond)) training tokens/s")
+        }
     }
 }

@@ -24,6 +24,11 @@ public struct TrainingOptions: Sendable {
     public var progress: (@Sendable (String) -> Void)?
 
     public init() {}
+
+    /// The loss of guessing uniformly on the built-in recall task of `preset`.
+    public static func recallChanceLoss(_ preset: LanguageModelConfig.Preset) -> Double {
+        Trainer.Hyperparameters.of(preset).task.chanceLoss
+    }
 }
 
 /// The outcome of a training run.
