@@ -2,9 +2,12 @@
 
     python3 scripts/zaya_reference.py generate DIR   # random ZayaAttention layers, inputs and float64 outputs
     python3 scripts/zaya_reference.py compare DIR    # compare DIR/<case>/y*.safetensors written by `cca forward`
+                                                     # and DIR/<case>/backward.safetensors written by `cca backward`
 
 Each case directory gets config.json (our keys), weights.safetensors (the module's own state_dict names),
-input.safetensors (x, optional mask) and reference.safetensors (y computed in float64 by ZayaAttention).
+input.safetensors (x, optional mask), reference.safetensors (y computed in float64 by ZayaAttention) and,
+for unpadded cases, grad_output.safetensors (dy) and reference_backward.safetensors (dx and grad.<name>
+from autograd in float64).
 """
 import inspect
 import json
@@ -59,18 +62,27 @@ def generate(root):
             allowed = torch.tril(torch.ones(s, s, dtype=torch.bool))[None, None] & valid[:, None, None, :]
             allowed |= ~valid[:, None, :, None]  # padded query rows attend anywhere; their output is not compared
             mask = {"causal": allowed, "conv": valid.to(torch.float64)}
-        with torch.no_grad():
-            y, _ = layer(x, attention_mask=mask, position_embeddings=(cos, sin))
+        x.requires_grad_(not case["mask"])
+        y, _ = layer(x, attention_mask=mask, position_embeddings=(cos, sin))
         if case["mask"]:
             y = y * valid[:, :, None]
+        else:
+            dy = torch.randn_like(y)
+            y.backward(dy)
+            gradients = {"dx": x.grad.float()}
+            gradients.update({"grad." + name: p.grad.float().contiguous() for name, p in layer.named_parameters()})
+        y = y.detach()
         directory = os.path.join(root, case["name"])
         os.makedirs(directory, exist_ok=True)
         save_file({k: v.float().contiguous() for k, v in layer.state_dict().items()}, os.path.join(directory, "weights.safetensors"))
-        inputs = {"x": x.float()}
+        inputs = {"x": x.detach().float()}
         if case["mask"]:
             inputs["mask"] = valid.to(torch.int64)
         save_file(inputs, os.path.join(directory, "input.safetensors"))
         save_file({"y": y.float()}, os.path.join(directory, "reference.safetensors"))
+        if not case["mask"]:
+            save_file({"dy": dy.float()}, os.path.join(directory, "grad_output.safetensors"))
+            save_file(gradients, os.path.join(directory, "reference_backward.safetensors"))
         with open(os.path.join(directory, "config.json"), "w") as f:
             json.dump({"attention": "cca", "hidden_size": e, "num_attention_heads": case["heads"],
                        "num_key_value_heads": case["kv_heads"], "head_dim": case["head_dim"],
@@ -79,18 +91,31 @@ def generate(root):
 
 
 def compare(root):
-    failures = 0
+    results = []
     for case in CASES:
         directory = os.path.join(root, case["name"])
         reference = load_file(os.path.join(directory, "reference.safetensors"))["y"].double()
         for output in sorted(f for f in os.listdir(directory) if f.startswith("y")):
             y = load_file(os.path.join(directory, output))["y"].double()
-            error = ((y - reference).abs().max() / reference.abs().max()).item()
-            ok = error < 1e-5
-            failures += not ok
-            print(f"{case['name']:10s} {output:28s} relative error {error:.2e} {'ok' if ok else 'FAIL'}")
-    print(f"{sum(len([f for f in os.listdir(os.path.join(root, c['name'])) if f.startswith('y')]) for c in CASES) - failures} passed, {failures} failed")
+            results.append((case["name"], output, relative_error(y, reference)))
+        backward = os.path.join(directory, "backward.safetensors")
+        if os.path.exists(backward):
+            ours, expected = load_file(backward), load_file(os.path.join(directory, "reference_backward.safetensors"))
+            if sorted(ours) != sorted(expected):
+                results.append((case["name"], "backward names " + str(sorted(set(ours) ^ set(expected))), float("inf")))
+            for name in sorted(set(ours) & set(expected)):
+                results.append((case["name"], name, relative_error(ours[name].double(), expected[name].double())))
+    failures = 0
+    for name, what, error in results:
+        ok = error < 1e-5
+        failures += not ok
+        print(f"{name:10s} {what:44s} relative error {error:.2e} {'ok' if ok else 'FAIL'}")
+    print(f"{len(results) - failures} passed, {failures} failed")
     sys.exit(1 if failures else 0)
+
+
+def relative_error(value, reference):
+    return ((value - reference).abs().max() / reference.abs().max().clamp_min(1e-30)).item()
 
 
 if __name__ == "__main__":
