@@ -20,16 +20,22 @@ struct DeviceTensor: Sendable {
     func columns(_ range: Range<Int>) -> DeviceMatrix {
         let width = shape.last!
         precondition(range.lowerBound >= 0 && range.upperBound <= width, "columns \(range) outside width \(width)")
-        return DeviceMatrix(address: address + UInt64(range.lowerBound * precision.byteCount), rows: count / width,
+        return DeviceMatrix(buffer: buffer, byteOffset: range.lowerBound * precision.byteCount, rows: count / width,
                             columns: range.count, stride: width, precision: precision)
     }
 }
 
 /// A strided matrix view into device memory: `rows` rows of `columns` elements, `stride` elements apart.
+///
+/// The view holds its buffer: a view of a temporary must keep the memory from going back to the
+/// allocator (and to the next allocation) before the kernels that read it are queued.
 struct DeviceMatrix: Sendable {
-    let address: UInt64
+    let buffer: DeviceBuffer
+    let byteOffset: Int
     let rows: Int, columns: Int, stride: Int
     let precision: CUDAPrecision
+
+    var address: UInt64 { buffer.address + UInt64(byteOffset) }
 }
 
 extension CUDAContext {
