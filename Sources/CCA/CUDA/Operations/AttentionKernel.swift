@@ -20,7 +20,8 @@ extension CUDAContext {
         case .bfloat16:
             let (keyPadded, valuePadded) = ((keyDim + 15) / 16 * 16, (valueDim + 15) / 16 * 16)
             (source, rowsPerBlock, threads) = (.attentionTensorCores, 64, 128)
-            sharedBytes = (2 * 64 * (keyPadded + 8) + 64 * (valuePadded + 8)) * 2
+            // A Q tile and two stages of K and V tiles.
+            sharedBytes = (64 * (keyPadded + 8) + 2 * 64 * (keyPadded + 8 + valuePadded + 8)) * 2
         case .float32:
             (source, rowsPerBlock, threads) = (.attentionFloat32, 32, 256)
             sharedBytes = (32 * keyDim + 32 * (keyDim + 1 - keyDim % 2) + 32 * valueDim) * 4
