@@ -37,6 +37,13 @@ public enum CUDABenchmark {
                     }
                 }
                 log("layer \(name.padding(to: 30)) S=\(length): \(format(milliseconds)) ms")
+                if let cca = gpu.implementation as? DeviceCCA {
+                    let prologue = try context.exclusive {
+                        let input = try context.upload(x, .bfloat16)
+                        return try median(context, repetitions) { _ = try cca.project(input, context: context) }
+                    }
+                    log("  of which steps 2-8 (projections, cca_prologue)   \(format(prologue)) ms")
+                }
             }
         }
     }
