@@ -9,7 +9,6 @@ struct CUDADriver: Sendable {
 
     let library: DynamicLibrary
     let initialize: @convention(c) (UInt32) -> Int32
-    let driverGetVersion: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
     let deviceGetCount: @convention(c) (UnsafeMutablePointer<Int32>) -> Int32
     let deviceGet: @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
     let deviceGetAttribute: @convention(c) (UnsafeMutablePointer<Int32>, Int32, Int32) -> Int32
@@ -46,7 +45,6 @@ struct CUDADriver: Sendable {
             hint: "this machine has no NVIDIA driver; install one (nvidia-smi must work) or run with device cpu")
         self.library = library
         initialize = try library.function("cuInit")
-        driverGetVersion = try library.function("cuDriverGetVersion")
         deviceGetCount = try library.function("cuDeviceGetCount")
         deviceGet = try library.function("cuDeviceGet")
         deviceGetAttribute = try library.function("cuDeviceGetAttribute")
