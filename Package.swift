@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "CCA", targets: ["CCA"]),
         .executable(name: "cca", targets: ["cca"]),
+        .executable(name: "cca-gpu", targets: ["cca-gpu"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -16,6 +17,16 @@ let package = Package(
         .target(
             name: "CCA",
             dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            resources: [
+                // CUDA kernels, compiled at run time by NVRTC; embedded as byte arrays (PackageResources).
+                .embedInCode("CUDA/Kernels/common.cuh"),
+                .embedInCode("CUDA/Kernels/cca_prologue.cu"),
+                .embedInCode("CUDA/Kernels/attention_mma.cu"),
+                .embedInCode("CUDA/Kernels/attention_simt.cu"),
+                .embedInCode("CUDA/Kernels/rms_norm.cu"),
+                .embedInCode("CUDA/Kernels/rotary.cu"),
+                .embedInCode("CUDA/Kernels/mla_split.cu"),
+            ],
             swiftSettings: [
                 .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
                 // AVX2 + FMA for the SIMD matrix kernel: every x86-64 CPU since 2013 has them.
@@ -26,6 +37,8 @@ let package = Package(
             name: "cca",
             dependencies: ["CCA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The CUDA path's self-test, kernel compile check and timings; small enough to carry to a GPU machine.
+        .executableTarget(name: "cca-gpu", dependencies: ["CCA"]),
         .testTarget(
             name: "CCATests",
             dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")]

@@ -1,0 +1,266 @@
+import RealModule
+
+/// Checks every GPU operation and every layer against the CPU path on random inputs, in both storage
+/// precisions, over shapes chosen to reach the edges of the kernels' tiles: S = 1, odd S, S that is not a
+/// multiple of a tile, B > 1, one KV head, groups of 1 to 8 query heads, head dims 64 and 128 (and odd
+/// ones), with and without a padding mask.
+public enum CUDASelfTest {
+    /// Largest relative error (max |gpu − cpu| / max |cpu|) a case may have.
+    public static func tolerance(_ precision: CUDAPrecision) -> Float { precision == .float32 ? 1e-4 : 2e-2 }
+
+    /// Runs all cases, logging one line each and, last, exactly `N passed, M failed`.
+    ///
+    /// Every device allocation is filled with NaN before use, so a case whose output has an element no
+    /// kernel wrote fails. A machine without CUDA counts as one failed case, with the reason.
+    @discardableResult
+    public static func run(log: (String) -> Void = { print($0) }) -> (passed: Int, failed: Int) {
+        var (passed, failed) = (0, 0)
+        var worst: [CUDAPrecision: (error: Float, name: String)] = [:]
+        do {
+            let context = try CUDAContext.shared()
+            log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
+            context.allocator.poison = true
+            defer { context.allocator.poison = false }
+            for precision in CUDAPrecision.allCases {
+                for testCase in operationCases + layerCases {
+                    let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
+                    do {
+                        let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
+                            .reduce(0) { $1.isNaN || $0.isNaN ? .nan : max($0, $1) }
+                        let ok = error <= tolerance(precision)
+                        if ok { passed += 1 } else { failed += 1 }
+                        if !(worst[precision].map { $0.error >= error } ?? false) { worst[precision] = (error, testCase.name) }
+                        log("\(ok ? "PASS" : "FAIL") \(label) rel \(scientific(error))")
+                    } catch {
+                        failed += 1
+                        log("FAIL \(label) \(error)")
+                    }
+                }
+            }
+        } catch {
+            failed += 1
+            log("FAIL cuda unavailable: \(error)")
+        }
+        for (precision, (error, name)) in worst.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            log("worst \(precision.rawValue): \(scientific(error)) (\(name)), tolerance \(scientific(tolerance(precision)))")
+        }
+        log("\(passed) passed, \(failed) failed")
+        return (passed, failed)
+    }
+
+    /// A named check: runs on the GPU in a precision and returns GPU results with their CPU references.
+    struct Case {
+        let name: String
+        let run: (CUDAContext, CUDAPrecision) throws -> [(gpu: Tensor, reference: Tensor)]
+    }
+
+    // MARK: operations
+
+    static var operationCases: [Case] {
+        var cases = [
+            Case(name: "linear 37x96 · (80x96)ᵀ") { context, precision in
+                let x = representable(Tensor(randomNormal: [37, 96], seed: 1), precision)
+                let w = representable(randomLinearWeight(80, 96, seed: 2), precision)
+                let gpu = try context.exclusive {
+                    try context.download(try context.linear(try context.upload(x, precision), try context.upload(w, precision)))
+                }
+                return [(gpu, linear(x, w))]
+            },
+            Case(name: "rms_norm 33 rows, first 96 of 120 columns") { context, precision in
+                let x = representable(Tensor(randomNormal: [33, 120], seed: 3), precision)
+                let weight = Tensor(randomNormal: [96], std: 0.1, seed: 4).storage.map { $0 + 1 }
+                let gpu = try context.exclusive {
+                    let input = try context.upload(x, precision).columns(0..<96)
+                    return try context.download(try context.rmsNorm(input, weight: try context.upload(weight), epsilon: 1e-6))
+                }
+                let compact = (0..<33).flatMap { x.storage[($0 * 120)..<($0 * 120 + 96)] }
+                var reference = Tensor(zeros: [33, 96])
+                reference.storage.withUnsafeMutableBufferPointer { out in
+                    Normalization.rmsNorm(compact, rows: 33, width: 96, weight: weight, epsilon: 1e-6, output: out.baseAddress!)
+                }
+                return [(gpu, reference)]
+            },
+        ]
+        // (batch, length, heads, head dim, offset of the rotated channels, rotated channels)
+        for (batch, length, heads, headDim, offset, rotaryDim) in [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)] {
+            cases.append(Case(name: "rotary B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)") { context, precision in
+                let data = representable(Tensor(randomNormal: [batch, length, heads, headDim], seed: 5), precision)
+                let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
+                let gpu = try context.exclusive {
+                    let device = try context.upload(data, precision)
+                    try context.rotate(device.reshaped([batch * length, heads * headDim]).matrix, heads: heads, headStride: headDim,
+                                       offset: offset, sequenceLength: length, rotary: try DeviceRotary(rotary, context: context))
+                    return try context.download(device)
+                }
+                return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: offset))]
+            })
+        }
+        // (batch, length, query heads, KV heads, key dim, value dim, padding mask)
+        let attentionShapes = [
+            (1, 1, 1, 1, 64, 64, false), (1, 7, 2, 1, 64, 64, false), (2, 64, 4, 2, 128, 128, false),
+            (1, 65, 8, 1, 128, 128, false), (3, 130, 4, 4, 64, 64, false), (2, 257, 8, 2, 128, 128, false),
+            (1, 33, 16, 2, 64, 64, false), (2, 100, 4, 1, 96, 64, false), (2, 19, 2, 1, 20, 8, false),
+            (1, 1000, 2, 1, 128, 128, false), (3, 70, 4, 2, 64, 64, true), (2, 129, 2, 1, 128, 128, true),
+        ]
+        for (batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked) in attentionShapes {
+            let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
+            cases.append(Case(name: name + (masked ? " masked" : "")) { context, precision in
+                let q = representable(Tensor(randomNormal: [batch, length, queryHeads, keyDim], seed: 6), precision)
+                let k = representable(Tensor(randomNormal: [batch, length, keyValueHeads, keyDim], seed: 7), precision)
+                let v = representable(Tensor(randomNormal: [batch, length, keyValueHeads, valueDim], seed: 8), precision)
+                let keyValid = masked ? paddingMask(batch: batch, length: length).storage.map { $0 != 0 } : nil
+                let scale = 1 / Float(keyDim).squareRoot()
+                let gpu = try context.exclusive {
+                    let flags = try keyValid.map { try context.upload($0.map { $0 ? UInt8(1) : 0 }) }
+                    return try context.download(try context.attention(
+                        q: try context.upload(q, precision), k: try context.upload(k, precision),
+                        v: try context.upload(v, precision), scale: scale, keyValid: flags))
+                }
+                return [(gpu, CausalAttention.forward(q: q, k: k, v: v, scale: scale, keyValid: keyValid))]
+            })
+        }
+        for (batch, length, config) in ccaConfigs {
+            cases.append(Case(name: "cca prologue B\(batch) S\(length) \(describe(config))") { context, precision in
+                let layer = try CCA(config: config, seed: 9)
+                let x = Tensor(randomNormal: [batch, length, config.hiddenSize], seed: 10)
+                let gpu = try context.exclusive {
+                    let (q, k, v) = try DeviceCCA(layer, precision: precision, context: context)
+                        .project(try context.upload(x, precision), context: context)
+                    return (try context.download(q), try context.download(k), try context.download(v))
+                }
+                let reference = try layer.attentionInputs(x)
+                return [(gpu.0, reference.q), (gpu.1, reference.k), (gpu.2, reference.v)]
+            })
+        }
+        return cases
+    }
+
+    // MARK: layers
+
+    /// CCA / CCGQA settings: plain CCA, CCGQA with groups 2 to 8, exp temperature, full and partial RoPE,
+    /// one and no convolution, no QK-mean, no value shift, and a ZAYA1-like layer at reduced width.
+    static let ccaConfigs: [(batch: Int, length: Int, config: CCAConfig)] = [
+        (1, 1, CCAConfig(hiddenSize: 256, queryHeads: 2, keyValueHeads: 2, headDim: 64, rope: RoPEConfig(theta: 10_000, fraction: 0.5))),
+        (2, 37, CCAConfig(hiddenSize: 512, queryHeads: 4, keyValueHeads: 2, headDim: 128, rope: RoPEConfig(theta: 5e6, fraction: 0.5), temperature: .exp)),
+        (2, 70, CCAConfig(hiddenSize: 256, queryHeads: 8, keyValueHeads: 1, headDim: 64, rope: RoPEConfig(theta: 10_000, fraction: 1))),
+        (2, 33, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 1, headDim: 64, convolutions: 1)),
+        (1, 20, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64, convolutions: 0)),
+        (2, 40, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64, qkMean: false, valueShift: false)),
+        (1, 300, CCAConfig(hiddenSize: 1024, queryHeads: 8, keyValueHeads: 2, headDim: 128)),
+    ]
+
+    static var layerCases: [Case] {
+        var cases: [Case] = []
+        func add(_ name: String, batch: Int, length: Int, masked: Bool, _ make: @escaping () throws -> any AttentionLayer) {
+            cases.append(Case(name: "\(name) B\(batch) S\(length)\(masked ? " masked" : "")") { _, precision in
+                let layer = try make()
+                let x = Tensor(randomNormal: [batch, length, layer.hiddenSize], seed: 11)
+                let mask = masked ? paddingMask(batch: batch, length: length) : nil
+                return [(try CUDALayer(layer, precision: precision).forward(x, mask: mask), try layer.forward(x, mask: mask))]
+            })
+        }
+        for (index, (batch, length, config)) in ccaConfigs.enumerated() {
+            add("layer cca \(describe(config))", batch: batch, length: length, masked: false) { try CCA(config: config, seed: 12) }
+            if index == 1 || index == 2 {
+                add("layer cca \(describe(config))", batch: batch + 1, length: length, masked: true) { try CCA(config: config, seed: 12) }
+            }
+        }
+        // (query heads, KV heads, head dim, RoPE fraction, batch, length, masked)
+        for (queryHeads, keyValueHeads, headDim, fraction, batch, length, masked) in [
+            (4, 2, 64, 1.0, 2, 45, false), (8, 1, 64, 0.5, 1, 129, false), (8, 8, 128, 1.0, 2, 17, false),
+            (4, 1, 128, 0.5, 3, 66, true),
+        ] {
+            let config = GQAConfig(hiddenSize: 512, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
+                                   rope: RoPEConfig(theta: 10_000, fraction: fraction))
+            add("layer gqa Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) rope\(fraction)", batch: batch, length: length,
+                masked: masked) { try GQA(config: config, seed: 13) }
+        }
+        add("layer mha E512 H4 d128", batch: 2, length: 31, masked: false) { try MHA(hiddenSize: 512, heads: 4, seed: 14) }
+        // (no-PE dim, RoPE dim, value dim, batch, length, masked)
+        for (noPE, rope, value, batch, length, masked) in [(64, 32, 64, 2, 50, false), (96, 32, 128, 1, 130, false), (64, 32, 64, 3, 40, true)] {
+            let config = MLAConfig(hiddenSize: 256, heads: 4, queryRank: 96, keyValueRank: 64, noPEHeadDim: noPE,
+                                   ropeHeadDim: rope, valueHeadDim: value)
+            add("layer mla H4 dn\(noPE) dr\(rope) dv\(value)", batch: batch, length: length, masked: masked) {
+                try MLA(config: config, seed: 15)
+            }
+        }
+        return cases
+    }
+
+    // MARK: helpers
+
+    /// `tensor` rounded to what `precision` can store, so that operation checks compare like with like.
+    static func representable(_ tensor: Tensor, _ precision: CUDAPrecision) -> Tensor {
+        guard precision == .bfloat16 else { return tensor }
+        var rounded = tensor
+        rounded.storage = tensor.storage.map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) }
+        return rounded
+    }
+
+    /// `[B, S]` padding: sequence 1 loses its last third, sequence 2 its first two tokens (left padding),
+    /// the others are whole.
+    static func paddingMask(batch: Int, length: Int) -> Tensor {
+        var mask = Tensor(zeros: [batch, length], value: 1)
+        for t in 0..<length {
+            if batch > 1 && t >= length - length / 3 { mask.storage[length + t] = 0 }
+            if batch > 2 && t < 2 { mask.storage[2 * length + t] = 0 }
+        }
+        return mask
+    }
+
+    /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor.
+    static func rotatedOnCPU(_ data: Tensor, rotary: RotaryEmbedding, offset: Int) -> Tensor {
+        let (batch, length, heads, headDim) = (data.shape[0], data.shape[1], data.shape[2], data.shape[3])
+        let width = rotary.rotaryDim, vectors = batch * length * heads
+        var slice = Tensor(zeros: [batch, length, heads, width])
+        for index in 0..<vectors {
+            for c in 0..<width { slice.storage[index * width + c] = data.storage[index * headDim + offset + c] }
+        }
+        rotary.apply(to: &slice, firstPositions: [Int](repeating: 0, count: batch))
+        var result = data
+        for index in 0..<vectors {
+            for c in 0..<width { result.storage[index * headDim + offset + c] = slice.storage[index * width + c] }
+        }
+        return result
+    }
+
+    /// max |gpu − reference| / max |reference|; NaN when the GPU result has a non-finite element.
+    static func relativeError(_ gpu: Tensor, _ reference: Tensor) -> Float {
+        guard gpu.shape == reference.shape else { return .infinity }
+        var difference: Float = 0, scale: Float = 0
+        for (value, expected) in zip(gpu.storage, reference.storage) {
+            guard value.isFinite else { return .nan }
+            difference = max(difference, abs(value - expected))
+            scale = max(scale, abs(expected))
+        }
+        return difference / max(scale, .leastNormalMagnitude)
+    }
+
+    static func describe(_ c: CCAConfig) -> String {
+        var text = "E\(c.hiddenSize) Hq\(c.queryHeads) Hkv\(c.keyValueHeads) d\(c.headDim) rope\(c.rope.fraction) \(c.temperature)"
+        if c.convolutions != 2 { text += " conv\(c.convolutions)" }
+        if !c.qkMean { text += " no-mean" }
+        if !c.valueShift { text += " no-shift" }
+        return text
+    }
+
+    /// `x` as `d.dde±XX`; "NaN (unwritten or non-finite output)" for NaN.
+    static func scientific(_ x: Float) -> String {
+        if x.isNaN { return "NaN (unwritten or non-finite output)" }
+        if x == 0 || !x.isFinite { return "\(x)" }
+        var exponent = Int(Double.log10(Double(x)).rounded(.down))
+        var mantissa = (Double(x) / Double.pow(10, exponent) * 100).rounded() / 100
+        if mantissa >= 10 { mantissa /= 10; exponent += 1 }
+        let digits = String(Int((mantissa * 100).rounded()))
+        let sign = exponent < 0 ? "-" : "+"
+        let magnitude = abs(exponent)
+        return "\(digits.prefix(1)).\(digits.dropFirst())e\(sign)\(magnitude < 10 ? "0" : "")\(magnitude)"
+    }
+}
+
+extension String {
+    /// The string cut or padded with spaces to `width` characters, for aligned log columns.
+    func padding(to width: Int) -> String {
+        count >= width ? String(prefix(width)) : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,93 @@
+/// A dense row-major tensor in device memory, stored as float32 or bfloat16.
+struct DeviceTensor: Sendable {
+    let shape: [Int]
+    let precision: CUDAPrecision
+    let buffer: DeviceBuffer
+
+    var count: Int { shape.reduce(1, *) }
+    var address: UInt64 { buffer.address }
+
+    /// The same elements under another shape with the same element count.
+    func reshaped(_ newShape: [Int]) -> DeviceTensor {
+        precondition(newShape.reduce(1, *) == count, "reshape \(shape) to \(newShape) changes the element count")
+        return DeviceTensor(shape: newShape, precision: precision, buffer: buffer)
+    }
+
+    /// The tensor as a matrix of its last dimension by everything before it.
+    var matrix: DeviceMatrix { columns(0..<shape.last!) }
+
+    /// The columns `range` of ``matrix``, a strided view.
+    func columns(_ range: Range<Int>) -> DeviceMatrix {
+        let width = shape.last!
+        precondition(range.lowerBound >= 0 && range.upperBound <= width, "columns \(range) outside width \(width)")
+        return DeviceMatrix(buffer: buffer, byteOffset: range.lowerBound * precision.byteCount, rows: count / width,
+                            columns: range.count, stride: width, precision: precision)
+    }
+}
+
+/// A strided matrix view into device memory: `rows` rows of `columns` elements, `stride` elements apart.
+///
+/// The view holds its buffer: a view of a temporary must keep the memory from going back to the
+/// allocator (and to the next allocation) before the kernels that read it are queued.
+struct DeviceMatrix: Sendable {
+    let buffer: DeviceBuffer
+    let byteOffset: Int
+    let rows: Int, columns: Int, stride: Int
+    let precision: CUDAPrecision
+
+    var address: UInt64 { buffer.address + UInt64(byteOffset) }
+}
+
+extension CUDAContext {
+    /// An uninitialised tensor (filled with NaN when the allocator poisons).
+    func empty(_ shape: [Int], _ precision: CUDAPrecision) throws -> DeviceTensor {
+        DeviceTensor(shape: shape, precision: precision,
+                     buffer: try allocator.allocate(max(1, shape.reduce(1, *)) * precision.byteCount))
+    }
+
+    /// `tensor` copied to the device, rounded to bfloat16 (nearest even) for `.bfloat16`.
+    func upload(_ tensor: Tensor, _ precision: CUDAPrecision) throws -> DeviceTensor {
+        let result = try empty(tensor.shape, precision)
+        switch precision {
+        case .float32: try copy(tensor.storage, to: result.buffer)
+        case .bfloat16: try copy(tensor.storage.map(HalfPrecision.bfloat16Bits), to: result.buffer)
+        }
+        return result
+    }
+
+    /// `values` in a new device buffer, as they are (float32 weights, double frequencies, byte flags).
+    func upload<Element: BitwiseCopyable>(_ values: [Element]) throws -> DeviceBuffer {
+        let buffer = try allocator.allocate(max(1, values.count * MemoryLayout<Element>.stride))
+        try copy(values, to: buffer)
+        return buffer
+    }
+
+    /// The tensor's values as a CPU ``Tensor``; waits for the work queued before.
+    func download(_ tensor: DeviceTensor) throws -> Tensor {
+        switch tensor.precision {
+        case .float32:
+            return try Tensor(shape: tensor.shape, storage: try read(Float.self, tensor.count, from: tensor.buffer))
+        case .bfloat16:
+            let bits = try read(UInt16.self, tensor.count, from: tensor.buffer)
+            return try Tensor(shape: tensor.shape, storage: bits.map { HalfPrecision.float(bfloat16: $0) })
+        }
+    }
+
+    private func copy<Element: BitwiseCopyable>(_ values: [Element], to buffer: DeviceBuffer) throws {
+        guard !values.isEmpty else { return }
+        try values.withUnsafeBytes { bytes in
+            // From pageable memory the copy returns once the bytes are staged, so `values` may go away after.
+            try driver.check(driver.copyHostToDevice(buffer.address, bytes.baseAddress!, bytes.count, stream), "cuMemcpyHtoDAsync")
+        }
+    }
+
+    private func read<Element: BitwiseCopyable>(_ type: Element.Type, _ count: Int, from buffer: DeviceBuffer) throws -> [Element] {
+        var values = [Element](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        try values.withUnsafeMutableBytes { bytes in
+            guard bytes.count > 0 else { return }
+            try driver.check(driver.copyDeviceToHost(bytes.baseAddress!, buffer.address, bytes.count, stream), "cuMemcpyDtoHAsync")
+        }
+        try synchronize()
+        return values
+    }
+}

@@ -1,0 +1,47 @@
+/// The CUDA C++ files embedded in the library (`Sources/CCA/CUDA/Kernels`, built into the binary by
+/// SwiftPM's `embedInCode`), compiled at run time by NVRTC for the GPU at hand.
+enum KernelSource: String, CaseIterable, Sendable {
+    case ccaPrologue = "cca_prologue.cu"
+    case attentionTensorCores = "attention_mma.cu"
+    case attentionFloat32 = "attention_simt.cu"
+    case rmsNorm = "rms_norm.cu"
+    case rotary = "rotary.cu"
+    case mlaSplit = "mla_split.cu"
+
+    var text: [UInt8] {
+        switch self {
+        case .ccaPrologue: return PackageResources.cca_prologue_cu
+        case .attentionTensorCores: return PackageResources.attention_mma_cu
+        case .attentionFloat32: return PackageResources.attention_simt_cu
+        case .rmsNorm: return PackageResources.rms_norm_cu
+        case .rotary: return PackageResources.rotary_cu
+        case .mlaSplit: return PackageResources.mla_split_cu
+        }
+    }
+
+    /// Headers the sources include, by include name.
+    static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh]
+
+    /// The storage types the file is written for (the attention kernels are one per type).
+    var precisions: [CUDAPrecision] {
+        switch self {
+        case .attentionTensorCores: return [.bfloat16]
+        case .attentionFloat32: return [.float32]
+        default: return CUDAPrecision.allCases
+        }
+    }
+}
+
+/// One build of a kernel source: its storage type and the values of its compile-time constants.
+struct KernelVariant: CustomStringConvertible, Hashable, Sendable {
+    let source: KernelSource
+    let precision: CUDAPrecision
+    let defines: [String: Int]
+
+    /// The `-D` options of this build.
+    var defineOptions: [String] {
+        ["-DELEMENT=\(precision.kernelElement)"] + defines.sorted { $0.key < $1.key }.map { "-D\($0.key)=\($0.value)" }
+    }
+
+    var description: String { ([source.rawValue] + defineOptions).joined(separator: " ") }
+}

@@ -1,0 +1,266 @@
+// attention_mma.cu: causal flash attention for bfloat16 tensors on the tensor cores (mma.sync m16n8k16,
+// bf16 inputs, float accumulation), with grouped KV heads and an optional key padding mask.
+//
+// out[b,t,h] = sum over visible keys s <= t of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g];
+// a row that sees no key (all padded) gets zeros.
+//
+// GQA packing: the g query heads that share KV head j are folded into the rows of one problem, packed
+// row r = t * g + i standing for position t and head j * g + i. A block therefore loads each K/V tile
+// once for all heads of the group, and the grid does not grow with g.
+//
+// Tiling: grid (ceil(S*g / 64), Hkv, B), 4 warps. A block owns 64 packed rows (16 per warp) and walks key
+// tiles of 64 up to the last position its rows can see (causal tile skipping; the heaviest row tiles are
+// scheduled first). Each warp keeps its Q fragments in registers for the whole walk. K/V tiles are
+// double-buffered in shared memory: cp.async fetches tile i+1 while tile i is used. Rows are padded by
+// 16 bytes so that ldmatrix reads hit 32 distinct banks. Per key tile each warp computes its 16 x 64
+// scores (ldmatrix for K), masks and rescales them with the online softmax (exp2, running max and sum per
+// row), reuses the score accumulators directly as the A fragments of P (the m16n8 accumulator layout of
+// two adjacent key tiles is the m16k16 operand layout), and accumulates P . V (ldmatrix.trans for V) in
+// registers. Head dims that are not a multiple of 16 are zero-padded in shared memory.
+//
+// Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (both at most 256).
+#include "common.cuh"
+
+#ifndef HEAD_DIM_QK
+#define HEAD_DIM_QK 128
+#endif
+#ifndef HEAD_DIM_V
+#define HEAD_DIM_V HEAD_DIM_QK
+#endif
+
+constexpr int DK = HEAD_DIM_QK, DV = HEAD_DIM_V;
+constexpr int DK_PADDED = (DK + 15) / 16 * 16, DV_PADDED = (DV + 15) / 16 * 16;
+constexpr int BLOCK_M = 64, BLOCK_N = 64, THREADS = 128;
+// Shared-memory row strides in bf16 elements: 8 extra elements (16 bytes) spread ldmatrix reads over all banks.
+constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
+// K/V tiles in flight: one being read while the next one is fetched.
+constexpr int STAGES = 2, STAGE_SIZE = BLOCK_N * (QK_STRIDE + V_STRIDE);
+static_assert(DK_PADDED <= 256 && DV_PADDED <= 256, "head dims above 256 are not supported");
+
+// D += A . B for one 16x8x16 tile; A is 16x16 row-major, B 16x8 column-major, both as packed bf16 pairs.
+__device__ __forceinline__ void mma_bf16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
+                                         unsigned b0, unsigned b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// Two floats as a bf16 pair, `low` in the low half (the lower column index of a fragment).
+__device__ __forceinline__ unsigned pack_bf16(float low, float high) {
+    unsigned result;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(result) : "f"(high), "f"(low));
+    return result;
+}
+
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
+// Four 8x8 bf16 matrices from shared memory; lanes 8j..8j+7 give the row addresses of matrix j, and
+// register j receives, in lane t, row t/4, columns 2(t%4) and 2(t%4)+1 of matrix j (transposed: column t/4,
+// rows 2(t%4) and 2(t%4)+1).
+__device__ __forceinline__ void load_matrices(unsigned (&r)[4], const unsigned short* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
+}
+__device__ __forceinline__ void load_matrices_transposed(unsigned (&r)[4], const unsigned short* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
+}
+
+// Starts copying `rows` rows of WIDTH bf16 values into a shared tile (row stride STRIDE, PADDED columns),
+// with zeros for missing rows (row_pointer returns nullptr) and for the padding columns. Rows that are
+// 16-byte multiples go through cp.async (complete after cp.async.wait_group); others are stored directly.
+template <int WIDTH, int PADDED, int STRIDE, typename RowPointer>
+__device__ __forceinline__ void load_tile(unsigned short* tile, int rows, const bf16* any_row, RowPointer row_pointer) {
+    if constexpr (WIDTH % 8 == 0) {
+        constexpr int CHUNKS = PADDED / 8;
+        for (int index = threadIdx.x; index < rows * CHUNKS; index += THREADS) {
+            const int row = index / CHUNKS, chunk = index % CHUNKS;
+            const bf16* source = row_pointer(row);
+            const bool inside = source != nullptr && chunk * 8 < WIDTH;
+            // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                         :: "r"(shared_address(tile + row * STRIDE + chunk * 8)),
+                            "l"(inside ? source + chunk * 8 : any_row), "r"(inside ? 16 : 0));
+        }
+    } else {
+        for (int index = threadIdx.x; index < rows * PADDED; index += THREADS) {
+            const int row = index / PADDED, column = index % PADDED;
+            const bf16* source = row_pointer(row);
+            tile[row * STRIDE + column] = source != nullptr && column < WIDTH ? source[column].bits : 0;
+        }
+    }
+}
+
+__device__ __forceinline__ void commit_loads() { asm volatile("cp.async.commit_group;"); }
+template <int PENDING> __device__ __forceinline__ void wait_loads() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
+
+extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
+    const bf16* __restrict__ q,                 // [B, S, Hq, DK]
+    const bf16* __restrict__ k,                 // [B, S, Hkv, DK]
+    const bf16* __restrict__ v,                 // [B, S, Hkv, DV]
+    bf16* __restrict__ out,                     // [B, S, Hq, DV]
+    const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    int seq_len, int q_heads, int kv_heads, float scale_log2)
+{
+    extern __shared__ __align__(16) unsigned short shared[];
+    unsigned short* q_tile = shared;                       // [BLOCK_M][QK_STRIDE]
+    unsigned short* kv_tiles = q_tile + BLOCK_M * QK_STRIDE; // STAGES x ([BLOCK_N][QK_STRIDE] K, [BLOCK_N][V_STRIDE] V)
+
+    const int group = q_heads / kv_heads, packed_rows = seq_len * group;
+    const int row0 = (gridDim.x - 1 - blockIdx.x) * BLOCK_M;
+    const int kv_head = blockIdx.y, batch = blockIdx.z;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_column = lane % 4;
+    const long long sequence = static_cast<long long>(batch) * seq_len;
+
+    load_tile<DK, DK_PADDED, QK_STRIDE>(q_tile, BLOCK_M, q, [&](int row) -> const bf16* {
+        const int packed = row0 + row;
+        if (packed >= packed_rows) return nullptr;
+        return q + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DK;
+    });
+    commit_loads();
+    wait_loads<0>();
+    __syncthreads();
+    // This warp's Q rows as mma A fragments, one set of four registers per 16 channels.
+    unsigned q_fragment[DK_PADDED / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
+        load_matrices(q_fragment[kk], q_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + kk * 16 + lane / 16 * 8);
+    }
+
+    // This thread's two rows are quad_row and quad_row + 8 of its warp's 16; position -1 sees no key.
+    int position[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int packed = row0 + warp * 16 + quad_row + 8 * i;
+        position[i] = packed < packed_rows ? packed / group : -1;
+    }
+    const int key_end = (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1;
+    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
+
+    auto load_keys_and_values = [&](int tile) {
+        unsigned short* k_tile = kv_tiles + (tile % STAGES) * STAGE_SIZE;
+        auto key_row = [&](const bf16* base, int width) {
+            return [=](int row) -> const bf16* {
+                const int s = tile * BLOCK_N + row;
+                return s < seq_len ? base + ((sequence + s) * kv_heads + kv_head) * width : nullptr;
+            };
+        };
+        load_tile<DK, DK_PADDED, QK_STRIDE>(k_tile, BLOCK_N, k, key_row(k, DK));
+        load_tile<DV, DV_PADDED, V_STRIDE>(k_tile + BLOCK_N * QK_STRIDE, BLOCK_N, v, key_row(v, DV));
+        commit_loads();
+    };
+
+    float acc[DV_PADDED / 8][4] = {};
+    float row_max[2] = {negative_infinity(), negative_infinity()}, row_sum[2] = {0.f, 0.f};
+
+    load_keys_and_values(0);
+    for (int tile = 0; tile < tiles; ++tile) {
+        // Fetch the next tile into the other stage (freed by the barrier that ended the previous
+        // iteration), then wait only for this one.
+        if (tile + 1 < tiles) {
+            load_keys_and_values(tile + 1);
+            wait_loads<1>();
+        } else {
+            wait_loads<0>();
+        }
+        __syncthreads();
+        const unsigned short* k_tile = kv_tiles + (tile % STAGES) * STAGE_SIZE;
+        const unsigned short* v_tile = k_tile + BLOCK_N * QK_STRIDE;
+        const int key0 = tile * BLOCK_N;
+
+        // S = Q . K^T for this warp's 16 rows and the 64 keys of the tile; each ldmatrix.x4 gives the
+        // B fragments of two 8-key tiles.
+        float score[BLOCK_N / 8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
+#pragma unroll
+            for (int np = 0; np < BLOCK_N / 16; ++np) {
+                unsigned b[4];
+                load_matrices(b, k_tile + (np * 16 + lane % 8 + lane / 16 * 8) * QK_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
+                mma_bf16(score[2 * np], q_fragment[kk][0], q_fragment[kk][1], q_fragment[kk][2], q_fragment[kk][3], b[0], b[1]);
+                mma_bf16(score[2 * np + 1], q_fragment[kk][0], q_fragment[kk][1], q_fragment[kk][2], q_fragment[kk][3], b[2], b[3]);
+            }
+        }
+
+        // Causal and padding mask, scale into the exp2 domain, online softmax per row.
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            float tile_max = negative_infinity();
+#pragma unroll
+            for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int key = key0 + nt * 8 + 2 * quad_column + e;
+                    const bool visible = key <= position[i] && (key_valid == nullptr || key_valid[sequence + key]);
+                    float& s = score[nt][2 * i + e];
+                    s = visible ? s * scale_log2 : negative_infinity();
+                    tile_max = fmaxf(tile_max, s);
+                }
+            }
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+            const float new_max = fmaxf(row_max[i], tile_max);
+            // While a row has seen no visible key its max is -inf; subtracting 0 keeps exp2 at 0, not NaN.
+            const float base = new_max == negative_infinity() ? 0.f : new_max;
+            const float rescale = exp2f(row_max[i] - base);
+            row_max[i] = new_max;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < BLOCK_N / 8; ++nt) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float& s = score[nt][2 * i + e];
+                    s = exp2f(s - base);
+                    sum += s;
+                }
+            }
+            row_sum[i] = row_sum[i] * rescale + sum;
+#pragma unroll
+            for (int dt = 0; dt < DV_PADDED / 8; ++dt) {
+                acc[dt][2 * i] *= rescale;
+                acc[dt][2 * i + 1] *= rescale;
+            }
+        }
+
+        // O += P . V, P taken from the score accumulators of key tiles 2kk and 2kk+1; each
+        // ldmatrix.x4.trans gives the B fragments of two 8-channel tiles of V.
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+            const unsigned a0 = pack_bf16(score[2 * kk][0], score[2 * kk][1]);
+            const unsigned a1 = pack_bf16(score[2 * kk][2], score[2 * kk][3]);
+            const unsigned a2 = pack_bf16(score[2 * kk + 1][0], score[2 * kk + 1][1]);
+            const unsigned a3 = pack_bf16(score[2 * kk + 1][2], score[2 * kk + 1][3]);
+#pragma unroll
+            for (int dp = 0; dp < DV_PADDED / 16; ++dp) {
+                unsigned b[4];
+                load_matrices_transposed(b, v_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + dp * 16 + lane / 16 * 8);
+                mma_bf16(acc[2 * dp], a0, a1, a2, a3, b[0], b[1]);
+                mma_bf16(acc[2 * dp + 1], a0, a1, a2, a3, b[2], b[3]);
+            }
+        }
+        __syncthreads();  // every warp is done with this stage before it is refilled
+    }
+
+    // Each thread summed only its own columns: add the quad's partial sums, then normalise and store.
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float total = row_sum[i];
+        total += __shfl_xor_sync(0xffffffffu, total, 1);
+        total += __shfl_xor_sync(0xffffffffu, total, 2);
+        const int packed = row0 + warp * 16 + quad_row + 8 * i;
+        if (packed >= packed_rows) continue;
+        const float inverse = total > 0.f ? 1.f / total : 0.f;
+        bf16* destination = out + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DV;
+#pragma unroll
+        for (int dt = 0; dt < DV_PADDED / 8; ++dt) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int column = dt * 8 + 2 * quad_column + e;
+                if (column < DV) destination[column] = from_float<bf16>(acc[dt][2 * i + e] * inverse);
+            }
+        }
+    }
+}

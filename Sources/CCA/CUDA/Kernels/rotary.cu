@@ -1,0 +1,27 @@
+// rotary.cu: NeoX "rotate-half" rotary position embedding, in place, on a channel range of each head.
+//
+// Row r of the [rows, heads, ...] data is at position r % seq_len (every sequence starts at 0). Within
+// each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
+// One thread per (row, head, pair). The angle and its sine and cosine are computed in double, as the
+// CPU path does, so that long positions keep their precision; the rotation itself runs in float.
+#include "common.cuh"
+
+extern "C" __global__ void rotary_embedding(
+    T* data, int rows, int seq_len, int heads, long long row_stride, int head_stride, int offset,
+    int rotary_dim, const double* __restrict__ inv_freq)
+{
+    const int half = rotary_dim / 2;
+    const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (index >= static_cast<long long>(rows) * heads * half) return;
+    const int i = static_cast<int>(index % half);
+    const int head = static_cast<int>((index / half) % heads);
+    const long long row = index / (static_cast<long long>(half) * heads);
+
+    double sine, cosine;
+    sincos(static_cast<double>(row % seq_len) * inv_freq[i], &sine, &cosine);
+    const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+    T* x = data + row * row_stride + static_cast<long long>(head) * head_stride + offset;
+    const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
+    x[i] = from_float<T>(x1 * c - x2 * s);
+    x[i + half] = from_float<T>(x2 * c + x1 * s);
+}

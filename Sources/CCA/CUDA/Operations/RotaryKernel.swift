@@ -1,0 +1,29 @@
+import RealModule
+
+extension CUDAContext {
+    /// Applies `rotary` in place to channels `offset ..< offset + rotaryDim` of each head of `data`, viewed
+    /// as rows of `heads` heads `headStride` elements apart; row `r` is at position `r % sequenceLength`.
+    func rotate(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int, sequenceLength: Int,
+                rotary: DeviceRotary) throws {
+        let pairs = data.rows * heads * rotary.dimension / 2
+        guard pairs > 0 else { return }
+        let kernel = try self.kernel("rotary_embedding", in: .rotary, precision: data.precision)
+        try launch(kernel, grid: ((pairs + 255) / 256, 1, 1), threads: 256,
+                   [data.address, Int32(data.rows), Int32(sequenceLength), Int32(heads), Int64(data.stride),
+                    Int32(headStride), Int32(offset), Int32(rotary.dimension), rotary.inverseFrequencies.address])
+    }
+}
+
+/// A ``RotaryEmbedding``'s inverse frequencies on the device, in double as the CPU path computes them.
+struct DeviceRotary: Sendable {
+    let dimension: Int
+    let inverseFrequencies: DeviceBuffer
+
+    init(_ rotary: RotaryEmbedding, context: CUDAContext) throws {
+        dimension = rotary.rotaryDim
+        // The same expression as RotaryEmbedding.apply, so both paths rotate by identical angles.
+        inverseFrequencies = try context.upload((0..<(rotary.rotaryDim / 2)).map {
+            Double.pow(rotary.theta, -2 * Double($0) / Double(rotary.rotaryDim))
+        })
+    }
+}
