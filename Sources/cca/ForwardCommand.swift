@@ -20,6 +20,9 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Output file (safetensors with y); written atomically.") var output: String
     @Option(help: "Run each sequence through the decode state in chunks of these lengths, e.g. 7,1,1,5.")
     var chunks: String?
+    @Option(help: "Where to run: cpu (the float32 reference) or cuda.") var device: Device = .cpu
+    @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
+    var precision: CUDAPrecision = .bfloat16
 
     func run() throws {
         let chunkLengths = try chunks.map { text in
@@ -31,6 +34,13 @@ struct ForwardCommand: ParsableCommand {
             }
         }
         let files = try LayerFiles(configPath: config, weightsPath: weights)
+        guard device == .cpu else {
+            guard chunkLengths == nil else { throw ValidationError("--chunks runs the CPU decode path; the GPU has no decode state yet") }
+            let (x, mask) = try LayerFiles.readInput(input)
+            let y = try files.layer.forward(x, mask: mask, device: device, precision: precision)
+            try SafeTensors.write(["y": y], metadata: ["format": "pt"], to: output)
+            return
+        }
         try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths)
     }
 }
@@ -40,3 +50,6 @@ extension Substring {
         String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }
+
+extension Device: ExpressibleByArgument {}
+extension CUDAPrecision: ExpressibleByArgument {}

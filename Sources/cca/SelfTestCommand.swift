@@ -1,0 +1,17 @@
+import ArgumentParser
+import CCA
+
+struct SelfTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Run every GPU operation and layer against the CPU reference on random inputs; ends with `N passed, M failed`.")
+
+    @Option(help: "Device to check against the CPU reference (cuda).") var device: String = "cuda"
+
+    func run() throws {
+        guard device == "cuda" else {
+            throw ValidationError("selftest checks the GPU path against the CPU reference; the CPU path itself is checked by `swift test`")
+        }
+        if CUDASelfTest.run().failed > 0 { throw ExitCode(1) }
+    }
+}
