@@ -72,7 +72,8 @@ struct PrefillBench: ParsableCommand {
     /// Rows `method,seq,causal,ms,tflops` as written by scripts/prefill_anchors.py.
     static func readAnchors(_ path: String) throws -> [PrefillBenchmark.Measurement] {
         let text = String(decoding: try readFile(path), as: UTF8.self)
-        let lines = text.split(separator: "\n").map(String.init)
+        // Python's csv module ends rows with \r\n, one Character in Swift: split on any newline.
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
         return try lines.dropFirst().map { line -> PrefillBenchmark.Measurement in
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
             guard fields.count >= 4, let length = Int(fields[1]), let milliseconds = Double(fields[3]) else {
