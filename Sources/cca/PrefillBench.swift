@@ -22,7 +22,7 @@ struct PrefillBench: ParsableCommand {
     func run() throws {
         guard device == "cuda" else { throw ValidationError("prefill timings are for --device cuda; CPU figures come from `cca bench cpu`") }
         let ours = try PrefillBenchmark.run(lengths: seqs, repetitions: repeats)
-        let anchorRows = try anchors.map(Self.readAnchors) ?? []
+        let anchorRows = try anchors.map { try PrefillBenchmark.anchors(csv: String(decoding: readFile($0), as: UTF8.self), source: $0) } ?? []
         func time(_ method: String, _ length: Int, from rows: [PrefillBenchmark.Measurement]) -> PrefillBenchmark.Measurement? {
             rows.first { $0.method == method && $0.length == length && $0.causal }
         }
@@ -66,21 +66,6 @@ struct PrefillBench: ParsableCommand {
                       points: all.filter { $0.0.method == method && $0.0.causal }.map { (Double($0.0.length), $0.0.milliseconds) })
             })
             try writeAtomically(Array(plot.svg.utf8), to: svg)
-        }
-    }
-
-    /// Rows `method,seq,causal,ms,tflops` as written by scripts/prefill_anchors.py.
-    static func readAnchors(_ path: String) throws -> [PrefillBenchmark.Measurement] {
-        let text = String(decoding: try readFile(path), as: UTF8.self)
-        // Python's csv module ends rows with \r\n, one Character in Swift: split on any newline.
-        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
-        return try lines.dropFirst().map { line -> PrefillBenchmark.Measurement in
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard fields.count >= 4, let length = Int(fields[1]), let milliseconds = Double(fields[3]) else {
-                throw ValidationError("\(path): cannot read the anchor row '\(line)'")
-            }
-            return PrefillBenchmark.Measurement(method: fields[0], length: length, causal: fields[2] == "True",
-                                                milliseconds: milliseconds, teraflops: fields.count > 4 ? Double(fields[4]) : nil)
         }
     }
 }

@@ -60,3 +60,13 @@ import Testing
         #expect(throws: (any Error).self) { try LayerFiles(configPath: path("gqa.json"), weightsPath: path("missing.safetensors")) }
     }
 }
+
+@Suite struct AnchorFileTests {
+    @Test func anchorRowsWithWindowsLineEndingsAreRead() throws {
+        let rows = try PrefillBenchmark.anchors(csv: "method,seq,causal,ms,tflops\r\ntorch-mha,1024,True,0.64,\r\ncudnn-core-cca,16384,False,0.906,607\r\n", source: "a.csv")
+        #expect(rows.count == 2)
+        #expect(rows[0].method == "torch-mha" && rows[0].length == 1024 && rows[0].causal && rows[0].milliseconds == 0.64 && rows[0].teraflops == nil)
+        #expect(rows[1].method == "cudnn-core-cca" && !rows[1].causal && rows[1].teraflops == 607)
+        #expect(throws: (any Error).self) { try PrefillBenchmark.anchors(csv: "h\nbad,row\n", source: "b.csv") }
+    }
+}

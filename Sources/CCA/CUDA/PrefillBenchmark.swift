@@ -67,4 +67,19 @@ public enum PrefillBenchmark {
         }.sorted()
         return times[times.count / 2]
     }
+
+    /// Anchor rows `method,seq,causal,ms,tflops` as scripts/prefill_anchors.py writes them; `source` names
+    /// the file in errors.
+    public static func anchors(csv text: String, source: String) throws -> [Measurement] {
+        // Python's csv module ends rows with \r\n, one Character in Swift: split on any newline.
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init)
+        return try lines.dropFirst().map { line -> Measurement in
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard fields.count >= 4, let length = Int(fields[1]), let milliseconds = Double(fields[3]) else {
+                throw FileIOError(path: source, operation: "read an anchor row", reason: "'\(line)' is not method,seq,causal,ms,tflops")
+            }
+            return Measurement(method: fields[0], length: length, causal: fields[2] == "True", milliseconds: milliseconds,
+                               teraflops: fields.count > 4 ? Double(fields[4]) : nil)
+        }
+    }
 }
