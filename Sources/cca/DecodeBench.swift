@@ -9,7 +9,7 @@ struct DecodeBench: ParsableCommand {
 
     @OptionGroup var shape: ShapeOptions
     @Option(help: "Context lengths to prefill before timing decode steps.") var contexts: [Int] = [1024, 4096, 16384]
-    @Option(help: "Decode steps timed at each context (B = 1, one token per step).") var steps: Int = 32
+    @Option(help: "Decode steps timed at the end of each context (B = 1, one token per step).") var steps: Int = 32
 
     func run() throws {
         let shapes = shape.shapes
@@ -25,9 +25,12 @@ struct DecodeBench: ParsableCommand {
     }
 
     private func measure<Layer: DecodingAttention>(_ layer: Layer, method: AttentionMethod, context: Int) throws -> [String] {
-        let prompt = Tensor(randomNormal: [context, layer.hiddenSize], seed: 2)
+        // The cache holds exactly `context` tokens at the end: a prompt of context − steps, then the timed steps.
+        let promptLength = context - steps
+        guard promptLength > 0 else { throw ValidationError("each context must exceed --steps (\(steps))") }
+        let prompt = Tensor(randomNormal: [promptLength, layer.hiddenSize], seed: 2)
         let tokens = (0..<steps).map { Tensor(randomNormal: [1, layer.hiddenSize], seed: UInt64(3 + $0)) }
-        var states = [layer.makeDecodeState(capacity: context + steps)]
+        var states = [layer.makeDecodeState(capacity: context)]
         let clock = ContinuousClock()
         let prefillStart = clock.now
         _ = try layer.decode([prompt], states: &states)
@@ -36,7 +39,7 @@ struct DecodeBench: ParsableCommand {
         for token in tokens { _ = try layer.decode([token], states: &states) }
         let decodeSeconds = (clock.now - decodeStart).seconds
         return ["\(context)", method.rawValue, formatBytes(states[0].cache.bytes), formatBytes(states[0].fixedStateBytes),
-                format(Double(context) / prefillSeconds), format(Double(steps) / decodeSeconds),
+                format(Double(promptLength) / prefillSeconds), format(Double(steps) / decodeSeconds),
                 format(decodeSeconds / Double(steps) * 1000)]
     }
 }
