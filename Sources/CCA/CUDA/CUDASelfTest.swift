@@ -149,10 +149,12 @@ public enum CUDASelfTest {
         (1, 300, CCAConfig(hiddenSize: 1024, queryHeads: 8, keyValueHeads: 2, headDim: 128)),
     ]
 
-    /// Steps 2-8 alone on a long sequence: more row tiles than the tensor-core prologue has blocks per
-    /// head (so each block loops), and RoPE angles in the thousands of radians.
+    /// Steps 2-8 alone: a long sequence, with more row tiles than the tensor-core prologue has blocks per
+    /// head (so each block loops) and RoPE angles in the thousands of radians; and a head dim of 20, whose
+    /// value halves are no whole 16-byte units (the element-wise value shift).
     static let ccaPrologueOnlyConfigs: [(batch: Int, length: Int, config: CCAConfig)] = [
         (2, 9000, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 128)),
+        (2, 45, CCAConfig(hiddenSize: 128, queryHeads: 2, keyValueHeads: 1, headDim: 20)),
     ]
 
     static var layerCases: [Case] {

@@ -31,6 +31,8 @@ constexpr int K = 2 * D, N_TILES = D / 8, VECTORS = D / 8;  // VECTORS: 8-channe
 constexpr int TAP_STRIDE = K + 8, MIXED_STRIDE = D + 8;
 static_assert(D % 16 == 0 && D <= 128 && ROTARY_DIM % 16 == 0 && ROTARY_DIM <= D, "unsupported head or rotary dim");
 static_assert(ROWS == 16 * WARPS && THREADS % VECTORS == 0, "one warp per 16 rows");
+// Conv A covers ROWS + 1 positions, THREADS / VECTORS of them per pass.
+constexpr int CONV_A_STEP = THREADS / VECTORS, CONV_A_PASSES = (ROWS + CONV_A_STEP) / CONV_A_STEP;
 
 // torch.finfo(float32).eps, the clamp of the reference QK norm.
 constexpr float L2_EPSILON = 1.1920928955078125e-7f;
@@ -72,8 +74,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) cca_prologue_mma(
         if (i < HALF) frequencies[i] = inv_freq[i];
     }
 
-    // Conv A: this thread always handles the same 8 channels, at every (THREADS / VECTORS)-th position.
+    // Conv A: this thread always handles the same 8 channels, at every CONV_A_STEP-th position from first_position.
     const int vector = threadIdx.x % VECTORS, channel0 = head * D + vector * 8, c0 = vector * 8;
+    const int first_position = threadIdx.x / VECTORS;
     auto latent_vector = [&](int t) {
         return t >= 0 && t < seq_len ? *reinterpret_cast<const uint4*>(latents + (row_base + t) * latent_stride + channel0)
                                      : make_uint4(0, 0, 0, 0);
@@ -94,11 +97,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) cca_prologue_mma(
     for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
         const int t0 = tile * ROWS;
         __syncthreads();  // the previous tile's products have read `mixed`; also orders the taps' copy
-        for (int a = threadIdx.x / VECTORS; a <= ROWS; a += THREADS / VECTORS) {
-            const int position = t0 - 1 + a;
-            const uint4 older = latent_vector(position - 1), newer = latent_vector(position);
-            const unsigned older_pairs[4] = {older.x, older.y, older.z, older.w};
-            const unsigned newer_pairs[4] = {newer.x, newer.y, newer.z, newer.w};
+        // All of this thread's latent loads first, then the arithmetic: the loads are in flight together.
+        uint4 older[CONV_A_PASSES], newer[CONV_A_PASSES];
+#pragma unroll
+        for (int i = 0; i < CONV_A_PASSES; ++i) {
+            const int position = t0 - 1 + first_position + i * CONV_A_STEP;
+            older[i] = latent_vector(position - 1);
+            newer[i] = latent_vector(position);
+        }
+#pragma unroll
+        for (int i = 0; i < CONV_A_PASSES; ++i) {
+            const int a = first_position + i * CONV_A_STEP;
+            if (a > ROWS) break;
+            const unsigned older_pairs[4] = {older[i].x, older[i].y, older[i].z, older[i].w};
+            const unsigned newer_pairs[4] = {newer[i].x, newer[i].y, newer[i].z, newer[i].w};
             unsigned out[4];
 #pragma unroll
             for (int p = 0; p < 4; ++p) {

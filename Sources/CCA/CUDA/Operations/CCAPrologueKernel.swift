@@ -4,13 +4,17 @@ extension CUDAContext {
     func ccaValues(_ projections: DeviceTensor, config: CCAConfig) throws -> DeviceTensor {
         let (batch, length, ek) = (projections.shape[0], projections.shape[1], config.keyWidth)
         let v = try empty([batch, length, config.keyValueHeads, config.headDim], projections.precision)
-        let count = batch * length * ek
-        guard count > 0 else { return v }
-        let threads = 256
-        let kernel = try self.kernel("cca_values", in: .ccaValues, precision: projections.precision)
+        guard batch * length > 0 else { return v }
+        // Whole 16-byte units when both halves and the column offset are made of them.
+        let (stride, first) = (projections.shape[2], config.convolutionChannels)
+        let unit = 16 / projections.precision.byteCount
+        let vectors = (ek / 2) % unit == 0 && stride % unit == 0 && first % unit == 0
+        let scale = vectors ? unit : 1
+        let (count, threads) = (batch * length * ek / scale, 256)
+        let kernel = try self.kernel(vectors ? "cca_values_vectors" : "cca_values", in: .ccaValues, precision: projections.precision)
         try launch(kernel, grid: (min((count + threads - 1) / threads, 32 * multiprocessorCount), 1, 1), threads: threads,
-                   [projections.address, v.address, Int64(batch * length), Int32(projections.shape[2]),
-                    Int32(config.convolutionChannels), Int32(ek), Int32(length), Int32(config.valueShift ? 1 : 0)])
+                   [projections.address, v.address, Int64(batch * length), Int32(stride / scale), Int32(first / scale),
+                    Int32(ek / scale), Int32(length), Int32(config.valueShift ? 1 : 0)])
         return v
     }
 
@@ -28,10 +32,11 @@ extension CUDAContext {
         let (grouped, groupedBias) = (weights.groupedWeight?.address ?? 0, weights.groupedBias?.address ?? 0)
         if weights.tensorCores {
             // ROWS, THREADS and the shared-memory layout of cca_prologue_mma.cu. Each block keeps its head's taps
-            // in shared memory and loops over row tiles: about two blocks per multiprocessor in all.
+            // in shared memory and loops over row tiles; two blocks fit on a multiprocessor, and the grid stays
+            // within that, since a block left for a second wave would run all its tiles alone.
             let (rows, threads) = (128, 256)
             let tiles = (length + rows - 1) / rows
-            let blocksPerHead = min(tiles, max(1, (2 * multiprocessorCount + heads * batch - 1) / (heads * batch)))
+            let blocksPerHead = min(tiles, max(1, 2 * multiprocessorCount / (heads * batch)))
             let kernel = try self.kernel("cca_prologue_mma", in: .ccaPrologueTensorCores, precision: .bfloat16,
                                          defines: ["HEAD_DIM": d, "ROTARY_DIM": weights.rotary.dimension])
             try launch(kernel, grid: (blocksPerHead, heads, batch), threads: threads,
