@@ -20,7 +20,10 @@ let package = Package(
             resources: [
                 // CUDA kernels, compiled at run time by NVRTC; embedded as byte arrays (PackageResources).
                 .embedInCode("CUDA/Kernels/common.cuh"),
+                .embedInCode("CUDA/Kernels/mma.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
+                .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
+                .embedInCode("CUDA/Kernels/cca_values.cu"),
                 .embedInCode("CUDA/Kernels/attention_mma.cu"),
                 .embedInCode("CUDA/Kernels/attention_simt.cu"),
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),

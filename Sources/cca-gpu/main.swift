@@ -10,6 +10,7 @@ let usage = """
       selftest         every GPU operation and layer against the CPU path (exit status 1 on a failure)
       compile [arch]   compile every kernel with NVRTC for arch (default sm_90a); needs no GPU
       bench            time attention and layers on the GPU with CUDA events
+      bench-cca [S...] time the CCA and CCGQA layers step by step (default S = 1024 4096 16384)
     """
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -24,6 +25,9 @@ do {
         }
     case "bench":
         try CUDABenchmark.run()
+    case "bench-cca":
+        let lengths = arguments.dropFirst().compactMap { Int($0) }
+        try CUDABenchmark.runCCASteps(lengths: lengths.isEmpty ? [1024, 4096, 16384] : lengths)
     default:
         print(usage)
         exit(arguments.isEmpty ? 0 : 2)

@@ -48,6 +48,46 @@ public enum CUDABenchmark {
         }
     }
 
+    /// The CCA layer's steps timed one by one, for CCA (Hq = Hkv = 4) and CCGQA (Hq = 8, Hkv = 2) at E = 2048,
+    /// d = 128, bfloat16: the whole layer, steps 2-8 (projections and prologue), the attention core on their
+    /// output and the output projection; steps 2-8 also as their three launches. "rest" is the layer less
+    /// its attention core.
+    public static func runCCASteps(lengths: [Int] = [1024, 4096, 16384], repetitions: Int = 20,
+                                   log: (String) -> Void = { print($0) }) throws {
+        let context = try CUDAContext.shared()
+        log("device: \(context.deviceName), \(context.multiprocessorCount) SMs; median of \(repetitions) runs, ms")
+        let layers = [("cca", CCAConfig(hiddenSize: 2048, queryHeads: 4, keyValueHeads: 4)), ("ccgqa", CCAConfig())]
+        for (name, config) in layers {
+            let cca = try DeviceCCA(try CCA(config: config, seed: 6), precision: .bfloat16, context: context)
+            for length in lengths {
+                let x = Tensor(randomNormal: [1, length, 2048], seed: 8)
+                let (layer, steps, parts, core, output) = try context.exclusive {
+                    let input = try context.upload(x, .bfloat16)
+                    let projections = try context.linear(input, cca.projectionWeight)
+                    let (q, k, v) = try cca.project(input, context: context)
+                    let attended = try context.attention(q: q, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil)
+                    return (try median(context, repetitions) { _ = try cca.forward(input, keyValid: nil, context: context) },
+                            try median(context, repetitions) { _ = try cca.project(input, context: context) },
+                            [try median(context, repetitions) { _ = try context.linear(input, cca.projectionWeight) },
+                             try median(context, repetitions) { _ = try context.ccaValues(projections, config: config) },
+                             try median(context, repetitions) {
+                                 _ = try context.ccaPrologue(projections, weights: cca.prologue, config: config)
+                             }],
+                            try median(context, repetitions) {
+                                _ = try context.attention(q: q, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil)
+                            },
+                            try median(context, repetitions) {
+                                _ = try context.linear(attended.reshaped([1, length, config.queryWidth]), cca.outputWeight)
+                            })
+                }
+                func ms(_ value: Float) -> String { NumberFormatting.fixed(Double(value), 3) }
+                log("\(name.padding(to: 6)) S=\(length): layer \(ms(layer)), rest \(ms(layer - core)) (steps 2-8 \(ms(steps)) = "
+                    + "projection \(ms(parts[0])) + values \(ms(parts[1])) + prologue \(ms(parts[2])); output projection "
+                    + "\(ms(output))), attention core \(ms(core))")
+            }
+        }
+    }
+
     private static func median(_ context: CUDAContext, _ repetitions: Int, _ body: () throws -> Void) throws -> Float {
         for _ in 0..<2 { try body() }
         let times = try (0..<repetitions).map { _ in try context.elapsedMilliseconds(body) }.sorted()

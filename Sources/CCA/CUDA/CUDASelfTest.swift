@@ -119,7 +119,7 @@ public enum CUDASelfTest {
                 return [(gpu, CausalAttention.forward(q: q, k: k, v: v, scale: scale, keyValid: keyValid))]
             })
         }
-        for (batch, length, config) in ccaConfigs {
+        for (batch, length, config) in ccaConfigs + ccaPrologueOnlyConfigs {
             cases.append(Case(name: "cca prologue B\(batch) S\(length) \(describe(config))") { context, precision in
                 let layer = try CCA(config: config, seed: 9)
                 let x = Tensor(randomNormal: [batch, length, config.hiddenSize], seed: 10)
@@ -147,6 +147,14 @@ public enum CUDASelfTest {
         (1, 20, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64, convolutions: 0)),
         (2, 40, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64, qkMean: false, valueShift: false)),
         (1, 300, CCAConfig(hiddenSize: 1024, queryHeads: 8, keyValueHeads: 2, headDim: 128)),
+    ]
+
+    /// Steps 2-8 alone: a long sequence, with more row tiles than the tensor-core prologue has blocks per
+    /// head (so each block loops) and RoPE angles in the thousands of radians; and a head dim of 20, whose
+    /// value halves are no whole 16-byte units (the element-wise value shift).
+    static let ccaPrologueOnlyConfigs: [(batch: Int, length: Int, config: CCAConfig)] = [
+        (2, 9000, CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 128)),
+        (2, 45, CCAConfig(hiddenSize: 128, queryHeads: 2, keyValueHeads: 1, headDim: 20)),
     ]
 
     static var layerCases: [Case] {

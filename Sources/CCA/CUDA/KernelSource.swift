@@ -2,6 +2,8 @@
 /// SwiftPM's `embedInCode`), compiled at run time by NVRTC for the GPU at hand.
 enum KernelSource: String, CaseIterable, Sendable {
     case ccaPrologue = "cca_prologue.cu"
+    case ccaPrologueTensorCores = "cca_prologue_mma.cu"
+    case ccaValues = "cca_values.cu"
     case attentionTensorCores = "attention_mma.cu"
     case attentionFloat32 = "attention_simt.cu"
     case rmsNorm = "rms_norm.cu"
@@ -11,6 +13,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     var text: [UInt8] {
         switch self {
         case .ccaPrologue: return PackageResources.cca_prologue_cu
+        case .ccaPrologueTensorCores: return PackageResources.cca_prologue_mma_cu
+        case .ccaValues: return PackageResources.cca_values_cu
         case .attentionTensorCores: return PackageResources.attention_mma_cu
         case .attentionFloat32: return PackageResources.attention_simt_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
@@ -20,12 +24,13 @@ enum KernelSource: String, CaseIterable, Sendable {
     }
 
     /// Headers the sources include, by include name.
-    static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh]
+    static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh]
 
-    /// The storage types the file is written for (the attention kernels are one per type).
+    /// The storage types the file is written for (the attention kernels and the tensor-core prologue are
+    /// one per type).
     var precisions: [CUDAPrecision] {
         switch self {
-        case .attentionTensorCores: return [.bfloat16]
+        case .attentionTensorCores, .ccaPrologueTensorCores: return [.bfloat16]
         case .attentionFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }

@@ -2,10 +2,10 @@
 //
 // Per row t and latent head: the causal convolution stack (conv A: depthwise, kernel 2; conv B: one d x d
 // matrix per tap and head; two zero rows of padding before the sequence), the QK-mean of the
-// pre-convolution latents, the L2 normalisation to sqrt(d), the key temperature and RoPE; the last block
-// row of the grid does the value shift instead.
+// pre-convolution latents, the L2 normalisation to sqrt(d), the key temperature and RoPE. The general path
+// (float32, fewer convolutions, any head dim); cca_prologue_mma.cu does bfloat16 with both convolutions.
 //
-// Tiling: grid (ceil(S / TILE_ROWS), Hq + Hkv + 1, B), one thread per channel of a head (blockDim = d).
+// Tiling: grid (ceil(S / TILE_ROWS), Hq + Hkv, B), one thread per channel of a head (blockDim = d).
 // A block handles TILE_ROWS consecutive positions of one head: each thread computes conv A for its own
 // channel over TILE_ROWS + 1 positions into shared memory; conv B then reads all d channels of those rows
 // (broadcast) and the weights of its output channel (stored [tap][head][in][out], so that the threads of a
@@ -22,38 +22,21 @@
 constexpr float L2_EPSILON = 1.1920928955078125e-7f;
 
 extern "C" __global__ void cca_prologue(
-    const T* __restrict__ latents,          // [B*S, ct]: [q0 ; k0] before the convolutions
+    const T* __restrict__ latents,          // [B*S, latent_stride]: [q0 ; k0] before the convolutions in the first ct columns
     const float* __restrict__ conv_a_weight, // [ct, 2], tap 0 multiplies the older row
     const float* __restrict__ conv_a_bias,   // [ct]
     const float* __restrict__ conv_b_weight, // [2, Hq + Hkv, d, d] as (tap, head, in, out)
     const float* __restrict__ conv_b_bias,   // [ct]
     const float* __restrict__ key_scale,     // [Hkv]: temp, or exp(temp), per key head
     const double* __restrict__ inv_freq,     // [rotary_dim / 2]
-    const T* __restrict__ value_delayed,     // [B*S, ek/2]: x_t . Wv_delayed
     T* __restrict__ q,                       // [B*S, Hq, d]
     T* __restrict__ k,                       // [B*S, Hkv, d]
-    T* __restrict__ v,                       // [B*S, ek]; columns [0, ek/2) already hold x_t . Wv_current
-    int seq_len, int q_heads, int kv_heads, int head_dim, int rotary_dim,
-    int convolutions, int qk_mean, int value_shift)
+    int latent_stride, int seq_len, int q_heads, int kv_heads, int head_dim, int rotary_dim,
+    int convolutions, int qk_mean)
 {
-    const int d = head_dim, heads = q_heads + kv_heads, ct = heads * d;
+    const int d = head_dim, heads = q_heads + kv_heads;
     const int t0 = blockIdx.x * TILE_ROWS, head = blockIdx.y, o = threadIdx.x;
     const long long row_base = static_cast<long long>(blockIdx.z) * seq_len;
-
-    if (head == heads) {
-        // Value shift: the delayed half of v is the previous token's projection (zero at t = 0).
-        const int half_width = kv_heads * d / 2;
-        for (int r = 0; r < TILE_ROWS && t0 + r < seq_len; ++r) {
-            const int t = t0 + r;
-            for (int c = o; c < half_width; c += blockDim.x) {
-                float delayed = 0.f;
-                if (!value_shift) delayed = to_float(value_delayed[(row_base + t) * half_width + c]);
-                else if (t > 0) delayed = to_float(value_delayed[(row_base + t - 1) * half_width + c]);
-                v[(row_base + t) * (2 * half_width) + half_width + c] = from_float<T>(delayed);
-            }
-        }
-        return;
-    }
 
     extern __shared__ float shared[];
     float* mixed = shared;                        // [TILE_ROWS + 1][d]: conv A at positions t0 - 1 + a
@@ -61,7 +44,7 @@ extern "C" __global__ void cca_prologue(
     __shared__ float row_scale[TILE_ROWS];
 
     const int channel = head * d + o;
-    auto latent = [&](int t) { return t >= 0 && t < seq_len ? to_float(latents[(row_base + t) * ct + channel]) : 0.f; };
+    auto latent = [&](int t) { return t >= 0 && t < seq_len ? to_float(latents[(row_base + t) * latent_stride + channel]) : 0.f; };
 
     // Conv A for this thread's channel: mixed[a] = w0 * x[t0 + a - 2] + w1 * x[t0 + a - 1] + bias.
     if (convolutions >= 1) {
@@ -114,7 +97,7 @@ extern "C" __global__ void cca_prologue(
         const int t = t0 + r;
         float mean = 0.f;
         if (qk_mean && t < seq_len) {
-            const T* row = latents + (row_base + t) * ct;
+            const T* row = latents + (row_base + t) * latent_stride;
             const float key_latent = to_float(row[eq + key_head * d + o]);
             if (is_key) {
                 float sum = 0.f;

@@ -1,13 +1,18 @@
 import RealModule
 
-/// ``CCA`` on the GPU: cuBLAS down-projections, the fused `cca_prologue` kernel, flash attention, cuBLAS
-/// output projection.
+/// ``CCA`` on the GPU: one cuBLAS projection `x · [Wq; Wk; Wv_current; Wv_delayed]ᵀ`, the value shift
+/// (`cca_values`), steps 4–8 (`cca_prologue_mma`, or `cca_prologue` off its path), flash attention,
+/// cuBLAS output projection.
 struct DeviceCCA: DeviceAttentionLayer {
-    /// The small float32 tensors of steps 4–8, laid out as `cca_prologue.cu` reads them.
+    /// The small float32 tensors of steps 4–8, laid out as the prologue kernels read them.
     struct PrologueWeights: Sendable {
+        /// Whether steps 4–8 run on `cca_prologue_mma.cu` (bfloat16, both convolutions, head and rotary dims
+        /// positive multiples of 16, head dim at most 128) rather than `cca_prologue.cu`.
+        let tensorCores: Bool
         /// conv A `[ct, 2]` and bias `[ct]`; nil without convolutions.
         let depthwiseWeight: DeviceBuffer?, depthwiseBias: DeviceBuffer?
-        /// conv B as `[tap, head, in, out]` and bias `[ct]`; nil with fewer than two convolutions.
+        /// conv B, nil with fewer than two convolutions: bfloat16 `[head, out, tap·d + in]` for the
+        /// tensor cores, else float32 `[tap, head, in, out]`; its bias `[ct]`.
         let groupedWeight: DeviceBuffer?, groupedBias: DeviceBuffer?
         /// The factor each key head is multiplied by: `temp`, or `exp(temp)` in `exp` mode.
         let keyScale: DeviceBuffer
@@ -15,27 +20,31 @@ struct DeviceCCA: DeviceAttentionLayer {
     }
 
     let config: CCAConfig
-    let queryWeight: DeviceTensor, keyWeight: DeviceTensor
-    let valueCurrentWeight: DeviceTensor, valueDelayedWeight: DeviceTensor
+    /// `[Wq; Wk; Wv_current; Wv_delayed]` `[ct + ek, E]`: one product gives `[q0 | k0 | v_current | v_delayed]`.
+    let projectionWeight: DeviceTensor
     let outputWeight: DeviceTensor
     let prologue: PrologueWeights
 
     init(_ layer: CCA, precision: CUDAPrecision, context: CUDAContext) throws {
         let (config, weights) = (layer.config, layer.weights)
         self.config = config
-        func matrix(_ name: String) throws -> DeviceTensor { try context.upload(weights[name]!, precision) }
         func floats(_ name: String) throws -> DeviceBuffer? { try weights[name].map { try context.upload($0.storage) } }
-        queryWeight = try matrix("qkv_proj.q_proj.weight")
-        keyWeight = try matrix("qkv_proj.k_proj.weight")
-        valueCurrentWeight = try matrix("qkv_proj.v_proj_current.weight")
-        valueDelayedWeight = try matrix("qkv_proj.v_proj_delayed.weight")
-        outputWeight = try matrix("o_proj.weight")
+        let projections = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { weights["qkv_proj.\($0).weight"]! }
+        projectionWeight = try context.upload(
+            try Tensor(shape: [projections.map { $0.shape[0] }.reduce(0, +), config.hiddenSize],
+                       storage: projections.flatMap(\.storage)), precision)
+        outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
+        let (d, rotaryDim) = (config.headDim, layer.rotary.rotaryDim)
+        let tensorCores = precision == .bfloat16 && config.convolutions == 2 && d % 16 == 0 && d <= 128
+            && rotaryDim > 0 && rotaryDim % 16 == 0
         let temperatures = weights["qk_norm.temp"]!.storage
         prologue = PrologueWeights(
+            tensorCores: tensorCores,
             depthwiseWeight: try floats("qkv_proj.conv_qk_depthwise.weight"),
             depthwiseBias: try floats("qkv_proj.conv_qk_depthwise.bias"),
-            groupedWeight: try weights["qkv_proj.conv_qk_grouped.weight"].map {
-                try context.upload(Self.groupedTaps($0, config: config))
+            groupedWeight: try weights["qkv_proj.conv_qk_grouped.weight"].map { weight in
+                tensorCores ? try context.upload(Self.stackedTaps(weight, config: config), .bfloat16).buffer
+                            : try context.upload(Self.groupedTaps(weight, config: config))
             },
             groupedBias: try floats("qkv_proj.conv_qk_grouped.bias"),
             keyScale: try context.upload(config.temperature == .exp ? temperatures.map { Float.exp($0) } : temperatures),
@@ -59,19 +68,25 @@ struct DeviceCCA: DeviceAttentionLayer {
         return taps
     }
 
+    /// conv B's weight `[ct, d, 2]` as `[head, out, tap·d + in]`: per head, the matrix that multiplies the
+    /// rows `[mixed(t − 1) | mixed(t)]`, stored as the column-major B operand of the tensor cores.
+    static func stackedTaps(_ weight: Tensor, config: CCAConfig) throws -> Tensor {
+        let (d, heads) = (config.headDim, config.queryHeads + config.keyValueHeads)
+        var taps = [Float](repeating: 0, count: heads * d * 2 * d)
+        for row in 0..<(heads * d) {
+            for tap in 0..<2 {
+                for input in 0..<d { taps[(row * 2 + tap) * d + input] = weight.storage[(row * d + input) * 2 + tap] }
+            }
+        }
+        return try Tensor(shape: [heads, d, 2 * d], storage: taps)
+    }
+
     /// Steps 2–8: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
     func project(_ x: DeviceTensor, context: CUDAContext) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
-        let (batch, length) = (x.shape[0], x.shape[1])
-        let (eq, ek, ct) = (config.queryWidth, config.keyWidth, config.convolutionChannels)
-        let latents = try context.empty([batch, length, ct], x.precision)
-        try context.linear(x.matrix, queryWeight, into: latents.columns(0..<eq))
-        try context.linear(x.matrix, keyWeight, into: latents.columns(eq..<ct))
-        let values = try context.empty([batch, length, ek], x.precision)
-        try context.linear(x.matrix, valueCurrentWeight, into: values.columns(0..<(ek / 2)))
-        let valueDelayed = try context.linear(x, valueDelayedWeight)
-        let (q, k) = try context.ccaPrologue(latents: latents, valueDelayed: valueDelayed, values: values,
-                                             weights: prologue, config: config)
-        return (q, k, values.reshaped([batch, length, config.keyValueHeads, config.headDim]))
+        let projections = try context.linear(x, projectionWeight)
+        let v = try context.ccaValues(projections, config: config)
+        let (q, k) = try context.ccaPrologue(projections, weights: prologue, config: config)
+        return (q, k, v)
     }
 
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
