@@ -40,11 +40,10 @@ struct CausalAttentionTraining {
     static func causalSoftmax<S: TrainingScalar>(_ row: UnsafeMutablePointer<S>, visible: Int, count: Int) {
         var maximum = -S.infinity
         for s in 0..<visible { maximum = max(maximum, row[s]) }
+        for s in 0..<visible { row[s] -= maximum }
+        S.exponentiate(row, count: visible)
         var sum: S = 0
-        for s in 0..<visible {
-            row[s] = S.exp(row[s] - maximum)
-            sum += row[s]
-        }
+        for s in 0..<visible { sum += row[s] }
         for s in 0..<visible { row[s] /= sum }
         for s in visible..<count { row[s] = 0 }
     }

@@ -67,11 +67,11 @@ public struct LanguageModel<Scalar: TrainingScalar>: Sendable {
             let prefix = "layers.\(layer)."
             let inputNorm = parameters[prefix + "input_layernorm.weight"]!.storage
             let postNorm = parameters[prefix + "post_attention_layernorm.weight"]!.storage
-            let attention = try config.attentionLayer().trainable(parameters(under: prefix + "self_attn."))
             let mlp = SwiGLU(weights: parameters(under: prefix + "mlp."))
 
             let (attentionIn, inputNormSaved) = norm.forward(x, rows: rows, weight: inputNorm)
-            let (attended, attentionBackward) = attention.pullback(TrainingTensor(shape: [batch, length, e], storage: attentionIn))
+            let (attended, attentionBackward) = try config.attentionLayer().pullback(
+                parameters(under: prefix + "self_attn."), TrainingTensor(shape: [batch, length, e], storage: attentionIn))
             for i in 0..<x.count { x[i] += attended.storage[i] }
             let (mlpIn, postNormSaved) = norm.forward(x, rows: rows, weight: postNorm)
             let (mlpOut, mlpSaved) = mlp.forward(mlpIn, rows: rows)

@@ -144,4 +144,18 @@ public enum AttentionLayerConfig: Sendable, Equatable {
         case .cca(let config): try TrainableCCA(config: config, weights: weights)
         }
     }
+
+    /// The trainable layer's forward pass on `x` and its backward closure, as ``DifferentiableAttention/pullback(_:)``.
+    ///
+    /// Switches over the concrete layer types instead of going through ``trainable(_:)``'s existential:
+    /// only then does the compiler specialise the layer code for `S`, and unspecialised generic code
+    /// spends most of its time looking up array metadata.
+    func pullback<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>], _ x: TrainingTensor<S>) throws
+        -> (y: TrainingTensor<S>, backward: (TrainingTensor<S>) -> (dx: TrainingTensor<S>, grads: [String: TrainingTensor<S>])) {
+        switch self {
+        case .gqa(let config): try TrainableGQA(config: config, weights: weights).pullback(x)
+        case .mla(let config): try TrainableMLA(config: config, weights: weights).pullback(x)
+        case .cca(let config): try TrainableCCA(config: config, weights: weights).pullback(x)
+        }
+    }
 }

@@ -15,16 +15,20 @@ struct SwiGLU<S: TrainingScalar> {
         (gate, up, down) = (weights["gate_proj.weight"]!, weights["up_proj.weight"]!, weights["down_proj.weight"]!)
     }
 
+    /// The backward pass reuses `σ(gate)` rather than paying for the exponentials again.
     struct Activations {
-        var x: [S], gate: [S], up: [S], hidden: [S]
+        var x: [S], gate: [S], gateSigmoid: [S], up: [S], hidden: [S]
     }
-
-    static func sigmoid(_ z: S) -> S { 1 / (1 + S.exp(-z)) }
 
     func forward(_ x: [S], rows: Int) -> ([S], Activations) {
         let g = LinearTraining.forward(x, rows: rows, weight: gate), u = LinearTraining.forward(x, rows: rows, weight: up)
-        let hidden = (0..<g.count).map { g[$0] * Self.sigmoid(g[$0]) * u[$0] }
-        return (LinearTraining.forward(hidden, rows: rows, weight: down), Activations(x: x, gate: g, up: u, hidden: hidden))
+        // σ(z) = 1 / (1 + exp(−z)), the exponentials in one vectorised pass.
+        var sigmoid = g.map { -$0 }
+        sigmoid.withUnsafeMutableBufferPointer { S.exponentiate($0.baseAddress!, count: $0.count) }
+        for i in sigmoid.indices { sigmoid[i] = 1 / (1 + sigmoid[i]) }
+        let hidden = (0..<g.count).map { g[$0] * sigmoid[$0] * u[$0] }
+        return (LinearTraining.forward(hidden, rows: rows, weight: down),
+                Activations(x: x, gate: g, gateSigmoid: sigmoid, up: u, hidden: hidden))
     }
 
     /// `dx` and the gradients under the weight names.
@@ -34,7 +38,7 @@ struct SwiGLU<S: TrainingScalar> {
         let dDown = LinearTraining.backward(dy, x: saved.hidden, rows: rows, weight: down, dx: &dHidden)
         var dGate = dHidden, dUp = dHidden
         for i in 0..<dHidden.count {
-            let z = saved.gate[i], sigma = Self.sigmoid(z)
+            let z = saved.gate[i], sigma = saved.gateSigmoid[i]
             dUp[i] = dHidden[i] * z * sigma
             // d silu(z)/dz = σ(z)·(1 + z·(1 − σ(z)))
             dGate[i] = dHidden[i] * saved.up[i] * sigma * (1 + z * (1 - sigma))

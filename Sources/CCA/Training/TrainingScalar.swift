@@ -11,6 +11,10 @@ public protocol TrainingScalar: BinaryFloatingPoint, Real, Sendable {
     static func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int, alpha: Self,
                      a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
                      beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int, parallel: Bool)
+
+    /// Replaces each of the `count` values by its exponential: the softmax and SiLU hot loops. `Float`
+    /// uses the vectorised exp of the inference softmax, `Double` the exact `exp`.
+    static func exponentiate(_ values: UnsafeMutablePointer<Self>, count: Int)
 }
 
 extension Float: TrainingScalar {
@@ -20,6 +24,8 @@ extension Float: TrainingScalar {
         MatrixMultiply.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
                             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc, parallel: parallel)
     }
+
+    public static func exponentiate(_ values: UnsafeMutablePointer<Float>, count: Int) { vectorExp(values, count: count) }
 }
 
 extension Double: TrainingScalar {
@@ -36,6 +42,10 @@ extension Double: TrainingScalar {
                 c[i * ldc + j] = alpha * sum + (beta == 0 ? 0 : beta * c[i * ldc + j])
             }
         }
+    }
+
+    public static func exponentiate(_ values: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { values[i] = Double.exp(values[i]) }
     }
 }
 
