@@ -22,6 +22,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/attention_mma.cu"),
+                .embedInCode("CUDA/Kernels/attention_wgmma.cu"),
                 .embedInCode("CUDA/Kernels/attention_simt.cu"),
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),

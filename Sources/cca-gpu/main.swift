@@ -10,6 +10,7 @@ let usage = """
       selftest         every GPU operation and layer against the CPU path (exit status 1 on a failure)
       compile [arch]   compile every kernel with NVRTC for arch (default sm_90a); needs no GPU
       bench            time attention and layers on the GPU with CUDA events
+      bench-attention  time the attention kernel alone, causal and not, on the cuDNN comparison's shapes
     """
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -24,6 +25,8 @@ do {
         }
     case "bench":
         try CUDABenchmark.run()
+    case "bench-attention":
+        try CUDABenchmark.attention()
     default:
         print(usage)
         exit(arguments.isEmpty ? 0 : 2)

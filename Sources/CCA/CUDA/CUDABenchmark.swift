@@ -48,15 +48,45 @@ public enum CUDABenchmark {
         }
     }
 
+    /// Times the attention kernel alone on the shapes of the cuDNN comparison (B = 1, d = 128, bfloat16):
+    /// MHA 16 heads, CCA 4 latent heads and CCGQA Hq 8 / Hkv 2, causal and not. Logs one line each,
+    /// `ours <name> Hq <n> Hkv <n> S <n> causal <0|1> <ms> ms <rate> TFLOP/s`, the rate counting
+    /// `4·S²·Hq·d`, halved when causal; `scripts/attention_vs_cudnn.py` reads these lines.
+    public static func attention(lengths: [Int] = [1024, 4096, 16384], repetitions: Int = 20,
+                                 log: (String) -> Void = { print($0) }) throws {
+        let context = try CUDAContext.shared()
+        log("device: \(context.deviceName), \(context.multiprocessorCount) SMs; median of \(repetitions) runs")
+        for length in lengths {
+            for (name, queryHeads, keyValueHeads) in [("MHA", 16, 16), ("CCA", 4, 4), ("CCGQA", 8, 2)] {
+                for causal in [true, false] {
+                    let milliseconds = try context.exclusive {
+                        let q = try context.upload(Tensor(randomNormal: [1, length, queryHeads, 128], seed: 1), .bfloat16)
+                        let k = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 2), .bfloat16)
+                        let v = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 3), .bfloat16)
+                        return try median(context, repetitions) {
+                            _ = try context.attention(q: q, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil,
+                                                      causal: causal)
+                        }
+                    }
+                    let flops = 4 * Double(length) * Double(length) * Double(queryHeads) * 128 / (causal ? 2 : 1)
+                    log("ours \(name) Hq \(queryHeads) Hkv \(keyValueHeads) S \(length) causal \(causal ? 1 : 0) "
+                        + "\(format(milliseconds, digits: 3)) ms \(format(flops / Double(milliseconds) / 1e9)) TFLOP/s")
+                }
+            }
+        }
+    }
+
     private static func median(_ context: CUDAContext, _ repetitions: Int, _ body: () throws -> Void) throws -> Float {
         for _ in 0..<2 { try body() }
         let times = try (0..<repetitions).map { _ in try context.elapsedMilliseconds(body) }.sorted()
         return times[times.count / 2]
     }
 
-    private static func format(_ value: some BinaryFloatingPoint) -> String {
-        let hundredths = Int((Double(value) * 100).rounded())
-        let fraction = hundredths % 100
-        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    private static func format(_ value: some BinaryFloatingPoint, digits: Int = 2) -> String {
+        var scale = 1
+        for _ in 0..<digits { scale *= 10 }
+        let units = Int((Double(value) * Double(scale)).rounded())
+        let fraction = String(units % scale)
+        return "\(units / scale).\(String(repeating: "0", count: digits - fraction.count))\(fraction)"
     }
 }
