@@ -7,7 +7,6 @@ let package = Package(
     products: [
         .library(name: "CCA", targets: ["CCA"]),
         .executable(name: "cca", targets: ["cca"]),
-        .executable(name: "cca-gpu", targets: ["cca-gpu"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -25,6 +24,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),
                 .embedInCode("CUDA/Kernels/attention_mma.cu"),
+                .embedInCode("CUDA/Kernels/attention_wgmma.cu"),
                 .embedInCode("CUDA/Kernels/attention_simt.cu"),
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
@@ -40,8 +40,6 @@ let package = Package(
             name: "cca",
             dependencies: ["CCA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // The CUDA path's self-test, kernel compile check and timings; small enough to carry to a GPU machine.
-        .executableTarget(name: "cca-gpu", dependencies: ["CCA"]),
         .testTarget(
             name: "CCATests",
             dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")]

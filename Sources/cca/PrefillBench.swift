@@ -23,8 +23,8 @@ struct PrefillBench: ParsableCommand {
         guard device == "cuda" else { throw ValidationError("prefill timings are for --device cuda; CPU figures come from `cca bench cpu`") }
         let ours = try PrefillBenchmark.run(lengths: seqs, repetitions: repeats)
         let anchorRows = try anchors.map { try PrefillBenchmark.anchors(csv: String(decoding: readFile($0), as: UTF8.self), source: $0) } ?? []
-        func time(_ method: String, _ length: Int, from rows: [PrefillBenchmark.Measurement]) -> PrefillBenchmark.Measurement? {
-            rows.first { $0.method == method && $0.length == length && $0.causal }
+        func time(_ method: String, _ length: Int, causal: Bool = true, from rows: [PrefillBenchmark.Measurement]) -> PrefillBenchmark.Measurement? {
+            rows.first { $0.method == method && $0.length == length && $0.causal == causal }
         }
         func ms(_ m: PrefillBenchmark.Measurement?) -> String { m.map { NumberFormatting.fixed($0.milliseconds, 3) } ?? "-" }
         func ratio(_ slow: PrefillBenchmark.Measurement?, _ fast: PrefillBenchmark.Measurement?) -> String {
@@ -40,14 +40,16 @@ struct PrefillBench: ParsableCommand {
             return ["\(s)", ms(mha), ms(torch), ms(cca), ms(zayaCCA), ms(ccgqa), ms(zayaCCGQA),
                     ratio(torch, cca), ratio(zayaCCA, cca), ratio(zayaCCGQA, ccgqa)]
         })
-        print("\nAttention core on the latent shapes, causal (TFLOP/s; ratio = ours / cuDNN throughput; bf16 matrix peak about 800)")
-        printTable(["S", "MHA ours", "CCA ours", "CCA cuDNN", "ratio", "CCGQA ours", "CCGQA cuDNN", "ratio"], seqs.map { s in
+        print("\nAttention core on the latent shapes (TFLOP/s; ratio = ours / cuDNN throughput; bf16 matrix peak about 800)")
+        printTable(["S", "causal", "MHA ours", "CCA ours", "CCA cuDNN", "ratio", "CCGQA ours", "CCGQA cuDNN", "ratio"],
+                   seqs.flatMap { s in [true, false].map { causal in
             func rate(_ m: PrefillBenchmark.Measurement?) -> String { m?.teraflops.map { NumberFormatting.fixed($0, 0) } ?? "-" }
-            let (cca, cudnnCCA) = (time("core-cca", s, from: ours), time("cudnn-core-cca", s, from: anchorRows))
-            let (ccgqa, cudnnCCGQA) = (time("core-ccgqa", s, from: ours), time("cudnn-core-ccgqa", s, from: anchorRows))
-            return ["\(s)", rate(time("core-mha", s, from: ours)), rate(cca), rate(cudnnCCA), ratio(cudnnCCA, cca),
-                    rate(ccgqa), rate(cudnnCCGQA), ratio(cudnnCCGQA, ccgqa)]
-        })
+            let (cca, cudnnCCA) = (time("core-cca", s, causal: causal, from: ours), time("cudnn-core-cca", s, causal: causal, from: anchorRows))
+            let (ccgqa, cudnnCCGQA) = (time("core-ccgqa", s, causal: causal, from: ours),
+                                       time("cudnn-core-ccgqa", s, causal: causal, from: anchorRows))
+            return ["\(s)", causal ? "yes" : "no", rate(time("core-mha", s, causal: causal, from: ours)), rate(cca), rate(cudnnCCA),
+                    ratio(cudnnCCA, cca), rate(ccgqa), rate(cudnnCCGQA), ratio(cudnnCCGQA, ccgqa)]
+        } })
         let all = ours.map { ($0, "ours") } + anchorRows.map { ($0, "anchor") }
         if let csv {
             let lines = all.map { m, source in

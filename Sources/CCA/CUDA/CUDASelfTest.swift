@@ -3,7 +3,7 @@ import RealModule
 /// Checks every GPU operation and every layer against the CPU path on random inputs, in both storage
 /// precisions, over shapes chosen to reach the edges of the kernels' tiles: S = 1, odd S, S that is not a
 /// multiple of a tile, B > 1, one KV head, groups of 1 to 8 query heads, head dims 64 and 128 (and odd
-/// ones), with and without a padding mask.
+/// ones), with and without a padding mask; attention both causal and not.
 public enum CUDASelfTest {
     /// Largest relative error (max |gpu − cpu| / max |cpu|) a case may have.
     public static func tolerance(_ precision: CUDAPrecision) -> Float { precision == .float32 ? 1e-4 : 2e-2 }
@@ -101,10 +101,12 @@ public enum CUDASelfTest {
             (1, 65, 8, 1, 128, 128, false), (3, 130, 4, 4, 64, 64, false), (2, 257, 8, 2, 128, 128, false),
             (1, 33, 16, 2, 64, 64, false), (2, 100, 4, 1, 96, 64, false), (2, 19, 2, 1, 20, 8, false),
             (1, 1000, 2, 1, 128, 128, false), (3, 70, 4, 2, 64, 64, true), (2, 129, 2, 1, 128, 128, true),
+            (1, 1, 1, 1, 128, 128, false),
         ]
-        for (batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked) in attentionShapes {
+        let attentionCases = attentionShapes.flatMap { shape in [true, false].map { (shape, causal: $0) } }
+        for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal) in attentionCases {
             let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
-            cases.append(Case(name: name + (masked ? " masked" : "")) { context, precision in
+            cases.append(Case(name: name + (masked ? " masked" : "") + (causal ? "" : " non-causal")) { context, precision in
                 let q = representable(Tensor(randomNormal: [batch, length, queryHeads, keyDim], seed: 6), precision)
                 let k = representable(Tensor(randomNormal: [batch, length, keyValueHeads, keyDim], seed: 7), precision)
                 let v = representable(Tensor(randomNormal: [batch, length, keyValueHeads, valueDim], seed: 8), precision)
@@ -114,9 +116,11 @@ public enum CUDASelfTest {
                     let flags = try keyValid.map { try context.upload($0.map { $0 ? UInt8(1) : 0 }) }
                     return try context.download(try context.attention(
                         q: try context.upload(q, precision), k: try context.upload(k, precision),
-                        v: try context.upload(v, precision), scale: scale, keyValid: flags))
+                        v: try context.upload(v, precision), scale: scale, keyValid: flags, causal: causal))
                 }
-                return [(gpu, CausalAttention.forward(q: q, k: k, v: v, scale: scale, keyValid: keyValid))]
+                let reference = causal ? CausalAttention.forward(q: q, k: k, v: v, scale: scale, keyValid: keyValid)
+                    : nonCausalAttention(q: q, k: k, v: v, scale: scale, keyValid: keyValid)
+                return [(gpu, reference)]
             })
         }
         for (batch, length, config) in ccaConfigs + ccaPrologueOnlyConfigs {
@@ -214,6 +218,42 @@ public enum CUDASelfTest {
             if batch > 2 && t < 2 { mask.storage[2 * length + t] = 0 }
         }
         return mask
+    }
+
+    /// Attention in which every query sees every valid key, in float64 loops (the reference for the
+    /// kernels' non-causal mode; ``CausalAttention`` is causal only). Rows that see no key get zeros.
+    static func nonCausalAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, keyValid: [Bool]?) -> Tensor {
+        let (batch, length, queryHeads, keyDim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
+        let (keyValueHeads, valueDim) = (k.shape[2], v.shape[3])
+        var out = Tensor(zeros: [batch, length, queryHeads, valueDim])
+        var weights = [Double](repeating: 0, count: length), row = [Double](repeating: 0, count: valueDim)
+        for b in 0..<batch {
+            for t in 0..<length {
+                for h in 0..<queryHeads {
+                    let kvHead = h / (queryHeads / keyValueHeads), query = ((b * length + t) * queryHeads + h) * keyDim
+                    var maximum = -Double.infinity
+                    for s in 0..<length {
+                        guard keyValid?[b * length + s] ?? true else { weights[s] = -.infinity; continue }
+                        let key = ((b * length + s) * keyValueHeads + kvHead) * keyDim
+                        var dot = 0.0
+                        for c in 0..<keyDim { dot += Double(q.storage[query + c]) * Double(k.storage[key + c]) }
+                        weights[s] = dot * Double(scale)
+                        maximum = max(maximum, weights[s])
+                    }
+                    guard maximum > -.infinity else { continue }
+                    var total = 0.0
+                    for s in 0..<length { weights[s] = Double.exp(weights[s] - maximum); total += weights[s] }
+                    for c in 0..<valueDim { row[c] = 0 }
+                    for s in 0..<length where weights[s] > 0 {
+                        let value = ((b * length + s) * keyValueHeads + kvHead) * valueDim
+                        for c in 0..<valueDim { row[c] += weights[s] * Double(v.storage[value + c]) }
+                    }
+                    let destination = ((b * length + t) * queryHeads + h) * valueDim
+                    for c in 0..<valueDim { out.storage[destination + c] = Float(row[c] / total) }
+                }
+            }
+        }
+        return out
     }
 
     /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor.

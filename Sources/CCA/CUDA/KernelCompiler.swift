@@ -44,7 +44,7 @@ public enum CUDAKernels {
     /// - Returns: each build's description and CUBIN size in bytes.
     /// - Throws: the first ``CUDAError/compilation(kernel:options:log:)`` (with NVRTC's log).
     public static func compileAll(architecture: String = "sm_90a") throws -> [(build: String, byteCount: Int)] {
-        try KernelSource.allCases.flatMap { source in
+        try KernelSource.allCases.filter { $0.builds(for: architecture) }.flatMap { source in
             try source.precisions.map { precision in
                 let variant = KernelVariant(source: source, precision: precision, defines: [:])
                 return (variant.description, try KernelCompiler.cubin(variant, architecture: architecture, diskCache: nil).count)

@@ -5,6 +5,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case ccaPrologueTensorCores = "cca_prologue_mma.cu"
     case ccaValues = "cca_values.cu"
     case attentionTensorCores = "attention_mma.cu"
+    case attentionHopper = "attention_wgmma.cu"
     case attentionFloat32 = "attention_simt.cu"
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
@@ -16,6 +17,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .ccaPrologueTensorCores: return PackageResources.cca_prologue_mma_cu
         case .ccaValues: return PackageResources.cca_values_cu
         case .attentionTensorCores: return PackageResources.attention_mma_cu
+        case .attentionHopper: return PackageResources.attention_wgmma_cu
         case .attentionFloat32: return PackageResources.attention_simt_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
@@ -26,11 +28,14 @@ enum KernelSource: String, CaseIterable, Sendable {
     /// Headers the sources include, by include name.
     static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh]
 
+    /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
+    func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }
+
     /// The storage types the file is written for (the attention kernels and the tensor-core prologue are
     /// one per type).
     var precisions: [CUDAPrecision] {
         switch self {
-        case .attentionTensorCores, .ccaPrologueTensorCores: return [.bfloat16]
+        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores: return [.bfloat16]
         case .attentionFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }

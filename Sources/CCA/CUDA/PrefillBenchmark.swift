@@ -1,6 +1,6 @@
 /// Prefill latency on the GPU for the report's comparison (bfloat16, E = 2048, d = 128, B = 1): whole
 /// layers (projections, prologue, attention, output projection; input already on the GPU) and the
-/// attention core alone on the latent shapes, timed with CUDA events.
+/// attention core alone on the latent shapes, causal and not, timed with CUDA events.
 public enum PrefillBenchmark {
     /// One timing: `method` is `mha`, `cca` or `ccgqa` for layers and `core-<method>` for attention alone.
     public struct Measurement: Sendable {
@@ -27,7 +27,8 @@ public enum PrefillBenchmark {
         ]
     }
 
-    /// Times every layer and attention core at each length (causal), `repetitions` runs after two warm-ups.
+    /// Times every layer (causal) and attention core (causal and not) at each length, `repetitions` runs
+    /// after two warm-ups.
     public static func run(lengths: [Int], repetitions: Int = 20, log: (String) -> Void = { print($0) }) throws -> [Measurement] {
         let context = try CUDAContext.shared()
         log("device: \(context.deviceName), \(context.multiprocessorCount) SMs, kernels for \(context.architecture)")
@@ -40,19 +41,23 @@ public enum PrefillBenchmark {
                     return try median(context, repetitions, inputs) { _ = try gpu.implementation.forward($0, keyValid: nil, context: context) }
                 }
                 measurements.append(Measurement(method: method, length: length, causal: true, milliseconds: milliseconds))
-                let core = try context.exclusive {
-                    let q = try context.upload(Tensor(randomNormal: [1, length, queryHeads, 128], seed: 20), .bfloat16)
-                    let k = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 21), .bfloat16)
-                    let v = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 22), .bfloat16)
-                    return try median(context, repetitions, [q]) {
-                        _ = try context.attention(q: $0, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil)
+                for causal in [true, false] {
+                    let core = try context.exclusive {
+                        let q = try context.upload(Tensor(randomNormal: [1, length, queryHeads, 128], seed: 20), .bfloat16)
+                        let k = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 21), .bfloat16)
+                        let v = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 22), .bfloat16)
+                        return try median(context, repetitions, [q]) {
+                            _ = try context.attention(q: $0, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil,
+                                                      causal: causal)
+                        }
                     }
+                    let flops = 4 * Double(length) * Double(length) * Double(queryHeads) * 128 / (causal ? 2 : 1)
+                    measurements.append(Measurement(method: "core-" + method, length: length, causal: causal, milliseconds: core,
+                                                    teraflops: flops / core / 1e9))
+                    log("\(method) S=\(length) \(causal ? "causal" : "full  "): attention core \(NumberFormatting.fixed(core, 3)) ms "
+                        + "(\(NumberFormatting.fixed(flops / core / 1e9, 0)) TFLOP/s)"
+                        + (causal ? ", layer \(NumberFormatting.fixed(milliseconds, 3)) ms" : ""))
                 }
-                let flops = 2 * Double(length) * Double(length) * Double(queryHeads) * 128
-                measurements.append(Measurement(method: "core-" + method, length: length, causal: true, milliseconds: core,
-                                                teraflops: flops / core / 1e9))
-                log("\(method) S=\(length): layer \(NumberFormatting.fixed(milliseconds, 3)) ms, attention core "
-                    + "\(NumberFormatting.fixed(core, 3)) ms (\(NumberFormatting.fixed(flops / core / 1e9, 0)) TFLOP/s)")
             }
         }
         return measurements

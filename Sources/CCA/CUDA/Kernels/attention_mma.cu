@@ -1,15 +1,16 @@
-// attention_mma.cu: causal flash attention for bfloat16 tensors on the tensor cores (mma.sync m16n8k16,
-// bf16 inputs, float accumulation), with grouped KV heads and an optional key padding mask.
+// attention_mma.cu: flash attention, causal or not, for bfloat16 tensors on the tensor cores (mma.sync
+// m16n8k16, bf16 inputs, float accumulation), with grouped KV heads and an optional key padding mask. Any
+// head dims up to 256 on any GPU from sm_80; Hopper with head dim 128 runs attention_wgmma.cu instead.
 //
-// out[b,t,h] = sum over visible keys s <= t of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g];
-// a row that sees no key (all padded) gets zeros.
+// out[b,t,h] = sum over visible keys s of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g], where a key
+// is visible when it is valid and, in causal mode, s <= t; a row that sees no key (all padded) gets zeros.
 //
 // GQA packing: the g query heads that share KV head j are folded into the rows of one problem, packed
 // row r = t * g + i standing for position t and head j * g + i. A block therefore loads each K/V tile
 // once for all heads of the group, and the grid does not grow with g.
 //
 // Tiling: grid (ceil(S*g / 64), Hkv, B), 4 warps. A block owns 64 packed rows (16 per warp) and walks key
-// tiles of 64 up to the last position its rows can see (causal tile skipping; the heaviest row tiles are
+// tiles of 64 up to the last position its rows can see (causal tile skipping in causal mode; the heaviest row tiles are
 // scheduled first). Each warp keeps its Q fragments in registers for the whole walk. K/V tiles are
 // double-buffered in shared memory: cp.async fetches tile i+1 while tile i is used. Rows are padded by
 // 16 bytes so that ldmatrix reads hit 32 distinct banks. Per key tile each warp computes its 16 x 64
@@ -103,7 +104,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     const bf16* __restrict__ v,                 // [B, S, Hkv, DV]
     bf16* __restrict__ out,                     // [B, S, Hq, DV]
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
-    int seq_len, int q_heads, int kv_heads, float scale_log2)
+    int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ __align__(16) unsigned short shared[];
     unsigned short* q_tile = shared;                       // [BLOCK_M][QK_STRIDE]
@@ -135,9 +136,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
-        position[i] = packed < packed_rows ? packed / group : -1;
+        position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
     }
-    const int key_end = (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1;
+    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
     const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
 
     auto load_keys_and_values = [&](int tile) {

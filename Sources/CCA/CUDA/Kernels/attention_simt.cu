@@ -1,7 +1,7 @@
-// attention_simt.cu: causal flash attention for float32 tensors on the CUDA cores (exact float arithmetic,
-// for the float32 storage mode, whose tolerance the tensor cores' reduced precision would not meet).
+// attention_simt.cu: flash attention for float32 tensors on the CUDA cores (exact float arithmetic, for the
+// float32 storage mode, whose tolerance the tensor cores' reduced precision would not meet).
 //
-// Computes the same function as attention_mma.cu: causal softmax attention with grouped KV heads, an
+// Computes the same function as attention_mma.cu: softmax attention, causal or not, with grouped KV heads, an
 // optional key padding mask, zeros for rows that see no key, and the same GQA packing (packed row
 // r = t * g + i is position t, query head j * g + i of KV head j).
 //
@@ -41,7 +41,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
     const float* __restrict__ v,                // [B, S, Hkv, DV]
     float* __restrict__ out,                    // [B, S, Hq, DV]
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
-    int seq_len, int q_heads, int kv_heads, float scale_log2)
+    int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ float shared[];
     float* q_tile = shared;                     // [BLOCK_M][DK]
@@ -63,9 +63,9 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
 #pragma unroll
     for (int i = 0; i < ROWS_PER_WARP; ++i) {
         const int packed = row0 + warp * ROWS_PER_WARP + i;
-        position[i] = packed < packed_rows ? packed / group : -1;
+        position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
     }
-    const int key_end = (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1;
+    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
 
     float acc[ROWS_PER_WARP][V_PER_LANE] = {};
     float row_max[ROWS_PER_WARP], row_sum[ROWS_PER_WARP];

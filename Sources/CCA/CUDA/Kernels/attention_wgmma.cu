@@ -1,0 +1,313 @@
+// attention_wgmma.cu: flash attention for bfloat16 tensors with head dim 128 on Hopper's warpgroup tensor
+// cores (wgmma, sm_90a only), causal or not, with grouped KV heads and an optional key padding mask.
+//
+// out[b,t,h] = sum over visible keys s of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g], where a
+// key is visible when it is valid and, in causal mode, s <= t; a row that sees no key gets zeros. Same
+// function and GQA packing as attention_mma.cu (packed row r = t * g + i is position t, query head
+// j * g + i of KV head j), so one K/V tile serves every query head of its group.
+//
+// Tiling: grid (Hkv * B, ceil(S*g / 128)); the row blocks run heaviest first (causal tile skipping makes
+// late rows longer). 256 threads = 2 warpgroups; a block owns 128 packed rows, 64 per warpgroup, and walks
+// key tiles of 128. Q, K and V tiles (128 rows x 128 bf16) live in shared memory in the 128-byte-swizzle
+// layout that wgmma descriptors read: each tile is two column halves of [128 rows][64 bf16], and the
+// 16-byte chunk c of row r is stored at chunk c ^ (r % 8). K/V tiles are triple-buffered: cp.async
+// fetches tile j+2 while tiles j and j+1 are used. S = Q K^T takes 8 wgmma m64n128k16 (both operands
+// K-major from shared memory); P V takes 8 more (P from registers: the accumulator layout of two adjacent
+// 8-key column tiles is the A layout of one 16-key step; V from shared memory as an N-major B operand).
+// The warpgroup's steps are software-pipelined (as FlashAttention-3) so that the tensor cores work during
+// the softmax: with P of tile j in registers it issues the scores of tile j+1 and then P V for tile j,
+// waits for the scores only, and applies the mask and the online softmax (exp2, running max and sum per
+// row) to them while P V runs; O is rescaled and the new P packed once P V is done.
+#include "common.cuh"
+
+constexpr int D = 128;                                 // head dim of Q, K and V
+constexpr int BLOCK_M = 128, BLOCK_N = 128, THREADS = 256;
+constexpr int HALF_BYTES = 128 * 128;                  // one column half of a tile: 128 rows x 128 bytes
+constexpr int TILE_BYTES = 2 * HALF_BYTES;             // one 128 x 128 bf16 tile
+constexpr int STAGES = 3;                              // K/V tiles in flight
+// Shared memory: Q, then STAGES x (K, V), (1 + 2 * STAGES) * TILE_BYTES, and 1024 bytes more so that the
+// base can be aligned to a swizzle atom (the host's launch passes this size).
+
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
+// Byte offset, inside a tile, of 16-byte chunk `chunk` (0..15) of row `row`.
+__device__ __forceinline__ unsigned swizzled(int row, int chunk) {
+    return (chunk / 8) * HALF_BYTES + row * 128 + ((chunk % 8) ^ (row % 8)) * 16;
+}
+
+// Starts copying 128 rows of 128 bf16 into a swizzled tile; rows for which row_pointer returns nullptr
+// become zeros. Complete after cp.async.wait_group.
+template <typename RowPointer>
+__device__ __forceinline__ void load_tile(unsigned tile, const bf16* any_row, RowPointer row_pointer) {
+#pragma unroll
+    for (int i = 0; i < 128 * 16 / THREADS; ++i) {
+        const int index = threadIdx.x + i * THREADS, row = index / 16, chunk = index % 16;
+        const bf16* source = row_pointer(row);
+        // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                     :: "r"(tile + swizzled(row, chunk)), "l"(source != nullptr ? source + chunk * 8 : any_row),
+                        "r"(source != nullptr ? 16 : 0) : "memory");
+    }
+}
+
+// Waits until at most PENDING of this thread's copy groups are in flight, and makes the finished ones
+// visible to the tensor cores (the async proxy).
+template <int PENDING> __device__ __forceinline__ void finish_loads() {
+    asm volatile("cp.async.wait_group %0;\n\tfence.proxy.async.shared::cta;" :: "n"(PENDING) : "memory");
+}
+
+// A wgmma shared-memory descriptor with 128-byte swizzle: start address, leading and stride byte offsets.
+__device__ __forceinline__ unsigned long long descriptor(unsigned address, unsigned leading, unsigned stride) {
+    return static_cast<unsigned long long>((address & 0x3ffff) >> 4) |
+           static_cast<unsigned long long>(leading >> 4) << 16 |
+           static_cast<unsigned long long>(stride >> 4) << 32 | 1ull << 62;
+}
+
+// The 64 accumulator operands of an m64n128 wgmma: "+f" to accumulate, "=f" to overwrite.
+#define ACC8(m, a, i) m(a[i]), m(a[i + 1]), m(a[i + 2]), m(a[i + 3]), m(a[i + 4]), m(a[i + 5]), m(a[i + 6]), m(a[i + 7])
+#define ACC64(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24), \
+                    ACC8(m, a, 32), ACC8(m, a, 40), ACC8(m, a, 48), ACC8(m, a, 56)
+#define ACC_LIST "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d = A . B (ACCUMULATE false) or d += A . B for a 64x128x16 step, A and B K-major in shared memory.
+// Overwriting takes d as a pure output, so that its old values need not stay alive.
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmma_shared(float (&d)[64], unsigned long long a, unsigned long long b) {
+    if constexpr (ACCUMULATE) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST ", %64, %65, 1, 1, 1, 0, 0;"
+                     : ACC64("+f", d) : "l"(a), "l"(b));
+    } else {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST ", %64, %65, 0, 1, 1, 0, 0;"
+                     : ACC64("=f", d) : "l"(a), "l"(b));
+    }
+}
+
+// d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
+__device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST
+                 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
+                 : ACC64("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+// Waits until at most PENDING of this warpgroup's wgmma groups are in flight.
+template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(PENDING) : "memory");
+}
+// Pins accumulators after a wait, so that no read of them moves above it.
+__device__ __forceinline__ void pin(float (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two floats as a bf16 pair, `low` in the low half (the lower column index of a fragment).
+__device__ __forceinline__ unsigned pack_bf16(float low, float high) {
+    unsigned result;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(result) : "f"(high), "f"(low));
+    return result;
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
+    const bf16* __restrict__ q,                 // [B, S, Hq, 128]
+    const bf16* __restrict__ k,                 // [B, S, Hkv, 128]
+    const bf16* __restrict__ v,                 // [B, S, Hkv, 128]
+    bf16* __restrict__ out,                     // [B, S, Hq, 128]
+    const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
+{
+    extern __shared__ __align__(16) unsigned char shared[];
+    const unsigned base = (shared_address(shared) + 1023) & ~1023u;  // swizzle atoms are 1024-byte aligned
+    const unsigned q_tile = base;
+    auto k_tile = [&](int tile) { return base + TILE_BYTES * (1 + 2 * (tile % STAGES)); };
+
+    const int group = q_heads / kv_heads, packed_rows = seq_len * group;
+    const int kv_head = blockIdx.x % kv_heads, batch = blockIdx.x / kv_heads;
+    const int row0 = (gridDim.y - 1 - blockIdx.y) * BLOCK_M;
+    const int warpgroup = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const long long sequence = static_cast<long long>(batch) * seq_len;
+
+    // This thread's two rows of the warpgroup's 64: accumulator rows lane/4 and lane/4 + 8 of its warp.
+    int position[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const int packed = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
+        position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
+    }
+    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
+    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
+    // Key tiles from here on need the causal mask for some row of the block.
+    const int first_masked_key = causal ? row0 / group : seq_len;
+
+    auto load_keys_and_values = [&](int tile) {
+        auto key_row = [&](const bf16* tensor) {
+            return [=](int row) -> const bf16* {
+                const int s = tile * BLOCK_N + row;
+                return s < seq_len ? tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
+            };
+        };
+        load_tile(k_tile(tile), k, key_row(k));
+        load_tile(k_tile(tile) + TILE_BYTES, v, key_row(v));
+        asm volatile("cp.async.commit_group;" ::: "memory");
+    };
+    load_tile(q_tile, q, [&](int row) -> const bf16* {
+        const int packed = row0 + row;
+        if (packed >= packed_rows) return nullptr;
+        return q + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * D;
+    });
+    load_keys_and_values(0);
+    if (tiles > 1) load_keys_and_values(1);
+
+    float o[64] = {}, s[64], rescales[2];
+    unsigned p[8][4];
+    float row_max[2] = {negative_infinity(), negative_infinity()}, row_sum[2] = {0.f, 0.f};
+    const unsigned q_rows = q_tile + warpgroup * 64 * 128;
+
+    // Issues S = Q K^T for a tile: 16 channels per step; steps 0-3 read the first column half, 4-7 the second.
+    auto issue_scores = [&](int tile) {
+        const unsigned keys = k_tile(tile);
+        wgmma_fence();
+        wgmma_shared<false>(s, descriptor(q_rows, 16, 1024), descriptor(keys, 16, 1024));
+#pragma unroll
+        for (int kk = 1; kk < D / 16; ++kk) {
+            const unsigned offset = (kk / 4) * HALF_BYTES + (kk % 4) * 32;
+            wgmma_shared<true>(s, descriptor(q_rows + offset, 16, 1024), descriptor(keys + offset, 16, 1024));
+        }
+        wgmma_commit();
+    };
+
+    // Masks the scores of `tile` in s and turns them into unnormalised probabilities (online softmax on
+    // raw scores, the scale folded into the exponent); the factor that O must be rescaled by goes to rescales.
+    auto softmax = [&](int tile) {
+        const int key0 = tile * BLOCK_N;
+        // Accumulator element 4j + 2i + e is row i (of this thread's two), key key0 + 8j + 2(lane%4) + e.
+        if (key0 + BLOCK_N > first_masked_key || key0 + BLOCK_N > seq_len || key_valid != nullptr) {
+#pragma unroll
+            for (int j = 0; j < 16; ++j) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int key = key0 + 8 * j + 2 * (lane % 4) + e;
+                    const bool valid = key < seq_len && (key_valid == nullptr || key_valid[sequence + key]);
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        if (!valid || key > position[i]) s[4 * j + 2 * i + e] = negative_infinity();
+                    }
+                }
+            }
+        }
+        // Online softmax on raw scores; the scale is folded into the exponent.
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            float tile_max = negative_infinity();
+#pragma unroll
+            for (int j = 0; j < 16; ++j) tile_max = fmaxf(tile_max, fmaxf(s[4 * j + 2 * i], s[4 * j + 2 * i + 1]));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
+            tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 2));
+            const float new_max = fmaxf(row_max[i], tile_max);
+            // While a row has seen no visible key its max is -inf; subtracting 0 keeps exp2 at 0, not NaN.
+            const float shift = new_max == negative_infinity() ? 0.f : new_max * scale_log2;
+            const float rescale = fast_exp2(row_max[i] * scale_log2 - shift);
+            row_max[i] = new_max;
+            float sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < 16; ++j) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    float& x = s[4 * j + 2 * i + e];
+                    x = fast_exp2(fmaf(x, scale_log2, -shift));
+                    sum += x;
+                }
+            }
+            row_sum[i] = row_sum[i] * rescale + sum;
+            rescales[i] = rescale;
+        }
+    };
+
+    // O *= rescales, and the probabilities in s as the bf16 A fragments of P V.
+    auto rescale_and_pack = [&]() {
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                o[4 * j + 2 * i] *= rescales[i];
+                o[4 * j + 2 * i + 1] *= rescales[i];
+            }
+        }
+#pragma unroll
+        for (int kk = 0; kk < 8; ++kk) {
+            p[kk][0] = pack_bf16(s[8 * kk], s[8 * kk + 1]);
+            p[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
+            p[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
+            p[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
+        }
+    };
+
+    // One pipeline step, with P of tile `tile` in p: issue the scores of tile + 1 (unless this is the last
+    // tile), then O += P V for this tile; the softmax of tile + 1 runs while P V is on the tensor cores.
+    // `next` is a constant at each call, so that the inlined branches fold away: a wgmma issued under a
+    // run-time branch makes ptxas serialise every wgmma of the kernel (warning C7515).
+    auto step = [&](int tile, bool next) {
+        if (next) {
+            // Tile + 1 has landed for every thread, and every warpgroup is done with tile - 1's stage.
+            finish_loads<0>();
+            __syncthreads();
+            if (tile + 2 < tiles) load_keys_and_values(tile + 2);
+            issue_scores(tile + 1);
+        }
+        // O += P V: 16 keys per step (2048 bytes of V rows); the two column halves are 16 KB apart.
+        const unsigned values = k_tile(tile) + TILE_BYTES;
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
+            wgmma_registers(o, p[kk], descriptor(values + kk * 2048, HALF_BYTES, 1024));
+        }
+        wgmma_commit();
+        if (next) {
+            wgmma_wait<1>();  // the scores of tile + 1
+            pin(s);
+            softmax(tile + 1);
+        }
+        wgmma_wait<0>();
+        pin(o);
+        if (next) rescale_and_pack();
+    };
+
+    if (tiles > 1) finish_loads<1>(); else finish_loads<0>();
+    __syncthreads();
+    issue_scores(0);
+    wgmma_wait<0>();
+    pin(s);
+    softmax(0);
+    rescale_and_pack();
+    for (int tile = 0; tile + 1 < tiles; ++tile) step(tile, true);
+    step(tiles - 1, false);
+
+    // Each thread summed only its own columns: add the quad's partial sums, then normalise and store.
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        float total = row_sum[i];
+        total += __shfl_xor_sync(0xffffffffu, total, 1);
+        total += __shfl_xor_sync(0xffffffffu, total, 2);
+        const int packed = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
+        if (packed >= packed_rows) continue;
+        const float inverse = total > 0.f ? 1.f / total : 0.f;
+        unsigned* destination = reinterpret_cast<unsigned*>(
+            out + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * D);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+            destination[4 * j + lane % 4] = pack_bf16(o[4 * j + 2 * i] * inverse, o[4 * j + 2 * i + 1] * inverse);
+        }
+    }
+}
