@@ -21,6 +21,7 @@
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (both at most 256).
 #include "common.cuh"
+#include "mma.cuh"
 
 #ifndef HEAD_DIM_QK
 #define HEAD_DIM_QK 128
@@ -37,38 +38,6 @@ constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
 // K/V tiles in flight: one being read while the next one is fetched.
 constexpr int STAGES = 2, STAGE_SIZE = BLOCK_N * (QK_STRIDE + V_STRIDE);
 static_assert(DK_PADDED <= 256 && DV_PADDED <= 256, "head dims above 256 are not supported");
-
-// D += A . B for one 16x8x16 tile; A is 16x16 row-major, B 16x8 column-major, both as packed bf16 pairs.
-__device__ __forceinline__ void mma_bf16(float (&d)[4], unsigned a0, unsigned a1, unsigned a2, unsigned a3,
-                                         unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-                 "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
-}
-
-// Two floats as a bf16 pair, `low` in the low half (the lower column index of a fragment).
-__device__ __forceinline__ unsigned pack_bf16(float low, float high) {
-    unsigned result;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(result) : "f"(high), "f"(low));
-    return result;
-}
-
-__device__ __forceinline__ unsigned shared_address(const void* pointer) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
-}
-
-// Four 8x8 bf16 matrices from shared memory; lanes 8j..8j+7 give the row addresses of matrix j, and
-// register j receives, in lane t, row t/4, columns 2(t%4) and 2(t%4)+1 of matrix j (transposed: column t/4,
-// rows 2(t%4) and 2(t%4)+1).
-__device__ __forceinline__ void load_matrices(unsigned (&r)[4], const unsigned short* row) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
-}
-__device__ __forceinline__ void load_matrices_transposed(unsigned (&r)[4], const unsigned short* row) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
-}
 
 // Starts copying `rows` rows of WIDTH bf16 values into a shared tile (row stride STRIDE, PADDED columns),
 // with zeros for missing rows (row_pointer returns nullptr) and for the padding columns. Rows that are
@@ -181,8 +150,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
             for (int np = 0; np < BLOCK_N / 16; ++np) {
                 unsigned b[4];
                 load_matrices(b, k_tile + (np * 16 + lane % 8 + lane / 16 * 8) * QK_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(score[2 * np], q_fragment[kk][0], q_fragment[kk][1], q_fragment[kk][2], q_fragment[kk][3], b[0], b[1]);
-                mma_bf16(score[2 * np + 1], q_fragment[kk][0], q_fragment[kk][1], q_fragment[kk][2], q_fragment[kk][3], b[2], b[3]);
+                mma_bf16(score[2 * np], q_fragment[kk], b[0], b[1]);
+                mma_bf16(score[2 * np + 1], q_fragment[kk], b[2], b[3]);
             }
         }
 
@@ -230,16 +199,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
         // ldmatrix.x4.trans gives the B fragments of two 8-channel tiles of V.
 #pragma unroll
         for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
-            const unsigned a0 = pack_bf16(score[2 * kk][0], score[2 * kk][1]);
-            const unsigned a1 = pack_bf16(score[2 * kk][2], score[2 * kk][3]);
-            const unsigned a2 = pack_bf16(score[2 * kk + 1][0], score[2 * kk + 1][1]);
-            const unsigned a3 = pack_bf16(score[2 * kk + 1][2], score[2 * kk + 1][3]);
+            const unsigned p[4] = {pack_bf16(score[2 * kk][0], score[2 * kk][1]), pack_bf16(score[2 * kk][2], score[2 * kk][3]),
+                                   pack_bf16(score[2 * kk + 1][0], score[2 * kk + 1][1]),
+                                   pack_bf16(score[2 * kk + 1][2], score[2 * kk + 1][3])};
 #pragma unroll
             for (int dp = 0; dp < DV_PADDED / 16; ++dp) {
                 unsigned b[4];
                 load_matrices_transposed(b, v_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + dp * 16 + lane / 16 * 8);
-                mma_bf16(acc[2 * dp], a0, a1, a2, a3, b[0], b[1]);
-                mma_bf16(acc[2 * dp + 1], a0, a1, a2, a3, b[2], b[3]);
+                mma_bf16(acc[2 * dp], p, b[0], b[1]);
+                mma_bf16(acc[2 * dp + 1], p, b[2], b[3]);
             }
         }
         __syncthreads();  // every warp is done with this stage before it is refilled

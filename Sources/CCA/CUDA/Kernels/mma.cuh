@@ -26,8 +26,13 @@ __device__ __forceinline__ unsigned shared_address(const void* pointer) {
 }
 
 // Four 8x8 bf16 matrices from shared memory; lanes 8j..8j+7 give the row addresses of matrix j, and
-// register j receives, in lane t, row t/4, columns 2(t%4) and 2(t%4)+1 of matrix j.
+// register j receives, in lane t, row t/4, columns 2(t%4) and 2(t%4)+1 of matrix j (transposed: column t/4,
+// rows 2(t%4) and 2(t%4)+1).
 __device__ __forceinline__ void load_matrices(unsigned (&r)[4], const unsigned short* row) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
+}
+__device__ __forceinline__ void load_matrices_transposed(unsigned (&r)[4], const unsigned short* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
 }
