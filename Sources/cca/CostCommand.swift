@@ -35,7 +35,7 @@ func printCostTable(_ shapes: ComparisonShapes, length: Int, batch: Int) throws 
     guard length > 0, batch > 0 else { throw ValidationError("--seq and --batch must be positive") }
     let mha = try shapes.cost(.mha)
     func ratio(_ value: Double, _ reference: Double) -> String { format(value / reference) + "x" }
-    let rows = try AttentionMethod.allCases.map { method -> [String] in
+    let rows = try AttentionKind.allCases.map { method -> [String] in
         let cost = try shapes.cost(method)
         let cache = Double(cost.cacheElements(length: length, batch: batch))
         let causal = cost.forwardFLOPs(length: length, batch: batch, causal: true)

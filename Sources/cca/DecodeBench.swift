@@ -16,7 +16,7 @@ struct DecodeBench: ParsableCommand {
         print("CPU: \(coreCount) cores, \(MatrixMultiply.backendName); E=\(shapes.hiddenSize), d=\(shapes.headDim), B=1, float32")
         var rows: [[String]] = []
         for context in contexts {
-            for method in AttentionMethod.allCases {
+            for method in AttentionKind.allCases {
                 let layer = try shapes.layer(method, seed: 1)
                 rows.append(try measure(layer, method: method, context: context))
             }
@@ -24,7 +24,7 @@ struct DecodeBench: ParsableCommand {
         printTable(["context", "method", "cache/seq", "fixed state", "prefill tok/s", "decode tok/s", "decode ms/token"], rows)
     }
 
-    private func measure<Layer: DecodingAttention>(_ layer: Layer, method: AttentionMethod, context: Int) throws -> [String] {
+    private func measure<Layer: DecodingAttention>(_ layer: Layer, method: AttentionKind, context: Int) throws -> [String] {
         // The cache holds exactly `context` tokens at the end: a prompt of context − steps, then the timed steps.
         let promptLength = context - steps
         guard promptLength > 0 else { throw ValidationError("each context must exceed --steps (\(steps))") }

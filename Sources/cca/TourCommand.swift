@@ -16,7 +16,7 @@ struct TourCommand: ParsableCommand {
         let x = Tensor(randomNormal: [1, length, shapes.hiddenSize], seed: 1)
         var rows: [[String]] = []
         var mhaSeconds = 0.0
-        for method in AttentionMethod.allCases {
+        for method in AttentionKind.allCases {
             let layer = try shapes.layer(method, seed: 2)
             let seconds = try medianSeconds(repeats: 3) { _ = try layer.forward(x) }
             if method == .mha { mhaSeconds = seconds }

@@ -56,8 +56,8 @@ import Testing
     }
 
     @Test func jsonConfigsParseWithDefaultsAndRejectMistakes() throws {
-        func parse(_ text: String) throws -> LayerConfiguration {
-            try LayerConfiguration(jsonText: text)
+        func parse(_ text: String) throws -> AttentionLayerConfig {
+            try AttentionLayerConfig(jsonText: text)
         }
         guard case let .cca(zaya) = try parse("{}") else { Issue.record("default must be CCA"); return }
         #expect(zaya == CCAConfig())

@@ -6,8 +6,8 @@ import Testing
                                          ccgqaQueryCompression: 2, ccgqaKeyValueCompression: 8,
                                          mlaQueryCompression: 2, mlaKeyValueCompression: 4, mlaRopeDim: 16)
 
-    @Test(arguments: AttentionMethod.allCases)
-    func parameterCountMatchesTheImplementedLayer(_ method: AttentionMethod) throws {
+    @Test(arguments: AttentionKind.allCases)
+    func parameterCountMatchesTheImplementedLayer(_ method: AttentionKind) throws {
         let layer = try Self.shapes.layer(method)
         #expect(try Self.shapes.cost(method).parameters == layer.parameterCount)
     }

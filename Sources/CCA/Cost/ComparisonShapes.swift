@@ -1,8 +1,3 @@
-/// The five attention methods of the report, built at one model width for side-by-side comparisons.
-public enum AttentionMethod: String, CaseIterable, Sendable {
-    case mha, gqa, mla, cca, ccgqa
-}
-
 /// The shapes `cca cost`, the benchmarks and the tour compare: one latent head width `d` everywhere,
 /// `E/d` heads for MHA, and the given group size and compression factors for the others.
 public struct ComparisonShapes: Sendable {
@@ -83,7 +78,7 @@ public struct ComparisonShapes: Sendable {
     }
 
     /// The cost of `method` at these shapes.
-    public func cost(_ method: AttentionMethod) throws -> LayerCost {
+    public func cost(_ method: AttentionKind) throws -> LayerCost {
         switch method {
         case .mha: return try mha().cost
         case .gqa: return try gqa().cost
@@ -94,7 +89,7 @@ public struct ComparisonShapes: Sendable {
     }
 
     /// A layer of `method` at these shapes with random weights.
-    public func layer(_ method: AttentionMethod, seed: UInt64 = 0) throws -> any DecodingAttention {
+    public func layer(_ method: AttentionKind, seed: UInt64 = 0) throws -> any DecodingAttention {
         switch method {
         case .mha: return MHA(inner: try GQA(config: mha(), seed: seed))
         case .gqa: return try GQA(config: gqa(), seed: seed)

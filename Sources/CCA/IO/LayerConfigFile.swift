@@ -6,12 +6,7 @@
 /// ablations `cca_convolutions` (0, 1, 2), `cca_qk_mean`, `cca_value_shift`. Missing keys take the ZAYA1
 /// defaults (E = 2048, Hq = 8, Hkv = 2, d = 128, theta 5e6, RoPE fraction 0.5, linear temperature);
 /// unknown keys are an error, so a misspelt key never silently falls back to a default.
-public enum LayerConfiguration: Sendable, Equatable {
-    case mha(GQAConfig)
-    case gqa(GQAConfig)
-    case mla(MLAConfig)
-    case cca(CCAConfig)
-
+extension AttentionLayerConfig {
     static let knownKeys: Set<String> = [
         "attention", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "rope_theta",
         "partial_rotary_factor", "temperature", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
@@ -19,10 +14,10 @@ public enum LayerConfiguration: Sendable, Equatable {
     ]
 
     /// Reads and validates a JSON configuration file.
-    public static func load(path: String) throws -> LayerConfiguration {
+    public static func load(path: String) throws -> AttentionLayerConfig {
         let bytes: [UInt8]
         do { bytes = try readFile(path) } catch { throw ConfigFileError.unreadable(path: path, reason: "\(error)") }
-        return try LayerConfiguration(jsonBytes: bytes, source: path)
+        return try AttentionLayerConfig(jsonBytes: bytes, source: path)
     }
 
     /// Builds a configuration from JSON text; `source` names it in errors.
@@ -79,35 +74,6 @@ public enum LayerConfiguration: Sendable, Equatable {
             throw ConfigError.unknownAttention(other)
         }
         try validate()
-    }
-
-    /// Throws the first ``ConfigError`` of the underlying config.
-    public func validate() throws {
-        switch self {
-        case let .mha(config), let .gqa(config): try config.validate()
-        case let .mla(config): try config.validate()
-        case let .cca(config): try config.validate()
-        }
-    }
-
-    /// The layer with weights taken from `weights` (checked by name and shape).
-    public func makeLayer(weights: [String: Tensor]) throws -> any DecodingAttention {
-        switch self {
-        case let .mha(config): return try MHA(config: config, weights: weights)
-        case let .gqa(config): return try GQA(config: config, weights: weights)
-        case let .mla(config): return try MLA(config: config, weights: weights)
-        case let .cca(config): return try CCA(config: config, weights: weights)
-        }
-    }
-
-    /// The layer with random weights.
-    public func makeLayer(seed: UInt64) throws -> any DecodingAttention {
-        switch self {
-        case let .mha(config): return try MHA(config: config, weights: GQA(config: config, seed: seed).weights)
-        case let .gqa(config): return try GQA(config: config, seed: seed)
-        case let .mla(config): return try MLA(config: config, seed: seed)
-        case let .cca(config): return try CCA(config: config, seed: seed)
-        }
     }
 }
 

@@ -2,13 +2,13 @@
 /// a JSON config, a safetensors weight file (interchange names), and inputs `x` `[B,S,E]` with an
 /// optional `mask` `[B,S]` (float, integer or boolean; non-zero keeps a token).
 public struct LayerFiles {
-    public let configuration: LayerConfiguration
+    public let configuration: AttentionLayerConfig
     public let layer: any DecodingAttention
 
     /// Loads the config and the weights; throws a config, weight or file error naming what to fix.
     public init(configPath: String, weightsPath: String) throws {
-        configuration = try LayerConfiguration.load(path: configPath)
-        layer = try configuration.makeLayer(weights: SafeTensors(contentsOf: weightsPath).floatTensors())
+        configuration = try AttentionLayerConfig.load(path: configPath)
+        layer = try configuration.inferenceLayer(weights: SafeTensors(contentsOf: weightsPath).floatTensors())
     }
 
     /// Reads `x` and the optional `mask` from an input file.

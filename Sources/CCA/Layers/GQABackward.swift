@@ -6,16 +6,10 @@ public struct TrainableGQA<Scalar: TrainingScalar>: DifferentiableAttention {
 
     public var hiddenSize: Int { config.hiddenSize }
 
-    public static func weightShapes(_ config: GQAConfig) -> [String: [Int]] {
-        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
-        return ["q_proj.weight": [qWidth, e], "k_proj.weight": [kvWidth, e], "v_proj.weight": [kvWidth, e],
-                "o_proj.weight": [e, qWidth]]
-    }
-
     public init(config: GQAConfig, weights: [String: TrainingTensor<Scalar>]) throws {
         try config.validate()
         self.config = config
-        self.weights = try takeWeights(weights, shapes: Self.weightShapes(config))
+        self.weights = try takeWeights(weights, shapes: GQA.weightShapes(config))
         rotary = try config.rope.embedding(headDim: config.headDim)
     }
 

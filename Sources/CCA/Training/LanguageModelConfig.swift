@@ -1,7 +1,3 @@
-/// The attention kinds a language model can be built with.
-public enum AttentionKind: String, Codable, CaseIterable, Sendable {
-    case mha, gqa, mla, cca, ccgqa
-}
 
 /// Shape of a decoder-only language model: byte embedding, `layers` pre-norm blocks (RMSNorm, attention,
 /// RMSNorm, SwiGLU), final RMSNorm and a tied or untied LM head. Weight names follow Llama
@@ -48,7 +44,7 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     public func attentionLayer() -> AttentionLayerConfig {
         let (e, h, d) = (hiddenSize, heads, headDim)
         switch attention {
-        case .mha: return .gqa(GQAConfig(hiddenSize: e, queryHeads: h, keyValueHeads: h, headDim: d,
+        case .mha: return .mha(GQAConfig(hiddenSize: e, queryHeads: h, keyValueHeads: h, headDim: d,
                                          rope: RoPEConfig(theta: ropeTheta, fraction: 1)))
         case .gqa: return .gqa(GQAConfig(hiddenSize: e, queryHeads: h, keyValueHeads: max(1, h / 2), headDim: d,
                                          rope: RoPEConfig(theta: ropeTheta, fraction: 1)))
@@ -95,67 +91,5 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         try ConfigError.requirePositive(["vocab_size": vocabSize, "hidden_size": hiddenSize, "layers": layers,
                                          "heads": heads, "head_dim": headDim, "intermediate_size": intermediateSize])
         try attentionLayer().validate()
-    }
-}
-
-/// The attention layer configuration of one block, by family.
-public enum AttentionLayerConfig: Sendable, Equatable {
-    case gqa(GQAConfig), mla(MLAConfig), cca(CCAConfig)
-
-    public var weightShapes: [String: [Int]] {
-        switch self {
-        case .gqa(let config): TrainableGQA<Float>.weightShapes(config)
-        case .mla(let config): MLA.weightShapes(config)
-        case .cca(let config): CCA.weightShapes(config)
-        }
-    }
-
-    public func validate() throws {
-        switch self {
-        case .gqa(let config): try config.validate()
-        case .mla(let config): try config.validate()
-        case .cca(let config): try config.validate()
-        }
-    }
-
-    /// Initial weights, drawn as the inference layers draw them.
-    public func initialWeights(seed: UInt64) throws -> [String: Tensor] {
-        switch self {
-        case .gqa(let config): try GQA(config: config, seed: seed).weights
-        case .mla(let config): try MLA(config: config, seed: seed).weights
-        case .cca(let config): try CCA(config: config, seed: seed).weights
-        }
-    }
-
-    /// The inference layer with `weights` (MHA is GQA with equal head counts).
-    public func inferenceLayer(weights: [String: Tensor]) throws -> any DecodingAttention {
-        switch self {
-        case .gqa(let config): try GQA(config: config, weights: weights)
-        case .mla(let config): try MLA(config: config, weights: weights)
-        case .cca(let config): try CCA(config: config, weights: weights)
-        }
-    }
-
-    /// The trainable layer with `weights`.
-    public func trainable<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>]) throws -> any DifferentiableAttention<S> {
-        switch self {
-        case .gqa(let config): try TrainableGQA(config: config, weights: weights)
-        case .mla(let config): try TrainableMLA(config: config, weights: weights)
-        case .cca(let config): try TrainableCCA(config: config, weights: weights)
-        }
-    }
-
-    /// The trainable layer's forward pass on `x` and its backward closure, as ``DifferentiableAttention/pullback(_:)``.
-    ///
-    /// Switches over the concrete layer types instead of going through ``trainable(_:)``'s existential:
-    /// only then does the compiler specialise the layer code for `S`, and unspecialised generic code
-    /// spends most of its time looking up array metadata.
-    func pullback<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>], _ x: TrainingTensor<S>) throws
-        -> (y: TrainingTensor<S>, backward: (TrainingTensor<S>) -> (dx: TrainingTensor<S>, grads: [String: TrainingTensor<S>])) {
-        switch self {
-        case .gqa(let config): try TrainableGQA(config: config, weights: weights).pullback(x)
-        case .mla(let config): try TrainableMLA(config: config, weights: weights).pullback(x)
-        case .cca(let config): try TrainableCCA(config: config, weights: weights).pullback(x)
-        }
     }
 }
