@@ -28,6 +28,10 @@ enum BLASLibrary {
             if choice == "none" { return nil }
             names = [choice]
         }
+        // OpenBLAS's idle workers spin for about 2^28 cycles after each call by default, taking the cores
+        // from the attention tasks that run on our own threads between matrix products (measured: the
+        // CCA layer 98 ms → 64 ms). Its constructor reads this at load time; a user's own value wins.
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
         for name in names {
             guard let handle = dlopen(name, RTLD_NOW | RTLD_LOCAL) else { continue }
             if let symbol = dlsym(handle, "cblas_sgemm") {
