@@ -7,11 +7,17 @@
 // j * g + i of KV head j), so one K/V tile serves every query head of its group.
 //
 // Tiling: grid (Hkv * B, ceil(S*g / 128)); the row blocks run heaviest first (causal tile skipping makes
-// late rows longer). 256 threads = 2 warpgroups; a block owns 128 packed rows, 64 per warpgroup, and walks
-// key tiles of 128. Q, K and V tiles (128 rows x 128 bf16) live in shared memory in the 128-byte-swizzle
-// layout that wgmma descriptors read: each tile is two column halves of [128 rows][64 bf16], and the
-// 16-byte chunk c of row r is stored at chunk c ^ (r % 8). K/V tiles are triple-buffered: cp.async
-// fetches tile j+2 while tiles j and j+1 are used. S = Q K^T takes 8 wgmma m64n128k16 (both operands
+// late rows longer). 384 threads = 3 warpgroups, warp-specialised: warpgroup 0 is the producer (setmaxnreg
+// down to 24 registers) and only copies tiles with cp.async; warpgroups 1 and 2 are the consumers (setmaxnreg
+// up to 240), each owning 64 of the block's 128 packed rows, and walk key tiles of 128. Q, K and V tiles
+// (128 rows x 128 bf16) live in shared memory in the 128-byte-swizzle layout that wgmma descriptors read:
+// each tile is two column halves of [128 rows][64 bf16], and the 16-byte chunk c of row r is stored at
+// chunk c ^ (r % 8). K/V tiles are triple-buffered and handed over through mbarriers, with no block-wide
+// barrier in the loop: the producer waits on empty[stage] (one arrival per consumer warp once its P V of
+// the stage's tile is done), copies K and V into the stage and arms full[stage] with
+// cp.async.mbarrier.arrive (due when its copies land); a consumer waits on full[stage] and fences the
+// async proxy before its wgmma read the tile. So the producer runs up to three tiles ahead and the two
+// consumer warpgroups drift freely against each other. S = Q K^T takes 8 wgmma m64n128k16 (both operands
 // K-major from shared memory); P V takes 8 more (P from registers: the accumulator layout of two adjacent
 // 8-key column tiles is the A layout of one 16-key step; V from shared memory as an N-major B operand).
 // The warpgroup's steps are software-pipelined (as FlashAttention-3) so that the tensor cores work during
@@ -21,12 +27,13 @@
 #include "common.cuh"
 
 constexpr int D = 128;                                 // head dim of Q, K and V
-constexpr int BLOCK_M = 128, BLOCK_N = 128, THREADS = 256;
+constexpr int BLOCK_M = 128, BLOCK_N = 128, THREADS = 384;  // a producer and two consumer warpgroups
 constexpr int HALF_BYTES = 128 * 128;                  // one column half of a tile: 128 rows x 128 bytes
 constexpr int TILE_BYTES = 2 * HALF_BYTES;             // one 128 x 128 bf16 tile
 constexpr int STAGES = 3;                              // K/V tiles in flight
+constexpr int PRODUCER_THREADS = 128;                  // warpgroup 0 loads; warpgroups 1 and 2 compute
 // Shared memory: Q, then STAGES x (K, V), (1 + 2 * STAGES) * TILE_BYTES, and 1024 bytes more so that the
-// base can be aligned to a swizzle atom (the host's launch passes this size).
+// base can be aligned to a swizzle atom (the host's launch passes this size); the mbarriers are static.
 
 __device__ __forceinline__ unsigned shared_address(const void* pointer) {
     return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
@@ -37,25 +44,37 @@ __device__ __forceinline__ unsigned swizzled(int row, int chunk) {
     return (chunk / 8) * HALF_BYTES + row * 128 + ((chunk % 8) ^ (row % 8)) * 16;
 }
 
-// Starts copying 128 rows of 128 bf16 into a swizzled tile; rows for which row_pointer returns nullptr
-// become zeros. Complete after cp.async.wait_group.
-template <typename RowPointer>
-__device__ __forceinline__ void load_tile(unsigned tile, const bf16* any_row, RowPointer row_pointer) {
-#pragma unroll
-    for (int i = 0; i < 128 * 16 / THREADS; ++i) {
-        const int index = threadIdx.x + i * THREADS, row = index / 16, chunk = index % 16;
-        const bf16* source = row_pointer(row);
-        // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                     :: "r"(tile + swizzled(row, chunk)), "l"(source != nullptr ? source + chunk * 8 : any_row),
-                        "r"(source != nullptr ? 16 : 0) : "memory");
-    }
+// Copies 16 bytes from global to shared memory, or writes 16 zeros when `source` is null (the address
+// must still be a valid one: any_row).
+__device__ __forceinline__ void copy_chunk(unsigned destination, const bf16* source, const bf16* any_row) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"(destination), "l"(source != nullptr ? source : any_row), "r"(source != nullptr ? 16 : 0)
+                 : "memory");
 }
 
-// Waits until at most PENDING of this thread's copy groups are in flight, and makes the finished ones
-// visible to the tensor cores (the async proxy).
-template <int PENDING> __device__ __forceinline__ void finish_loads() {
-    asm volatile("cp.async.wait_group %0;\n\tfence.proxy.async.shared::cta;" :: "n"(PENDING) : "memory");
+// mbarriers (64-bit words in shared memory) that hand tiles between the producer and the consumers.
+__device__ __forceinline__ void barrier_init(unsigned barrier, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(barrier), "r"(count) : "memory");
+}
+// One arrival, due when every cp.async this thread issued before it has landed (.noinc: the barrier's
+// count already includes these arrivals).
+__device__ __forceinline__ void barrier_arrive_on_loads(unsigned barrier) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" :: "r"(barrier) : "memory");
+}
+__device__ __forceinline__ void barrier_arrive(unsigned barrier) {
+    asm volatile("{\n\t.reg .b64 state;\n\tmbarrier.arrive.shared::cta.b64 state, [%0];\n\t}" :: "r"(barrier) : "memory");
+}
+// Waits for the completion of the barrier's phase of parity `parity`.
+__device__ __forceinline__ void barrier_wait(unsigned barrier, unsigned parity) {
+    asm volatile("{\n\t.reg .pred done;\n\tWAIT:\n\t"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
+                 "@!done bra WAIT;\n\t}" :: "r"(barrier), "r"(parity) : "memory");
+}
+// Waits for a tile that the producer's cp.async wrote, and orders those writes before this thread's
+// wgmma reads (the async proxy).
+__device__ __forceinline__ void wait_for_tile(unsigned barrier, unsigned parity) {
+    barrier_wait(barrier, parity);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
 }
 
 // A wgmma shared-memory descriptor with 128-byte swizzle: start address, leading and stride byte offsets.
@@ -129,6 +148,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ __align__(16) unsigned char shared[];
+    // full[stage]: the stage's K and V tiles have landed; empty[stage]: both consumers are done with it.
+    __shared__ __align__(8) unsigned long long barriers[2 * STAGES + 1];
+    const unsigned full = shared_address(barriers), empty = full + 8 * STAGES, q_full = full + 16 * STAGES;
     const unsigned base = (shared_address(shared) + 1023) & ~1023u;  // swizzle atoms are 1024-byte aligned
     const unsigned q_tile = base;
     auto k_tile = [&](int tile) { return base + TILE_BYTES * (1 + 2 * (tile % STAGES)); };
@@ -136,8 +158,57 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const int group = q_heads / kv_heads, packed_rows = seq_len * group;
     const int kv_head = blockIdx.x % kv_heads, batch = blockIdx.x / kv_heads;
     const int row0 = (gridDim.y - 1 - blockIdx.y) * BLOCK_M;
-    const int warpgroup = threadIdx.x / 128, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
     const long long sequence = static_cast<long long>(batch) * seq_len;
+    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
+    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
+
+    if (threadIdx.x == 0) {
+        for (int stage = 0; stage < STAGES; ++stage) {
+            barrier_init(full + 8 * stage, PRODUCER_THREADS);
+            barrier_init(empty + 8 * stage, 8);  // one arrival per consumer warp
+        }
+        barrier_init(q_full, PRODUCER_THREADS);
+    }
+    __syncthreads();
+
+    if (threadIdx.x < PRODUCER_THREADS) {
+        // Producer: Q once, then K and V tile by tile into the stage the consumers last released.
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+        // Thread t copies chunk t % 16 of rows t / 16 + 8i; all those rows share one swizzle phase (t / 16).
+        const int chunk = threadIdx.x % 16, first_row = threadIdx.x / 16;
+        const unsigned offset = swizzled(first_row, chunk);
+#pragma unroll 1
+        for (int row = first_row; row < BLOCK_M; row += 8) {
+            const int packed = row0 + row;
+            copy_chunk(q_tile + offset + (row - first_row) * 128,
+                       packed < packed_rows
+                           ? q + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * D + chunk * 8
+                           : nullptr, q);
+        }
+        barrier_arrive_on_loads(q_full);
+        const long long row_stride = static_cast<long long>(kv_heads) * D;
+#pragma unroll 1
+        for (int tile = 0; tile < tiles; ++tile) {
+            const int stage = tile % STAGES;
+            if (tile >= STAGES) barrier_wait(empty + 8 * stage, (tile / STAGES - 1) & 1);
+            const unsigned keys = k_tile(tile) + offset;
+            const long long first = ((sequence + tile * BLOCK_N + first_row) * kv_heads + kv_head) * D + chunk * 8;
+            const bf16 *key = k + first, *value = v + first;
+#pragma unroll 4
+            for (int i = 0; i < BLOCK_N / 8; ++i) {
+                const bool inside = tile * BLOCK_N + first_row + 8 * i < seq_len;
+                copy_chunk(keys + i * 1024, inside ? key : nullptr, k);
+                copy_chunk(keys + TILE_BYTES + i * 1024, inside ? value : nullptr, v);
+                key += 8 * row_stride;
+                value += 8 * row_stride;
+            }
+            barrier_arrive_on_loads(full + 8 * stage);
+        }
+        asm volatile("cp.async.wait_all;" ::: "memory");
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+    const int warpgroup = threadIdx.x / 128 - 1, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
 
     // This thread's two rows of the warpgroup's 64: accumulator rows lane/4 and lane/4 + 8 of its warp.
     int position[2];
@@ -146,29 +217,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
         const int packed = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
     }
-    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
-    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
     // Key tiles from here on need the causal mask for some row of the block.
     const int first_masked_key = causal ? row0 / group : seq_len;
-
-    auto load_keys_and_values = [&](int tile) {
-        auto key_row = [&](const bf16* tensor) {
-            return [=](int row) -> const bf16* {
-                const int s = tile * BLOCK_N + row;
-                return s < seq_len ? tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
-            };
-        };
-        load_tile(k_tile(tile), k, key_row(k));
-        load_tile(k_tile(tile) + TILE_BYTES, v, key_row(v));
-        asm volatile("cp.async.commit_group;" ::: "memory");
-    };
-    load_tile(q_tile, q, [&](int row) -> const bf16* {
-        const int packed = row0 + row;
-        if (packed >= packed_rows) return nullptr;
-        return q + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * D;
-    });
-    load_keys_and_values(0);
-    if (tiles > 1) load_keys_and_values(1);
 
     float o[64] = {}, s[64], rescales[2];
     unsigned p[8][4];
@@ -260,10 +310,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     // run-time branch makes ptxas serialise every wgmma of the kernel (warning C7515).
     auto step = [&](int tile, bool next) {
         if (next) {
-            // Tile + 1 has landed for every thread, and every warpgroup is done with tile - 1's stage.
-            finish_loads<0>();
-            __syncthreads();
-            if (tile + 2 < tiles) load_keys_and_values(tile + 2);
+            wait_for_tile(full + 8 * ((tile + 1) % STAGES), (tile + 1) / STAGES & 1);
             issue_scores(tile + 1);
         }
         // O += P V: 16 keys per step (2048 bytes of V rows); the two column halves are 16 KB apart.
@@ -281,11 +328,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
         }
         wgmma_wait<0>();
         pin(o);
+        // This warp is done with the stage's K (scores, waited for earlier) and V.
+        __syncwarp();
+        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
         if (next) rescale_and_pack();
     };
 
-    if (tiles > 1) finish_loads<1>(); else finish_loads<0>();
-    __syncthreads();
+    wait_for_tile(q_full, 0);
+    wait_for_tile(full, 0);
     issue_scores(0);
     wgmma_wait<0>();
     pin(s);

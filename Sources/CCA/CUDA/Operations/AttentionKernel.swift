@@ -24,9 +24,10 @@ extension CUDAContext {
         ]
         // Tile sizes and shared memory mirror the constants at the top of each kernel file.
         if q.precision == .bfloat16 && architecture == "sm_90a" && keyDim == 128 && valueDim == 128 {
-            // 128 rows per block; a Q tile and three stages of K and V tiles of 32 KB, plus 1 KB of alignment.
+            // 128 rows per block, a producer and two consumer warpgroups; a Q tile and three stages of K and V
+            // tiles of 32 KB, plus 1 KB of alignment (the mbarriers are static shared memory).
             let kernel = try self.kernel("attention_forward", in: .attentionHopper, precision: .bfloat16)
-            try launch(kernel, grid: (keyValueHeads * batch, (packedRows + 127) / 128, 1), threads: 256,
+            try launch(kernel, grid: (keyValueHeads * batch, (packedRows + 127) / 128, 1), threads: 384,
                        sharedBytes: 7 * 32768 + 1024, arguments)
             return out
         }
