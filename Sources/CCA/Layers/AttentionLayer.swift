@@ -19,22 +19,29 @@ extension AttentionLayer {
     public func forward(_ x: Tensor) throws -> Tensor { try forward(x, mask: nil) }
 }
 
-/// A weight file's tensors, handed out by name with their shapes checked.
-public struct WeightDictionary {
-    public let tensors: [String: Tensor]
+/// Anything with a shape that weights can be checked against: ``Tensor`` and the training tensors.
+public protocol ShapedTensor {
+    var shape: [Int] { get }
+}
 
-    public init(_ tensors: [String: Tensor]) { self.tensors = tensors }
+extension Tensor: ShapedTensor {}
+
+/// A weight file's tensors, handed out by name with their shapes checked.
+public struct WeightDictionary<Value: ShapedTensor> {
+    public let tensors: [String: Value]
+
+    public init(_ tensors: [String: Value]) { self.tensors = tensors }
 
     /// The tensor called `name`, which must have shape `shape`.
-    public func take(_ name: String, _ shape: [Int]) throws -> Tensor {
+    public func take(_ name: String, _ shape: [Int]) throws -> Value {
         guard let tensor = tensors[name] else { throw WeightError.missing(name: name, available: tensors.keys.sorted()) }
         guard tensor.shape == shape else { throw WeightError.wrongShape(name: name, expected: shape, actual: tensor.shape) }
         return tensor
     }
 
     /// Every tensor named in `shapes`, each checked; extra tensors in the file are ignored.
-    public func take(_ shapes: [String: [Int]]) throws -> [String: Tensor] {
-        var taken: [String: Tensor] = [:]
+    public func take(_ shapes: [String: [Int]]) throws -> [String: Value] {
+        var taken: [String: Value] = [:]
         for (name, shape) in shapes.sorted(by: { $0.key < $1.key }) { taken[name] = try take(name, shape) }
         return taken
     }

@@ -44,18 +44,9 @@ public enum AttentionLayerConfig: Sendable, Equatable {
         }
     }
 
-    /// The trainable layer with `weights`.
-    public func trainable<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>]) throws -> any DifferentiableAttention<S> {
-        switch self {
-        case .mha(let config), .gqa(let config): try TrainableGQA(config: config, weights: weights)
-        case .mla(let config): try TrainableMLA(config: config, weights: weights)
-        case .cca(let config): try TrainableCCA(config: config, weights: weights)
-        }
-    }
-
     /// The trainable layer's forward pass on `x` and its backward closure, as ``DifferentiableAttention/pullback(_:)``.
     ///
-    /// Switches over the concrete layer types instead of going through ``trainable(_:)``'s existential:
+    /// Switches over the concrete layer types instead of going through an `any DifferentiableAttention`:
     /// only then does the compiler specialise the layer code for `S`, and unspecialised generic code
     /// spends most of its time looking up array metadata.
     func pullback<S: TrainingScalar>(_ weights: [String: TrainingTensor<S>], _ x: TrainingTensor<S>) throws

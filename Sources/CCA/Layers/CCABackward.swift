@@ -13,7 +13,7 @@ public struct TrainableCCA<Scalar: TrainingScalar>: DifferentiableAttention {
     public init(config: CCAConfig, weights: [String: TrainingTensor<Scalar>]) throws {
         try config.validate()
         self.config = config
-        self.weights = try takeWeights(weights, shapes: CCA.weightShapes(config))
+        self.weights = try WeightDictionary(weights).take(CCA.weightShapes(config))
         rotary = try config.rope.embedding(headDim: config.headDim)
         convolution = CCAConvolutionTraining(count: config.convolutions, channels: config.convolutionChannels,
                                              headDim: config.headDim, weights: self.weights)

@@ -30,15 +30,3 @@ extension DifferentiableAttention {
         return (y, { backward($0, activations) })
     }
 }
-
-/// Checks that `given` holds exactly the needed names and shapes; throws ``WeightError`` otherwise.
-func takeWeights<S: TrainingScalar>(_ given: [String: TrainingTensor<S>], shapes: [String: [Int]]) throws
-    -> [String: TrainingTensor<S>] {
-    var taken: [String: TrainingTensor<S>] = [:]
-    for (name, shape) in shapes {
-        guard let tensor = given[name] else { throw WeightError.missing(name: name, available: given.keys.sorted()) }
-        guard tensor.shape == shape else { throw WeightError.wrongShape(name: name, expected: shape, actual: tensor.shape) }
-        taken[name] = tensor
-    }
-    return taken
-}

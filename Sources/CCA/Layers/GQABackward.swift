@@ -9,7 +9,7 @@ public struct TrainableGQA<Scalar: TrainingScalar>: DifferentiableAttention {
     public init(config: GQAConfig, weights: [String: TrainingTensor<Scalar>]) throws {
         try config.validate()
         self.config = config
-        self.weights = try takeWeights(weights, shapes: GQA.weightShapes(config))
+        self.weights = try WeightDictionary(weights).take(GQA.weightShapes(config))
         rotary = try config.rope.embedding(headDim: config.headDim)
     }
 

@@ -9,7 +9,7 @@ public struct TrainableMLA<Scalar: TrainingScalar>: DifferentiableAttention {
     public init(config: MLAConfig, weights: [String: TrainingTensor<Scalar>]) throws {
         try config.validate()
         self.config = config
-        self.weights = try takeWeights(weights, shapes: MLA.weightShapes(config))
+        self.weights = try WeightDictionary(weights).take(MLA.weightShapes(config))
         rotary = try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim)
     }
 

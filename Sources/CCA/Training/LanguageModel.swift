@@ -10,7 +10,7 @@ public struct LanguageModel<Scalar: TrainingScalar>: Sendable {
     public init(config: LanguageModelConfig, parameters: [String: TrainingTensor<Scalar>]) throws {
         try config.validate()
         self.config = config
-        self.parameters = try takeWeights(parameters, shapes: config.parameterShapes)
+        self.parameters = try WeightDictionary(parameters).take(config.parameterShapes)
     }
 
     /// A freshly initialised model, reproducible from `seed`: embeddings with std `1/sqrt(E)`, attention

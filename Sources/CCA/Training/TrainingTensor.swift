@@ -1,6 +1,6 @@
 /// A dense row-major array with a shape, generic over the training scalar: the parameters, gradients
 /// and optimizer moments of the training code. ``Tensor`` is its `Float` interchange form.
-public struct TrainingTensor<Scalar: TrainingScalar>: Equatable, Sendable {
+public struct TrainingTensor<Scalar: TrainingScalar>: Equatable, Sendable, ShapedTensor {
     public let shape: [Int]
     public var storage: [Scalar]
 
