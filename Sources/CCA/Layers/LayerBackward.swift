@@ -2,9 +2,7 @@
 public enum LayerBackward {
     /// `dx` and the gradient of every weight (under the weight's name) for input `x` and output gradient `dy`.
     public static func run(_ layer: any AttentionLayer, x: Tensor, dy: Tensor) throws -> (dx: Tensor, grads: [String: Tensor]) {
-        guard x.rank == 3, x.shape[2] == layer.hiddenSize else {
-            throw ShapeError.mismatch(name: "input x", expected: [x.shape.first ?? 1, x.shape.dropFirst().first ?? 1, layer.hiddenSize], actual: x.shape)
-        }
+        try PreparedInput.validateShape(x, hiddenSize: layer.hiddenSize)
         try dy.requireShape(x.shape, "grad-output dy")
         let trainable: any DifferentiableAttention<Float> = switch layer {
         case let layer as CCA: try TrainableCCA(layer)
