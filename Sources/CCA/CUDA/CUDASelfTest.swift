@@ -274,14 +274,7 @@ public enum CUDASelfTest {
 
     /// max |gpu − reference| / max |reference|; NaN when the GPU result has a non-finite element.
     static func relativeError(_ gpu: Tensor, _ reference: Tensor) -> Float {
-        guard gpu.shape == reference.shape else { return .infinity }
-        var difference: Float = 0, scale: Float = 0
-        for (value, expected) in zip(gpu.storage, reference.storage) {
-            guard value.isFinite else { return .nan }
-            difference = max(difference, abs(value - expected))
-            scale = max(scale, abs(expected))
-        }
-        return difference / max(scale, .leastNormalMagnitude)
+        gpu.shape == reference.shape ? gpu.relativeError(to: reference) : .infinity
     }
 
     static func describe(_ c: CCAConfig) -> String {

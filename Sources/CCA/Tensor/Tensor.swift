@@ -48,12 +48,16 @@ public struct Tensor: Equatable, Sendable {
     }
 
     /// Largest absolute elementwise difference to `other` over the largest absolute element of `other`.
+    ///
+    /// NaN when this tensor has a non-finite element (so any `error < tolerance` check fails; `max` alone
+    /// would skip NaN), infinity when the element counts differ.
     public func relativeError(to other: Tensor) -> Float {
-        precondition(count == other.count, "relativeError needs equal element counts")
+        guard count == other.count else { return .infinity }
         var diff: Float = 0, scale: Float = 0
-        for i in 0..<count {
-            diff = max(diff, abs(storage[i] - other.storage[i]))
-            scale = max(scale, abs(other.storage[i]))
+        for (value, expected) in zip(storage, other.storage) {
+            guard value.isFinite else { return .nan }
+            diff = max(diff, abs(value - expected))
+            scale = max(scale, abs(expected))
         }
         return diff / max(scale, .leastNormalMagnitude)
     }
