@@ -14,7 +14,7 @@ struct BackwardCommand: ParsableCommand {
     @Option(help: "Where to write dx and the weight gradients (safetensors).") var output: String
 
     func run() throws {
-        let layer = try LayerFiles(configPath: config, weightsPath: weights).layer
-        try LayerBackward.run(layer, inputPath: input, gradientPath: gradOutput, outputPath: output)
+        try LayerFiles(configPath: config, weightsPath: weights).runBackward(inputPath: input, gradientPath: gradOutput,
+                                                                            outputPath: output)
     }
 }

@@ -23,9 +23,9 @@ struct CPUBench: ParsableCommand {
 
     func run() throws {
         print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName)")
-        let x = Tensor(randomNormal: [1, length, hidden], seed: 1)
-        let cca = try CCA(config: CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim), seed: 2)
-        let mha = try MHA(hiddenSize: hidden, heads: hidden / headDim, seed: 3)
+        let x = Tensor<Float>(randomNormal: [1, length, hidden], seed: 1)
+        let cca = try CCA<Float>(config: CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim), seed: 2)
+        let mha = try GQA<Float>(config: .mha(hiddenSize: hidden, heads: hidden / headDim), seed: 3)
         let ccaSeconds = try medianSeconds(repeats: repeats) { _ = try cca.forward(x) }
         let mhaSeconds = try medianSeconds(repeats: repeats) { _ = try mha.forward(x) }
         let ccaFLOPs = cca.config.cost.forwardFLOPs(length: length), mhaFLOPs = mha.config.cost.forwardFLOPs(length: length)
@@ -36,8 +36,8 @@ struct CPUBench: ParsableCommand {
         ])
         let peak = PeakRate.measureGFLOPS()
         let n = 2048
-        let a = Tensor(randomNormal: [n, n], seed: 4), b = Tensor(randomNormal: [n, n], seed: 5)
-        var c = Tensor(zeros: [n, n])
+        let a = Tensor<Float>(randomNormal: [n, n], seed: 4), b = Tensor<Float>(randomNormal: [n, n], seed: 5)
+        var c = Tensor<Float>(zeros: [n, n])
         let seconds = medianSeconds(repeats: repeats) {
             a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in c.storage.withUnsafeMutableBufferPointer { pc in
                 MatrixMultiply.gemm(transposeB: true, m: n, n: n, k: n, a: pa.baseAddress!, lda: n, b: pb.baseAddress!, ldb: n,

@@ -24,21 +24,21 @@ struct DecodeBench: ParsableCommand {
         printTable(["context", "method", "cache/seq", "fixed state", "prefill tok/s", "decode tok/s", "decode ms/token"], rows)
     }
 
-    private func measure<Layer: DecodingAttention>(_ layer: Layer, method: AttentionKind, context: Int) throws -> [String] {
+    private func measure(_ layer: any AttentionLayer<Float>, method: AttentionKind, context: Int) throws -> [String] {
         // The cache holds exactly `context` tokens at the end: a prompt of context − steps, then the timed steps.
         let promptLength = context - steps
         guard promptLength > 0 else { throw ValidationError("each context must exceed --steps (\(steps))") }
-        let prompt = Tensor(randomNormal: [promptLength, layer.hiddenSize], seed: 2)
-        let tokens = (0..<steps).map { Tensor(randomNormal: [1, layer.hiddenSize], seed: UInt64(3 + $0)) }
-        var states = [layer.makeDecodeState(capacity: context)]
+        let prompt = Tensor<Float>(randomNormal: [promptLength, layer.hiddenSize], seed: 2)
+        let tokens = (0..<steps).map { Tensor<Float>(randomNormal: [1, layer.hiddenSize], seed: UInt64(3 + $0)) }
+        let states = [try layer.makeState(capacity: context)]
         let clock = ContinuousClock()
         let prefillStart = clock.now
-        _ = try layer.decode([prompt], states: &states)
+        _ = try layer.decode([prompt], states: states)
         let prefillSeconds = (clock.now - prefillStart).seconds
         let decodeStart = clock.now
-        for token in tokens { _ = try layer.decode([token], states: &states) }
+        for token in tokens { _ = try layer.decode([token], states: states) }
         let decodeSeconds = (clock.now - decodeStart).seconds
-        return ["\(context)", method.rawValue, formatBytes(states[0].cache.bytes), formatBytes(states[0].fixedStateBytes),
+        return ["\(context)", method.rawValue, formatBytes(states[0].cacheBytes), formatBytes(states[0].fixedStateBytes),
                 format(Double(promptLength) / prefillSeconds), format(Double(steps) / decodeSeconds),
                 format(decodeSeconds / Double(steps) * 1000)]
     }

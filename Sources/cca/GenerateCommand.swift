@@ -25,9 +25,9 @@ struct GenerateCommand: ParsableCommand {
         guard promptTokens.count + maxTokens <= maxContext else {
             throw GenerationError.contextExceeded(requested: promptTokens.count + maxTokens, capacity: maxContext)
         }
-        let model = try InferenceModel(checkpointDirectory: checkpoint)
+        let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        let session = model.makeSession(capacity: promptTokens.count + maxTokens)
+        let session = try model.makeSession(capacity: promptTokens.count + maxTokens)
         let clock = ContinuousClock()
         let prefillStart = clock.now
         var logits = try session.feed(promptTokens)

@@ -13,7 +13,7 @@ struct TourCommand: ParsableCommand {
         print("== Cost per layer at the ZAYA1 width (report Table II, counted from the implemented layers)\n")
         try printCostTable(shapes, length: 16384, batch: 1)
         print("\n== Forward pass of one layer on this CPU (random weights, B=1, S=\(length), float32, \(coreCount) cores, \(MatrixMultiply.backendName))\n")
-        let x = Tensor(randomNormal: [1, length, shapes.hiddenSize], seed: 1)
+        let x = Tensor<Float>(randomNormal: [1, length, shapes.hiddenSize], seed: 1)
         var rows: [[String]] = []
         var mhaSeconds = 0.0
         for method in AttentionKind.allCases {
@@ -25,7 +25,7 @@ struct TourCommand: ParsableCommand {
                          format(mhaSeconds / seconds) + "x"])
         }
         printTable(["method", "forward", "rate", "speed vs MHA"], rows)
-        let ccgqa = try CCA(config: shapes.ccgqa(), seed: 2)
+        let ccgqa = try CCA<Float>(config: shapes.ccgqa(), seed: 2)
         let y = try ccgqa.forward(x)
         let rms = (y.storage.reduce(0) { $0 + Double($1) * Double($1) } / Double(y.count)).squareRoot()
         print("\nCCGQA (Hq=\(ccgqa.config.queryHeads), Hkv=\(ccgqa.config.keyValueHeads)) output \(y.shape), rms \(format(rms))")

@@ -16,7 +16,7 @@ import Testing
         for convolutions in 0...2 {
             var config = try Self.shapes.ccgqa()
             config.convolutions = convolutions
-            #expect(config.cost.parameters == (try CCA(config: config)).parameterCount)
+            #expect(config.cost.parameters == (try CCA<Float>(config: config)).parameterCount)
         }
     }
 

@@ -7,12 +7,12 @@ enum Reference {
     /// Row-major matrix with named dimensions.
     typealias Matrix = [[Double]]
 
-    static func matrix(_ t: Tensor, rows: Int, columns: Int) -> Matrix {
+    static func matrix(_ t: Tensor<Float>, rows: Int, columns: Int) -> Matrix {
         (0..<rows).map { r in (0..<columns).map { c in Double(t.storage[r * columns + c]) } }
     }
 
     /// y[r] = x[r] · Wᵀ for W [out, in].
-    static func linear(_ x: Matrix, _ weight: Tensor) -> Matrix {
+    static func linear(_ x: Matrix, _ weight: Tensor<Float>) -> Matrix {
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         return x.map { row in
             (0..<outFeatures).map { o in
@@ -62,12 +62,12 @@ enum Reference {
         x.map { row in (0..<count).map { h in Array(row[(h * width)..<((h + 1) * width)]) } }
     }
 
-    static func tensor(_ rows: [Matrix], shape: [Int]) -> Tensor {
-        try! Tensor(shape: shape, storage: rows.flatMap { $0.flatMap { $0.map { Float($0) } } })
+    static func tensor(_ rows: [Matrix], shape: [Int]) -> Tensor<Float> {
+        try! Tensor<Float>(shape: shape, storage: rows.flatMap { $0.flatMap { $0.map { Float($0) } } })
     }
 
     /// One sequence (batch element) of x, with padded rows zeroed.
-    static func sequence(_ x: Tensor, _ b: Int, mask: Tensor?) -> (Matrix, [Bool]) {
+    static func sequence(_ x: Tensor<Float>, _ b: Int, mask: Tensor<Float>?) -> (Matrix, [Bool]) {
         let (length, width) = (x.shape[1], x.shape[2])
         var rows = (0..<length).map { t in (0..<width).map { c in Double(x.storage[(b * length + t) * width + c]) } }
         let valid = (0..<length).map { t in mask.map { $0.storage[b * length + t] != 0 } ?? true }
@@ -81,7 +81,7 @@ enum Reference {
 
     // MARK: Layers
 
-    static func gqa(_ x: Tensor, weights w: [String: Tensor], config c: GQAConfig, mask: Tensor? = nil) -> Tensor {
+    static func gqa(_ x: Tensor<Float>, weights w: [String: Tensor<Float>], config c: GQAConfig, mask: Tensor<Float>? = nil) -> Tensor<Float> {
         let d = c.headDim
         let rotaryDim = Int(Double(d) * c.rope.fraction)
         let outputs = (0..<x.shape[0]).map { b -> Matrix in
@@ -97,7 +97,7 @@ enum Reference {
         return tensor(outputs, shape: x.shape)
     }
 
-    static func cca(_ x: Tensor, weights w: [String: Tensor], config c: CCAConfig, mask: Tensor? = nil) -> Tensor {
+    static func cca(_ x: Tensor<Float>, weights w: [String: Tensor<Float>], config c: CCAConfig, mask: Tensor<Float>? = nil) -> Tensor<Float> {
         let (d, hq, hkv) = (c.headDim, c.queryHeads, c.keyValueHeads)
         let (eq, ek) = (hq * d, hkv * d)
         let ct = eq + ek, g = hq / hkv
@@ -167,9 +167,9 @@ enum Reference {
         return tensor(outputs, shape: x.shape)
     }
 
-    static func mla(_ x: Tensor, weights w: [String: Tensor], config c: MLAConfig, mask: Tensor? = nil) -> Tensor {
+    static func mla(_ x: Tensor<Float>, weights w: [String: Tensor<Float>], config c: MLAConfig, mask: Tensor<Float>? = nil) -> Tensor<Float> {
         let (h, dn, dr, dv) = (c.heads, c.noPEHeadDim, c.ropeHeadDim, c.valueHeadDim)
-        func rmsNorm(_ row: [Double], _ weight: Tensor) -> [Double] {
+        func rmsNorm(_ row: [Double], _ weight: Tensor<Float>) -> [Double] {
             let rms = (row.reduce(0) { $0 + $1 * $1 } / Double(row.count) + Double(c.normEpsilon)).squareRoot()
             return row.enumerated().map { $1 / rms * Double(weight.storage[$0]) }
         }

@@ -1,8 +1,9 @@
 @testable import CCA
 import Testing
 
-/// Analytic gradients of the training code against central finite differences, all in `Double`
-/// through the same generic code that trains in `Float`.
+/// Analytic gradients against central finite differences, all in `Double` through the same generic code
+/// that runs in `Float`: every operation on its own, and every layer (every parameter and the input), on
+/// plain batches, padded batches and packed documents.
 @Suite struct GradientCheckTests {
     static let tolerance = 1e-6
 
@@ -25,30 +26,39 @@ import Testing
         }
     }
 
-    /// Checks `dx` and every weight gradient of a layer for the loss `Σ y ∘ R` with a fixed random `R`.
-    static func checkLayer(shape: [Int], weights: [String: TrainingTensor<Double>],
-                           make: @escaping ([String: TrainingTensor<Double>]) throws -> any DifferentiableAttention<Double>) throws {
-        let x = TrainingTensor<Double>(Tensor(randomNormal: shape, seed: 21))
-        let probe = Tensor(randomNormal: shape, seed: 22).storage.map(Double.init)
-        func loss(_ layer: any DifferentiableAttention<Double>, _ x: TrainingTensor<Double>) -> Double {
-            zip(layer.forwardForTraining(x).y.storage, probe).reduce(0) { $0 + $1.0 * $1.1 }
+    /// `Σ y ∘ probe`: a loss whose gradient with respect to `y` is `probe`.
+    static func projected(_ y: Tensor<Double>, _ probe: [Double]) -> Double { zip(y.storage, probe).reduce(0) { $0 + $1.0 * $1.1 } }
+
+    /// Checks `dx` and every weight gradient of the layer `config` makes, for the loss `Σ y ∘ R`.
+    static func checkLayer(_ config: any AttentionConfig, rows: Int, layout: SequenceLayout, seed: UInt64) throws {
+        let weights = try config.initialWeights(seed: seed).mapValues { Tensor<Double>($0) }
+        let x = Tensor<Double>(Tensor<Float>(randomNormal: [rows, config.hiddenSize], seed: seed + 1))
+        let probe = Tensor<Double>(Tensor<Float>(randomNormal: [rows, config.hiddenSize], seed: seed + 2)).storage
+        func loss(_ weights: [String: Tensor<Double>], _ x: Tensor<Double>) throws -> Double {
+            projected(try config.makeLayer(weights: weights).forward(x, layout: layout, states: nil, keep: false).y, probe)
         }
-        let layer = try make(weights)
-        let (_, backward) = layer.pullback(x)
-        let (dx, grads) = backward(TrainingTensor(shape: shape, storage: probe))
+        let (_, backward) = try config.makeLayer(weights: weights).pullback(x, layout: layout)
+        let (dx, grads) = try backward(Tensor(checked: x.shape, probe))
         #expect(Set(grads.keys) == Set(weights.keys), "a gradient for every weight")
-        let numericInput = numericGradient(x.storage) { loss(layer, TrainingTensor(shape: shape, storage: $0)) }
-        #expect(relativeError(dx.storage, numericInput) < tolerance, "dx")
+        let numericInput = try numericGradient(x.storage) { try loss(weights, Tensor(checked: x.shape, $0)) }
+        #expect(relativeError(dx.storage, numericInput) < tolerance, "\(config.kindName) dx")
         for (name, weight) in weights.sorted(by: { $0.key < $1.key }) {
             let numeric = try numericGradient(weight.storage) { values in
                 var changed = weights
-                changed[name] = TrainingTensor(shape: weight.shape, storage: values)
-                return loss(try make(changed), x)
+                changed[name] = Tensor(checked: weight.shape, values)
+                return try loss(changed, x)
             }
             let error = relativeError(grads[name]!.storage, numeric)
-            #expect(error < tolerance, "\(name): relative error \(error)")
+            #expect(error < tolerance, "\(config.kindName) \(name): relative error \(error)")
         }
     }
+
+    /// Two sequences of 5, the second with two padded tokens, and three packed documents (4, 1, 5).
+    static let layouts: [SequenceLayout] = [
+        try! SequenceLayout(batch: 2, length: 5),
+        try! SequenceLayout(batch: 2, length: 5, keyValid: [true, true, true, true, true, false, true, true, false, true]),
+        try! SequenceLayout(lengths: [4, 1, 5]),
+    ]
 
     static let ccaConfigs: [CCAConfig] = [
         CCAConfig(hiddenSize: 8, queryHeads: 2, keyValueHeads: 2, headDim: 4, rope: RoPEConfig(theta: 100, fraction: 1)),
@@ -64,82 +74,81 @@ import Testing
 
     @Test(arguments: ccaConfigs)
     func ccaGradients(_ config: CCAConfig) throws {
-        let layer = try CCA(config: config, seed: 5)
-        try Self.checkLayer(shape: [2, 5, 8], weights: layer.weights.training()) {
-            try TrainableCCA(config: config, weights: $0)
-        }
+        try Self.checkLayer(config, rows: 10, layout: Self.layouts[0], seed: 5)
     }
 
-    @Test(arguments: [GQAConfig(hiddenSize: 8, queryHeads: 4, keyValueHeads: 2, headDim: 4, rope: RoPEConfig(theta: 100, fraction: 0.5)),
-                      GQAConfig(hiddenSize: 8, queryHeads: 2, keyValueHeads: 2, headDim: 4)])
-    func gqaGradients(_ config: GQAConfig) throws {
-        let layer = try GQA(config: config, seed: 6)
-        try Self.checkLayer(shape: [2, 5, 8], weights: layer.weights.training()) {
-            try TrainableGQA(config: config, weights: $0)
-        }
+    @Test(arguments: [1, 2])
+    func ccaGradientsWithPaddingAndPackedDocuments(_ layout: Int) throws {
+        try Self.checkLayer(Self.ccaConfigs[1], rows: 10, layout: Self.layouts[layout], seed: 6)
     }
 
-    @Test func mlaGradients() throws {
+    @Test(arguments: 0..<3)
+    func gqaGradients(_ layout: Int) throws {
+        let config = GQAConfig(hiddenSize: 8, queryHeads: 4, keyValueHeads: 2, headDim: 4, rope: RoPEConfig(theta: 100, fraction: 0.5))
+        try Self.checkLayer(config, rows: 10, layout: Self.layouts[layout], seed: 7)
+        if layout == 0 { try Self.checkLayer(GQAConfig.mha(hiddenSize: 8, heads: 2, headDim: 4), rows: 10, layout: Self.layouts[0], seed: 8) }
+    }
+
+    @Test(arguments: 0..<3)
+    func mlaGradients(_ layout: Int) throws {
         let config = MLAConfig(hiddenSize: 8, heads: 2, queryRank: 6, keyValueRank: 4, noPEHeadDim: 2, ropeHeadDim: 2,
                                valueHeadDim: 3, ropeTheta: 100)
-        let layer = try MLA(config: config, seed: 7)
-        try Self.checkLayer(shape: [2, 4, 8], weights: layer.weights.training()) {
-            try TrainableMLA(config: config, weights: $0)
+        try Self.checkLayer(config, rows: 10, layout: Self.layouts[layout], seed: 9)
+    }
+
+    /// The attention operation alone, with GQA sharing, a sliding window, a key mask, non-causal mode, and
+    /// a row that sees no key.
+    @Test(arguments: [(nil, true, false), (2, true, false), (nil, true, true), (nil, false, true)] as [(Int?, Bool, Bool)])
+    func attentionGradients(window: Int?, causal: Bool, masked: Bool) throws {
+        let heads = Attention.Heads(queryHeads: 4, keyValueHeads: 2, keyDim: 3, valueDim: 2, scale: 0.7, window: window, causal: causal)
+        let valid = masked ? [false, true, true, false, true, true, true, true, false] : nil
+        let layout = try SequenceLayout(lengths: [6, 3], keyValid: valid)
+        func draw(_ shape: [Int], _ seed: UInt64) -> Tensor<Double> { Tensor(Tensor<Float>(randomNormal: shape, seed: seed)) }
+        let (q, k, v) = (draw([9, 4, 3], 11), draw([9, 2, 3], 12), draw([9, 2, 2], 13))
+        let probe = draw([9, 4, 2], 14).storage
+        let saved = Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads)
+        let (dq, dk, dv) = Attention.backward(dOut: Tensor(checked: [9, 4, 2], probe), q: q, k: k, v: v, saved: saved,
+                                              layout: layout, heads: heads)
+        for (name, input, analytic) in [("q", q, dq), ("k", k, dk), ("v", v, dv)] {
+            let numeric = Self.numericGradient(input.storage) { values in
+                let changed = Tensor(checked: input.shape, values)
+                let out = Attention.forward(q: name == "q" ? changed : q, k: name == "k" ? changed : k,
+                                            v: name == "v" ? changed : v, layout: layout, heads: heads).out
+                return Self.projected(out, probe)
+            }
+            #expect(Self.relativeError(analytic.storage, numeric) < Self.tolerance, "d\(name) window \(String(describing: window)) causal \(causal) masked \(masked)")
         }
     }
 
-    /// Below `eps` the QK norm is linear (`x·c/eps`): its gradient there must be that constant scale.
-    @Test func l2NormClampGradient() {
+    /// Below `eps` the QK norm is linear (`x·c/eps`): its gradient there must be that constant scale; the
+    /// temperature's gradient is checked too.
+    @Test func l2NormClampAndTemperatureGradients() {
         let x: [Double] = [3e-9, -4e-9, 1e-9, 0, 0.5, -0.25, 1, 2]
         let probe: [Double] = [0.3, -1.2, 0.7, 2, 0.1, 0.4, -0.6, 0.9]
-        func loss(_ values: [Double]) -> Double {
-            var y = values
-            _ = L2NormalizationTraining.forward(&y, width: 4, target: 2)
-            return zip(y, probe).reduce(0) { $0 + $1.0 * $1.1 }
+        let scales: [Double] = [1.5, 0.8]
+        func loss(_ values: [Double], _ scales: [Double]) -> Double {
+            Self.projected(L2Normalization.forward(Tensor(checked: [8], values), width: 4, target: 2, scales: scales).y, probe)
         }
-        var y = x
-        let norms = L2NormalizationTraining.forward(&y, width: 4, target: 2)
-        let analytic = L2NormalizationTraining.backward(probe, x: x, norms: norms, width: 4, target: 2)
-        let clamped = Self.numericGradient(Array(x[0..<4]), step: 1e-12) { loss($0 + x[4...]) }
-        let smooth = Self.numericGradient(Array(x[4...])) { loss(x[0..<4] + $0) }
-        #expect(Self.relativeError(Array(analytic[0..<4]), clamped) < Self.tolerance)
-        #expect(Self.relativeError(Array(analytic[4...]), smooth) < Self.tolerance)
-        #expect(abs(analytic[0] - 0.3 * 2 / Double(Normalization.l2Epsilon)) < 1e-3 * analytic[0])
-    }
-}
-
-/// The `Float` training forward equals the inference forward, so training optimises the layer that runs.
-@Suite struct TrainingForwardParityTests {
-    static func check(_ layer: any AttentionLayer, _ trainable: any DifferentiableAttention<Float>) throws {
-        let x = Tensor(randomNormal: [2, 9, layer.hiddenSize], seed: 31)
-        let expected = try layer.forward(x)
-        let actual = trainable.forwardForTraining(TrainingTensor(x)).y.tensor
-        #expect(actual.relativeError(to: expected) < 1e-5)
+        let (_, norms) = L2Normalization.forward(Tensor(checked: [8], x), width: 4, target: 2, scales: scales)
+        let (dx, dScales) = L2Normalization.backward(Tensor(checked: [8], probe), x: Tensor(checked: [8], x), norms: norms,
+                                                     width: 4, target: 2, scales: scales)
+        let clamped = Self.numericGradient(Array(x[0..<4]), step: 1e-12) { loss($0 + x[4...], scales) }
+        let smooth = Self.numericGradient(Array(x[4...])) { loss(x[0..<4] + $0, scales) }
+        #expect(Self.relativeError(Array(dx.storage[0..<4]), clamped) < Self.tolerance)
+        #expect(Self.relativeError(Array(dx.storage[4...]), smooth) < Self.tolerance)
+        #expect(abs(dx.storage[0] - 0.3 * 2 * 1.5 / L2Normalization.epsilon) < 1e-3 * dx.storage[0])
+        #expect(Self.relativeError(dScales!, Self.numericGradient(scales) { loss(x, $0) }) < Self.tolerance)
     }
 
-    @Test(arguments: GradientCheckTests.ccaConfigs)
-    func cca(_ config: CCAConfig) throws {
-        let layer = try CCA(config: config, seed: 3)
-        try Self.check(layer, try TrainableCCA(layer))
-    }
-
-    @Test func gqaAndMLA() throws {
-        let gqa = try GQA(config: GQAConfig(hiddenSize: 16, queryHeads: 4, keyValueHeads: 2), seed: 4)
-        try Self.check(gqa, try TrainableGQA(gqa))
-        let mla = try MLA(config: MLAConfig(hiddenSize: 16, heads: 2, queryRank: 8, keyValueRank: 6, noPEHeadDim: 4,
-                                            ropeHeadDim: 4, valueHeadDim: 4), seed: 5)
-        try Self.check(mla, try TrainableMLA(mla))
-    }
-}
-
-/// `cca backward`'s library entry point: every weight gets a gradient, shapes are checked.
-@Suite struct LayerBackwardTests {
-    @Test func gradientsForEveryWeight() throws {
-        let layer = try CCA(config: CCAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1, headDim: 8), seed: 2)
-        let x = Tensor(randomNormal: [1, 5, 16], seed: 3), dy = Tensor(randomNormal: [1, 5, 16], seed: 4)
-        let (dx, grads) = try LayerBackward.run(layer, x: x, dy: dy)
+    /// `cca backward`'s entry point: every weight gets a gradient of its shape; a wrong `dy` is refused.
+    @Test func layerFilesBackwardGivesEveryWeightAGradient() throws {
+        let layer = try CCA<Float>(config: CCAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1, headDim: 8), seed: 2)
+        let x = Tensor<Float>(randomNormal: [1, 5, 16], seed: 3), dy = Tensor<Float>(randomNormal: [1, 5, 16], seed: 4)
+        let (dx, grads) = try layer.pullback(x, layout: SequenceLayout(batch: 1, length: 5)).backward(dy)
         #expect(dx.shape == x.shape)
         #expect(grads.mapValues(\.shape) == layer.weights.mapValues(\.shape))
-        #expect(throws: ShapeError.self) { try LayerBackward.run(layer, x: x, dy: Tensor(zeros: [1, 4, 16])) }
+        #expect(throws: ShapeError.self) {
+            try layer.pullback(x, layout: SequenceLayout(batch: 1, length: 5)).backward(Tensor(zeros: [1, 4, 16]))
+        }
     }
 }

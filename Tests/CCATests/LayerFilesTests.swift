@@ -9,16 +9,16 @@ import Testing
 
     @Test func forwardThroughFilesMatchesTheReferenceInBothPaths() throws {
         let config = CCAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 2, headDim: 8, temperature: .exp)
-        let layer = try CCA(config: config, seed: 1)
+        let layer = try CCA<Float>(config: config, seed: 1)
         try writeAtomically(Array(#"{"attention": "cca", "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "temperature": "exp", "rope_theta": 10000}"#.utf8), to: path("config.json"))
         // Weights stored as BF16 must load as their rounded values.
         try SafeTensors.write(layer.weights, as: .BF16, to: path("weights.safetensors"))
-        let rounded = layer.weights.mapValues { tensor -> Tensor in
+        let rounded = layer.weights.mapValues { tensor -> Tensor<Float> in
             var copy = tensor
             copy.storage = tensor.storage.map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) }
             return copy
         }
-        let x = Tensor(randomNormal: [2, 14, 32], seed: 2)
+        let x = Tensor<Float>(randomNormal: [2, 14, 32], seed: 2)
         try SafeTensors.write(["x": x], to: path("input.safetensors"))
         var fileConfig = config
         fileConfig.rope = RoPEConfig(theta: 10_000, fraction: 0.5)
@@ -32,8 +32,8 @@ import Testing
     }
 
     @Test func integerMasksAreRead() throws {
-        let layer = try GQA(config: GQAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1), seed: 3)
-        let x = Tensor(randomNormal: [1, 4, 16], seed: 4)
+        let layer = try GQA<Float>(config: GQAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1), seed: 3)
+        let x = Tensor<Float>(randomNormal: [1, 4, 16], seed: 4)
         try SafeTensors.write([(name: "x", tensor: x)], int64: [(name: "mask", shape: [1, 4], values: [0, 1, 1, 1])], to: path("masked.safetensors"))
         let (readX, mask) = try LayerFiles.readInput(path("masked.safetensors"))
         #expect(readX == x)
@@ -43,8 +43,8 @@ import Testing
 
     @Test func badWeightFilesNameTheProblem() throws {
         try writeAtomically(Array(#"{"attention": "gqa", "hidden_size": 16, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8}"#.utf8), to: path("gqa.json"))
-        var weights = try GQA(config: GQAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1, headDim: 8)).weights
-        weights["k_proj.weight"] = Tensor(zeros: [16, 16])
+        var weights = try GQA<Float>(config: GQAConfig(hiddenSize: 16, queryHeads: 2, keyValueHeads: 1, headDim: 8)).weights
+        weights["k_proj.weight"] = Tensor<Float>(zeros: [16, 16])
         try SafeTensors.write(weights, to: path("wrong-shape.safetensors"))
         #expect(throws: WeightError.wrongShape(name: "k_proj.weight", expected: [8, 16], actual: [16, 16])) {
             try LayerFiles(configPath: path("gqa.json"), weightsPath: path("wrong-shape.safetensors"))

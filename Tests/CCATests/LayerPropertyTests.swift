@@ -1,28 +1,28 @@
-import CCA
+@testable import CCA
 import Testing
 
 /// Properties that hold for any weights: causality, padding, the QK-mean identity, the value shift's reach.
 @Suite struct LayerPropertyTests {
-    static func layers() throws -> [(String, any AttentionLayer)] {
+    static func layers() throws -> [(String, any AttentionLayer<Float>)] {
         [
-            ("mha", try MHA(hiddenSize: 32, heads: 4, seed: 1)),
-            ("gqa", try GQA(config: GQAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 2), seed: 2)),
-            ("mla", try MLA(config: MLAConfig(hiddenSize: 32, heads: 2, queryRank: 16, keyValueRank: 8, noPEHeadDim: 8,
+            ("mha", try GQA<Float>(config: .mha(hiddenSize: 32, heads: 4), seed: 1)),
+            ("gqa", try GQA<Float>(config: GQAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 2), seed: 2)),
+            ("mla", try MLA<Float>(config: MLAConfig(hiddenSize: 32, heads: 2, queryRank: 16, keyValueRank: 8, noPEHeadDim: 8,
                                               ropeHeadDim: 4, valueHeadDim: 8), seed: 3)),
-            ("cca", try CCA(config: CCAConfig(hiddenSize: 32, queryHeads: 2, keyValueHeads: 2, headDim: 8), seed: 4)),
-            ("ccgqa", try CCA(config: CCAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 1, headDim: 8, rope: RoPEConfig(theta: 10_000, fraction: 0.5)), seed: 5)),
+            ("cca", try CCA<Float>(config: CCAConfig(hiddenSize: 32, queryHeads: 2, keyValueHeads: 2, headDim: 8), seed: 4)),
+            ("ccgqa", try CCA<Float>(config: CCAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 1, headDim: 8, rope: RoPEConfig(theta: 10_000, fraction: 0.5)), seed: 5)),
         ]
     }
 
     /// Rows `t` of a `[B,S,W]` tensor for sequence `b`.
-    static func rows(_ t: Tensor, _ b: Int, _ range: Range<Int>) -> [Float] {
+    static func rows(_ t: Tensor<Float>, _ b: Int, _ range: Range<Int>) -> [Float] {
         let (s, w) = (t.shape[1], t.shape[2])
         return Array(t.storage[((b * s + range.lowerBound) * w)..<((b * s + range.upperBound) * w)])
     }
 
     @Test func changingATokenNeverChangesEarlierOutputs() throws {
         for (name, layer) in try Self.layers() {
-            let x = Tensor(randomNormal: [2, 9, 32], seed: 20)
+            let x = Tensor<Float>(randomNormal: [2, 9, 32], seed: 20)
             let y = try layer.forward(x)
             for t in [0, 4, 8] {
                 var changed = x
@@ -36,9 +36,9 @@ import Testing
     }
 
     @Test func paddedRowsDoNotChangeValidOutputs() throws {
-        let mask = try Tensor(shape: [2, 8], storage: [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0])
+        let mask = try Tensor<Float>(shape: [2, 8], storage: [0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 0, 0])
         for (name, layer) in try Self.layers() {
-            let x = Tensor(randomNormal: [2, 8, 32], seed: 21)
+            let x = Tensor<Float>(randomNormal: [2, 8, 32], seed: 21)
             var scrambled = x
             for row in 0..<16 where mask.storage[row] == 0 {
                 for c in 0..<32 { scrambled.storage[row * 32 + c] = Float(c) - 100 }
@@ -55,11 +55,11 @@ import Testing
     /// look exactly like the convolution's and the value shift's zero padding.
     @Test func leftPaddingEqualsTheUnpaddedSequence() throws {
         for (name, layer) in try Self.layers() {
-            let x = Tensor(randomNormal: [1, 5, 32], seed: 22)
-            let padded = try Tensor(shape: [1, 8, 32], storage: [Float](repeating: 7, count: 3 * 32) + x.storage)
-            let mask = try Tensor(shape: [1, 8], storage: [0, 0, 0, 1, 1, 1, 1, 1])
+            let x = Tensor<Float>(randomNormal: [1, 5, 32], seed: 22)
+            let padded = try Tensor<Float>(shape: [1, 8, 32], storage: [Float](repeating: 7, count: 3 * 32) + x.storage)
+            let mask = try Tensor<Float>(shape: [1, 8], storage: [0, 0, 0, 1, 1, 1, 1, 1])
             let y = try layer.forward(x), z = try layer.forward(padded, mask: mask)
-            let tail = try Tensor(shape: [1, 5, 32], storage: Self.rows(z, 0, 3..<8))
+            let tail = try Tensor<Float>(shape: [1, 5, 32], storage: Self.rows(z, 0, 3..<8))
             #expect(tail.relativeError(to: y) < 1e-5, "\(name)")
         }
     }
@@ -68,38 +68,43 @@ import Testing
     /// layer as one without the mean whose projections are (3Wq + Wk)/2 and (Wq + 3Wk)/2.
     @Test func qkMeanWithOneGroupIsTheAverageOfQ0AndK0() throws {
         let config = CCAConfig(hiddenSize: 32, queryHeads: 2, keyValueHeads: 2, headDim: 8, convolutions: 0)
-        let layer = try CCA(config: config, seed: 23)
+        let layer = try CCA<Float>(config: config, seed: 23)
         var folded = layer.weights
         let wq = layer.weights["qkv_proj.q_proj.weight"]!.storage, wk = layer.weights["qkv_proj.k_proj.weight"]!.storage
         folded["qkv_proj.q_proj.weight"]!.storage = zip(wq, wk).map { (3 * $0 + $1) / 2 }
         folded["qkv_proj.k_proj.weight"]!.storage = zip(wq, wk).map { ($0 + 3 * $1) / 2 }
         var withoutMean = config
         withoutMean.qkMean = false
-        let equivalent = try CCA(config: withoutMean, weights: folded)
-        let x = Tensor(randomNormal: [2, 6, 32], seed: 24)
+        let equivalent = try CCA<Float>(config: withoutMean, weights: folded)
+        let x = Tensor<Float>(randomNormal: [2, 6, 32], seed: 24)
         #expect(try layer.forward(x).relativeError(to: equivalent.forward(x)) < 1e-5)
-        #expect(try layer.forward(x).relativeError(to: CCA(config: withoutMean, weights: layer.weights).forward(x)) > 1e-3)
+        #expect(try layer.forward(x).relativeError(to: CCA<Float>(config: withoutMean, weights: layer.weights).forward(x)) > 1e-3)
     }
 
     @Test func valueShiftReadsOnlyTheCurrentAndPreviousToken() throws {
         for keyValueHeads in [1, 2] {
             let config = CCAConfig(hiddenSize: 32, queryHeads: 2, keyValueHeads: keyValueHeads, headDim: 8)
-            let layer = try CCA(config: config, seed: 25)
-            let x = Tensor(randomNormal: [1, 7, 32], seed: 26)
-            let v = try layer.attentionInputs(x).v
+            let layer = try CCA<Float>(config: config, seed: 25)
+            let x = Tensor<Float>(randomNormal: [1, 7, 32], seed: 26)
+            let v = try Self.values(layer, x)
             let width = keyValueHeads * 8, half = width / 2
-            func values(_ v: Tensor, _ t: Int) -> (current: [Float], delayed: [Float]) {
+            func values(_ v: Tensor<Float>, _ t: Int) -> (current: [Float], delayed: [Float]) {
                 (Array(v.storage[(t * width)..<(t * width + half)]), Array(v.storage[(t * width + half)..<((t + 1) * width)]))
             }
             let t = 4
             for (moved, expectCurrent, expectDelayed) in [(t - 2, false, false), (t - 1, false, true), (t, true, false), (t + 1, false, false)] {
                 var changed = x
                 for c in 0..<32 { changed.storage[moved * 32 + c] += 1 }
-                let w = try layer.attentionInputs(changed).v
+                let w = try Self.values(layer, changed)
                 #expect((values(w, t).current != values(v, t).current) == expectCurrent, "token \(moved) vs current half")
                 #expect((values(w, t).delayed != values(v, t).delayed) == expectDelayed, "token \(moved) vs delayed half")
             }
             #expect(values(v, 0).delayed.allSatisfy { $0 == 0 }, "the first token's delayed half sees x_{-1} = 0")
         }
+    }
+
+    /// The attention's values `v` `[S, Hkv, d]` for one sequence, after the value shift.
+    static func values(_ layer: CCA<Float>, _ x: Tensor<Float>) throws -> Tensor<Float> {
+        try layer.forward(x, layout: SequenceLayout(batch: 1, length: x.shape[1]), states: nil, keep: true).saved!.v
     }
 }

@@ -35,8 +35,8 @@ import Testing
 
     @Test(arguments: ccaCases)
     func ccaMatchesReference(_ testCase: CCACase) throws {
-        let layer = try CCA(config: testCase.config, seed: 11)
-        let x = Tensor(randomNormal: [testCase.batch, testCase.length, testCase.hidden], seed: 12)
+        let layer = try CCA<Float>(config: testCase.config, seed: 11)
+        let x = Tensor<Float>(randomNormal: [testCase.batch, testCase.length, testCase.hidden], seed: 12)
         let y = try layer.forward(x)
         let expected = Reference.cca(x, weights: layer.weights, config: testCase.config)
         #expect(y.shape == x.shape)
@@ -48,16 +48,16 @@ import Testing
         for fraction in [1.0, 0.5] {
             let config = GQAConfig(hiddenSize: 32, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: 8,
                                    rope: RoPEConfig(theta: 10_000, fraction: fraction))
-            let layer = try GQA(config: config, seed: 3)
-            let x = Tensor(randomNormal: [batch, length, 32], seed: 4)
+            let layer = try GQA<Float>(config: config, seed: 3)
+            let x = Tensor<Float>(randomNormal: [batch, length, 32], seed: 4)
             let expected = Reference.gqa(x, weights: layer.weights, config: config)
             #expect(try layer.forward(x).relativeError(to: expected) < Self.tolerance)
         }
     }
 
     @Test func mhaIsGQAWithEqualHeads() throws {
-        let mha = try MHA(hiddenSize: 32, heads: 4, seed: 5)
-        let x = Tensor(randomNormal: [2, 6, 32], seed: 6)
+        let mha = try GQA<Float>(config: .mha(hiddenSize: 32, heads: 4), seed: 5)
+        let x = Tensor<Float>(randomNormal: [2, 6, 32], seed: 6)
         let expected = Reference.gqa(x, weights: mha.weights, config: mha.config)
         #expect(try mha.forward(x).relativeError(to: expected) < Self.tolerance)
         #expect(mha.parameterCount == 4 * 32 * 32)
@@ -67,21 +67,21 @@ import Testing
     func mlaMatchesReference(batch: Int, length: Int) throws {
         let config = MLAConfig(hiddenSize: 32, heads: 4, queryRank: 16, keyValueRank: 8, noPEHeadDim: 8,
                                ropeHeadDim: 4, valueHeadDim: 6)
-        let layer = try MLA(config: config, seed: 7)
-        let x = Tensor(randomNormal: [batch, length, 32], seed: 8)
+        let layer = try MLA<Float>(config: config, seed: 7)
+        let x = Tensor<Float>(randomNormal: [batch, length, 32], seed: 8)
         let expected = Reference.mla(x, weights: layer.weights, config: config)
         #expect(try layer.forward(x).relativeError(to: expected) < Self.tolerance)
     }
 
     @Test func maskedForwardMatchesReference() throws {
         let config = CCAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 2, headDim: 8)
-        let layer = try CCA(config: config, seed: 9)
-        let x = Tensor(randomNormal: [2, 7, 32], seed: 10)
-        let mask = try Tensor(shape: [2, 7], storage: [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0])
+        let layer = try CCA<Float>(config: config, seed: 9)
+        let x = Tensor<Float>(randomNormal: [2, 7, 32], seed: 10)
+        let mask = try Tensor<Float>(shape: [2, 7], storage: [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0])
         let expected = Reference.cca(x, weights: layer.weights, config: config, mask: mask)
         #expect(try layer.forward(x, mask: mask).relativeError(to: expected) < Self.tolerance)
         let gqaConfig = GQAConfig(hiddenSize: 32, queryHeads: 4, keyValueHeads: 2, headDim: 8)
-        let gqa = try GQA(config: gqaConfig, seed: 9)
+        let gqa = try GQA<Float>(config: gqaConfig, seed: 9)
         #expect(try gqa.forward(x, mask: mask).relativeError(to: Reference.gqa(x, weights: gqa.weights, config: gqaConfig, mask: mask)) < Self.tolerance)
     }
 }

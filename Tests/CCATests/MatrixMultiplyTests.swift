@@ -11,9 +11,9 @@ import Testing
             for parallel in [false, true] {
                 let pad = 3
                 let (lda, ldb, ldc) = ((transposeA ? m : k) + pad, (transposeB ? k : n) + pad, n + pad)
-                let a = Tensor(randomNormal: [(transposeA ? k : m) * lda], seed: 1)
-                let b = Tensor(randomNormal: [(transposeB ? n : k) * ldb], seed: 2)
-                var c = Tensor(randomNormal: [m * ldc], seed: 3)
+                let a = Tensor<Float>(randomNormal: [(transposeA ? k : m) * lda], seed: 1)
+                let b = Tensor<Float>(randomNormal: [(transposeB ? n : k) * ldb], seed: 2)
+                var c = Tensor<Float>(randomNormal: [m * ldc], seed: 3)
                 let before = c
                 let (alpha, beta): (Float, Float) = (0.5, 2)
                 a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in c.storage.withUnsafeMutableBufferPointer { pc in
@@ -42,8 +42,8 @@ import Testing
     }
 
     @Test func betaZeroIgnoresGarbageInC() {
-        let a = Tensor(randomNormal: [4 * 4], seed: 1)
-        var c = Tensor(zeros: [16], value: .nan)
+        let a = Tensor<Float>(randomNormal: [4 * 4], seed: 1)
+        var c = Tensor<Float>(zeros: [16], value: .nan)
         a.storage.withUnsafeBufferPointer { pa in c.storage.withUnsafeMutableBufferPointer { pc in
             MatrixMultiply.gemm(m: 4, n: 4, k: 4, a: pa.baseAddress!, lda: 4, b: pa.baseAddress!, ldb: 4, c: pc.baseAddress!, ldc: 4)
         }}
@@ -87,13 +87,14 @@ extension Double {
             return s % 7 == 0 ? spread / 100 : spread
         }
         // q = e0, k_s = scores[s]·e0, v_s = e_s (one-hot): the output is exactly the softmax weights.
-        var q = Tensor(zeros: [1, keys, 1, 1]), k = Tensor(zeros: [1, keys, 1, 1]), v = Tensor(zeros: [1, keys, 1, keys])
+        var q = Tensor<Float>(zeros: [keys, 1, 1]), k = Tensor<Float>(zeros: [keys, 1, 1]), v = Tensor<Float>(zeros: [keys, 1, keys])
         for s in 0..<keys {
             q.storage[s] = 1
             k.storage[s] = Float(scores[s])
             v.storage[s * keys + s] = 1
         }
-        let out = CausalAttention.forward(q: q, k: k, v: v, scale: 1)
+        let heads = Attention.Heads(queryHeads: 1, keyValueHeads: 1, keyDim: 1, valueDim: keys, scale: 1)
+        let out = Attention.forward(q: q, k: k, v: v, layout: try SequenceLayout(batch: 1, length: keys), heads: heads).out
         let last = Array(out.storage[((keys - 1) * keys)...])
         // Float32 holds the scores and their difference to the maximum; only the exp and the sum are compared.
         let top = k.storage.max()!

@@ -59,8 +59,8 @@ private func expectRejected(_ bytes: [UInt8], _ fragments: String..., sourceLoca
 /// A valid file with several dtypes, metadata and an empty tensor: the seed of the corruption tests.
 private func sampleFile() throws -> [UInt8] {
     try SafeTensors.serialize(
-        [("qkv_proj.q_proj.weight", Tensor(randomNormal: [4, 3], seed: 1)), ("qk_norm.temp", Tensor(zeros: [2], value: 1)),
-         ("empty", Tensor(zeros: [0, 3]))],
+        [("qkv_proj.q_proj.weight", Tensor<Float>(randomNormal: [4, 3], seed: 1)), ("qk_norm.temp", Tensor<Float>(zeros: [2], value: 1)),
+         ("empty", Tensor<Float>(zeros: [0, 3]))],
         as: .F16, int64: [("ids", [2], [7, -1])], metadata: ["format": "pt"])
 }
 
@@ -72,11 +72,11 @@ private func sampleFile() throws -> [UInt8] {
         defer { removeDirectory(directory) }
         let specials: [Float] = [0, -0.0, 1, -2.5, .infinity, -.infinity, .nan, .leastNonzeroMagnitude,
                                  .greatestFiniteMagnitude, .leastNormalMagnitude, 0.1]
-        let tensors: [(name: String, tensor: Tensor)] = [
-            ("b.weight", Tensor(randomNormal: [3, 5], seed: 7)),
-            ("a.specials", try Tensor(shape: [specials.count], storage: specials)),
-            ("scalar", try Tensor(shape: [], storage: [42])),
-            ("empty", Tensor(zeros: [2, 0, 3])),
+        let tensors: [(name: String, tensor: Tensor<Float>)] = [
+            ("b.weight", Tensor<Float>(randomNormal: [3, 5], seed: 7)),
+            ("a.specials", try Tensor<Float>(shape: [specials.count], storage: specials)),
+            ("scalar", try Tensor<Float>(shape: [], storage: [42])),
+            ("empty", Tensor<Float>(zeros: [2, 0, 3])),
         ]
         let path = directory + "/model.safetensors"
         try SafeTensors.write(tensors, to: path)
@@ -100,7 +100,7 @@ private func sampleFile() throws -> [UInt8] {
             (generator.nextUniform() < 0.5 ? -1 : 1) * pow2(Int(generator.next() % 29) - 14) * (1 + generator.nextUniform())
         }
         values += [1, -1, 0.5, 1024, 65504, 65519, 1 + pow2(-11), 1 + 3 * pow2(-11)]  // exact, and two ties
-        let tensor = try Tensor(shape: [values.count], storage: values)
+        let tensor = try Tensor<Float>(shape: [values.count], storage: values)
         let loaded = try SafeTensors(bytes: SafeTensors.serialize([("w", tensor)], as: .F16)).tensor("w")
 
         for (x, y) in zip(values, loaded.storage) {
@@ -113,7 +113,7 @@ private func sampleFile() throws -> [UInt8] {
         // Out of the normal range: overflow to infinity, subnormals, underflow to signed zero.
         let edges: [Float] = [65520, 70000, -1e9, pow2(-24), 3 * pow2(-20), pow2(-26), -pow2(-26)]
         let expected: [Float] = [.infinity, .infinity, -.infinity, pow2(-24), 3 * pow2(-20), 0, -0.0]
-        let edgeTensor = try Tensor(shape: [edges.count], storage: edges)
+        let edgeTensor = try Tensor<Float>(shape: [edges.count], storage: edges)
         let edgeLoaded = try SafeTensors(bytes: SafeTensors.serialize([("e", edgeTensor)], as: .F16)).tensor("e")
         #expect(edgeLoaded.storage.map(\.bitPattern) == expected.map(\.bitPattern))
     }
@@ -124,7 +124,7 @@ private func sampleFile() throws -> [UInt8] {
             (generator.nextUniform() < 0.5 ? -1 : 1) * pow2(Int(generator.next() % 200) - 100) * (1 + generator.nextUniform())
         }
         values += [1, -3.140625, 1 + pow2(-8), 1 + 3 * pow2(-8), 3e38]  // exact, two ties, near the top
-        let tensor = try Tensor(shape: [5, values.count / 5], storage: values)
+        let tensor = try Tensor<Float>(shape: [5, values.count / 5], storage: values)
         let file = try SafeTensors(bytes: SafeTensors.serialize([("w", tensor)], as: .BF16))
         #expect(file["w"]?.dtype == .BF16)
         #expect(file["w"]?.bytes.count == values.count * 2)
@@ -134,7 +134,7 @@ private func sampleFile() throws -> [UInt8] {
             #expect(y == roundedToSignificand(x, mantissaBits: 7), "\(x)")
             #expect(abs(y - x) <= abs(x) * pow2(-8), "\(x)")
         }
-        let nan = try SafeTensors(bytes: SafeTensors.serialize([("n", Tensor(shape: [1], storage: [.nan]))], as: .BF16))
+        let nan = try SafeTensors(bytes: SafeTensors.serialize([("n", Tensor<Float>(shape: [1], storage: [.nan]))], as: .BF16))
         #expect(try nan.tensor("n").storage[0].isNaN)
     }
 
@@ -143,7 +143,7 @@ private func sampleFile() throws -> [UInt8] {
         let ids: [Int64] = [0, 1, -1, 16_777_216, -16_777_216, 50_000]
         let big: [Int64] = [.min, .max, 1 << 40]
         let bytes = try SafeTensors.serialize(
-            [("w", Tensor(zeros: [2, 2], value: 0.5))], as: .F16,
+            [("w", Tensor<Float>(zeros: [2, 2], value: 0.5))], as: .F16,
             int64: [("input_ids", [2, 3], ids), ("big", [3], big)], metadata: metadata)
         let file = try SafeTensors(bytes: bytes)
 
@@ -171,7 +171,7 @@ private func sampleFile() throws -> [UInt8] {
     }
 
     @Test func writerLaysOutTheHeaderLikeTheReferenceLibrary() throws {
-        let tensor = try Tensor(shape: [2], storage: [1, -2])
+        let tensor = try Tensor<Float>(shape: [2], storage: [1, -2])
         let bytes = try SafeTensors.serialize([("w", tensor)], int64: [("i", [1], [3])], metadata: ["format": "pt"])
         let json = #"{"__metadata__":{"format":"pt"},"i":{"dtype":"I64","shape":[1],"data_offsets":[0,8]},"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#
         let padded = json + String(repeating: " ", count: (8 - json.utf8.count % 8) % 8)
@@ -186,7 +186,7 @@ private func sampleFile() throws -> [UInt8] {
     }
 
     @Test func writerRefusesWhatItCannotStore() throws {
-        let t = Tensor(zeros: [2])
+        let t = Tensor<Float>(zeros: [2])
         let cases: [() throws -> [UInt8]] = [
             { try SafeTensors.serialize([("a", t), ("a", t)]) },
             { try SafeTensors.serialize([("a", t)], int64: [("a", [1], [1])]) },
@@ -224,7 +224,7 @@ private func sampleFile() throws -> [UInt8] {
         #expect(file.metadata == ["format": "pt"])
         #expect(file.names == ["ids", "x", "h", "café\n😀", "mask"])
         #expect(try file.int64Values("ids") == [-1, 5])
-        #expect(try file.tensor("x") == Tensor(shape: [1, 2], storage: [0.1, -1]))
+        #expect(try file.tensor("x") == Tensor<Float>(shape: [1, 2], storage: [0.1, -1]))
         let h = try file.tensor("h")
         #expect(h.shape == [2, 3])
         #expect(h.storage.map(\.bitPattern) == [1, -2, 0.333251953125, pow2(-24), .infinity, -0.0].map(\.bitPattern))
@@ -317,7 +317,7 @@ private func sampleFile() throws -> [UInt8] {
         #expect(try SafeTensors(bytes: assemble(#"{"__metadata__":null}"#)).metadata.isEmpty)
         let scalar = try SafeTensors(bytes: assemble(#"{"s":{"dtype":"F32","shape":[],"data_offsets":[0,4]}}"#,
                                                      data: littleEndian([Float(2).bitPattern])))
-        #expect(try scalar.tensor("s") == Tensor(shape: [], storage: [2]))
+        #expect(try scalar.tensor("s") == Tensor<Float>(shape: [], storage: [2]))
         // Unknown extra fields are ignored, as the reference implementation does.
         let extra = try SafeTensors(bytes: assemble(#"{"e":{"dtype":"U8","shape":[0],"data_offsets":[0,0],"x":[{}]}}"#))
         #expect(extra["e"]?.count == 0)
@@ -417,12 +417,12 @@ private func sampleFile() throws -> [UInt8] {
 
         // A writer refusing its input touches nothing.
         let weights = directory + "/weights.safetensors"
-        try SafeTensors.write([("a", Tensor(zeros: [1]))], to: weights)
+        try SafeTensors.write([("a", Tensor<Float>(zeros: [1]))], to: weights)
         let before = try readFile(weights)
         #expect(throws: SafeTensorsError.self) {
-            try SafeTensors.write([("a", Tensor(zeros: [1])), ("a", Tensor(zeros: [1]))], to: weights)
+            try SafeTensors.write([("a", Tensor<Float>(zeros: [1])), ("a", Tensor<Float>(zeros: [1]))], to: weights)
         }
-        let ioError = #expect(throws: SafeTensorsError.self) { try SafeTensors.write([("a", Tensor(zeros: [1]))], to: occupied) }
+        let ioError = #expect(throws: SafeTensorsError.self) { try SafeTensors.write([("a", Tensor<Float>(zeros: [1]))], to: occupied) }
         #expect(ioError?.kind == .io)
         #expect(try readFile(weights) == before)
         #expect(listing(directory) == ["occupied", "weights.safetensors"])

@@ -14,14 +14,14 @@ import Testing
     func modelGradient(_ kind: AttentionKind, _ tied: Bool) throws {
         let config = Self.microConfig(kind, tied: tied)
         let model = try LanguageModel<Double>(config: config, parameters:
-            LanguageModel<Float>(config: config, seed: 3).parameters.mapValues { TrainingTensor<Double>($0.tensor) })
+            LanguageModel<Float>(config: config, seed: 3).parameters.mapValues { Tensor<Double>($0) })
         let inputs = [1, 4, 2, 6, 3, 3, 0, 5, 2, 5], targets = [4, 2, -1, 3, 3, 0, 6, -1, 5, 1]
         let grads = try model.lossAndGradients(inputs: inputs, targets: targets, batch: 2).grads
         #expect(Set(grads.keys) == Set(model.parameters.keys))
         for (name, parameter) in model.parameters.sorted(by: { $0.key < $1.key }) {
             let numeric = try GradientCheckTests.numericGradient(parameter.storage) { values in
                 var probe = model
-                probe.parameters[name] = TrainingTensor(shape: parameter.shape, storage: values)
+                try probe.updateParameters { $0[name] = Tensor(checked: parameter.shape, values) }
                 return try probe.lossAndGradients(inputs: inputs, targets: targets, batch: 2).loss
             }
             let error = GradientCheckTests.relativeError(grads[name]!.storage, numeric)

@@ -1,11 +1,11 @@
 /// An attention layer whose weights stay on the GPU between calls.
 ///
-/// Made once from a CPU layer (``CCA``, ``GQA``, ``MHA`` or ``MLA``), it uploads the weights in the chosen
+/// Made once from a CPU layer (``CCA``, ``GQA`` or ``MLA``), it uploads the weights in the chosen
 /// precision; each ``forward(_:mask:)`` then uploads only the input and downloads only the output.
 ///
 /// ```swift
 /// let gpu = try CUDALayer(layer)                 // bfloat16 storage
-/// let y = try gpu.forward(x, mask: mask)         // a CPU Tensor, like layer.forward(x, mask: mask)
+/// let y = try gpu.forward(x, mask: mask)         // a CPU Tensor<Float>, like layer.forward(x, mask: mask)
 /// ```
 public final class CUDALayer: Sendable {
     /// How the weights and activations are stored on the GPU.
@@ -17,32 +17,30 @@ public final class CUDALayer: Sendable {
 
     /// Uploads `layer`'s weights to the GPU of ``CUDAContext/shared()``.
     /// - Throws: ``CUDAError`` when CUDA is unavailable or the layer kind has no GPU path.
-    public init(_ layer: any AttentionLayer, precision: CUDAPrecision = .bfloat16) throws {
+    public init(_ layer: any AttentionLayer<Float>, precision: CUDAPrecision = .bfloat16) throws {
+        guard let config = layer.config as? any DeviceAttentionConfig else {
+            throw CUDAError.unsupported("\(layer.config.kindName) layers")
+        }
         let context = try CUDAContext.shared()
         self.context = context
         self.precision = precision
         hiddenSize = layer.hiddenSize
-        implementation = try context.exclusive { () throws -> any DeviceAttentionLayer in
-            switch layer {
-            case let cca as CCA: return try DeviceCCA(cca, precision: precision, context: context)
-            case let gqa as GQA: return try DeviceGQA(gqa, precision: precision, context: context)
-            case let mha as MHA: return try DeviceGQA(mha.inner, precision: precision, context: context)
-            case let mla as MLA: return try DeviceMLA(mla, precision: precision, context: context)
-            default: throw CUDAError.unsupported("layer type \(type(of: layer))")
-            }
+        implementation = try context.exclusive {
+            try config.deviceLayer(weights: layer.weights, precision: precision, context: context)
         }
     }
 
     /// Runs the layer on `x` `[B, S, E]` on the GPU, with the same meaning as ``AttentionLayer/forward(_:mask:)``.
     /// - Parameter mask: optional `[B, S]`, 1 for tokens and 0 for padding.
-    public func forward(_ x: Tensor, mask: Tensor? = nil) throws -> Tensor {
-        let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
-        var y = try context.exclusive {
-            let keyValid = try input.keyValid.map { flags in try context.upload(flags.map { $0 ? UInt8(1) : 0 }) }
-            let deviceX = try context.upload(input.x, precision)
+    public func forward(_ x: Tensor<Float>, mask: Tensor<Float>? = nil) throws -> Tensor<Float> {
+        guard x.rank == 3 else { throw ShapeError.rank(name: "input x", expected: 3, actual: x.shape) }
+        let layout = try SequenceLayout(batch: x.shape[0], length: x.shape[1], mask: mask)
+        try layout.validate(x, width: hiddenSize)
+        let y = try context.exclusive {
+            let keyValid = try layout.keyValid.map { flags in try context.upload(flags.map { $0 ? UInt8(1) : 0 }) }
+            let deviceX = try context.upload(layout.zeroingPadding(x), precision)
             return try context.download(try implementation.forward(deviceX, keyValid: keyValid, context: context))
         }
-        input.zeroPadded(&y)
-        return y
+        return layout.zeroingPadding(y)
     }
 }

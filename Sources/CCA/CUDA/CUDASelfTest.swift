@@ -51,7 +51,7 @@ public enum CUDASelfTest {
     /// A named check: runs on the GPU in a precision and returns GPU results with their CPU references.
     struct Case {
         let name: String
-        let run: (CUDAContext, CUDAPrecision) throws -> [(gpu: Tensor, reference: Tensor)]
+        let run: (CUDAContext, CUDAPrecision) throws -> [(gpu: Tensor<Float>, reference: Tensor<Float>)]
     }
 
     // MARK: operations
@@ -59,32 +59,28 @@ public enum CUDASelfTest {
     static var operationCases: [Case] {
         var cases = [
             Case(name: "linear 37x96 · (80x96)ᵀ") { context, precision in
-                let x = representable(Tensor(randomNormal: [37, 96], seed: 1), precision)
+                let x = representable(Tensor<Float>(randomNormal: [37, 96], seed: 1), precision)
                 let w = representable(randomLinearWeight(80, 96, seed: 2), precision)
                 let gpu = try context.exclusive {
                     try context.download(try context.linear(try context.upload(x, precision), try context.upload(w, precision)))
                 }
-                return [(gpu, linear(x, w))]
+                return [(gpu, Linear.forward(x, w))]
             },
             Case(name: "rms_norm 33 rows, first 96 of 120 columns") { context, precision in
-                let x = representable(Tensor(randomNormal: [33, 120], seed: 3), precision)
-                let weight = Tensor(randomNormal: [96], std: 0.1, seed: 4).storage.map { $0 + 1 }
+                let x = representable(Tensor<Float>(randomNormal: [33, 120], seed: 3), precision)
+                let weight = Tensor<Float>(randomNormal: [96], std: 0.1, seed: 4).storage.map { $0 + 1 }
                 let gpu = try context.exclusive {
                     let input = try context.upload(x, precision).columns(0..<96)
                     return try context.download(try context.rmsNorm(input, weight: try context.upload(weight), epsilon: 1e-6))
                 }
-                let compact = (0..<33).flatMap { x.storage[($0 * 120)..<($0 * 120 + 96)] }
-                var reference = Tensor(zeros: [33, 96])
-                reference.storage.withUnsafeMutableBufferPointer { out in
-                    Normalization.rmsNorm(compact, rows: 33, width: 96, weight: weight, epsilon: 1e-6, output: out.baseAddress!)
-                }
+                let reference = RMSNorm.forward(x.columns(0..<96), weight: Tensor(checked: [96], weight), epsilon: 1e-6).y
                 return [(gpu, reference)]
             },
         ]
         // (batch, length, heads, head dim, offset of the rotated channels, rotated channels)
         for (batch, length, heads, headDim, offset, rotaryDim) in [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)] {
             cases.append(Case(name: "rotary B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)") { context, precision in
-                let data = representable(Tensor(randomNormal: [batch, length, heads, headDim], seed: 5), precision)
+                let data = representable(Tensor<Float>(randomNormal: [batch, length, heads, headDim], seed: 5), precision)
                 let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
                 let gpu = try context.exclusive {
                     let device = try context.upload(data, precision)
@@ -107,9 +103,9 @@ public enum CUDASelfTest {
         for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal) in attentionCases {
             let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
             cases.append(Case(name: name + (masked ? " masked" : "") + (causal ? "" : " non-causal")) { context, precision in
-                let q = representable(Tensor(randomNormal: [batch, length, queryHeads, keyDim], seed: 6), precision)
-                let k = representable(Tensor(randomNormal: [batch, length, keyValueHeads, keyDim], seed: 7), precision)
-                let v = representable(Tensor(randomNormal: [batch, length, keyValueHeads, valueDim], seed: 8), precision)
+                let q = representable(Tensor<Float>(randomNormal: [batch, length, queryHeads, keyDim], seed: 6), precision)
+                let k = representable(Tensor<Float>(randomNormal: [batch, length, keyValueHeads, keyDim], seed: 7), precision)
+                let v = representable(Tensor<Float>(randomNormal: [batch, length, keyValueHeads, valueDim], seed: 8), precision)
                 let keyValid = masked ? paddingMask(batch: batch, length: length).storage.map { $0 != 0 } : nil
                 let scale = 1 / Float(keyDim).squareRoot()
                 let gpu = try context.exclusive {
@@ -118,22 +114,26 @@ public enum CUDASelfTest {
                         q: try context.upload(q, precision), k: try context.upload(k, precision),
                         v: try context.upload(v, precision), scale: scale, keyValid: flags, causal: causal))
                 }
-                let reference = causal ? CausalAttention.forward(q: q, k: k, v: v, scale: scale, keyValid: keyValid)
-                    : nonCausalAttention(q: q, k: k, v: v, scale: scale, keyValid: keyValid)
-                return [(gpu, reference)]
+                let layout = try SequenceLayout(batch: batch, length: length, keyValid: keyValid)
+                let heads = Attention.Heads(queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: keyDim,
+                                            valueDim: valueDim, scale: Double(scale), causal: causal)
+                let reference = Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads).out
+                return [(gpu, try reference.reshaped(gpu.shape))]
             })
         }
         for (batch, length, config) in ccaConfigs + ccaPrologueOnlyConfigs {
             cases.append(Case(name: "cca prologue B\(batch) S\(length) \(describe(config))") { context, precision in
-                let layer = try CCA(config: config, seed: 9)
-                let x = Tensor(randomNormal: [batch, length, config.hiddenSize], seed: 10)
+                let layer = try CCA<Float>(config: config, seed: 9)
+                let x = Tensor<Float>(randomNormal: [batch, length, config.hiddenSize], seed: 10)
                 let gpu = try context.exclusive {
-                    let (q, k, v) = try DeviceCCA(layer, precision: precision, context: context)
+                    let (q, k, v) = try DeviceCCA(config: config, weights: layer.weights, precision: precision, context: context)
                         .project(try context.upload(x, precision), context: context)
                     return (try context.download(q), try context.download(k), try context.download(v))
                 }
-                let reference = try layer.attentionInputs(x)
-                return [(gpu.0, reference.q), (gpu.1, reference.k), (gpu.2, reference.v)]
+                let layout = try SequenceLayout(batch: batch, length: length)
+                let reference = try layer.forward(x, layout: layout, states: nil, keep: true).saved!
+                return [(gpu.0, try reference.q.reshaped(gpu.0.shape)), (gpu.1, try reference.k.reshaped(gpu.1.shape)),
+                        (gpu.2, try reference.v.reshaped(gpu.2.shape))]
             })
         }
         return cases
@@ -163,18 +163,18 @@ public enum CUDASelfTest {
 
     static var layerCases: [Case] {
         var cases: [Case] = []
-        func add(_ name: String, batch: Int, length: Int, masked: Bool, _ make: @escaping () throws -> any AttentionLayer) {
+        func add(_ name: String, batch: Int, length: Int, masked: Bool, _ make: @escaping () throws -> any AttentionLayer<Float>) {
             cases.append(Case(name: "\(name) B\(batch) S\(length)\(masked ? " masked" : "")") { _, precision in
                 let layer = try make()
-                let x = Tensor(randomNormal: [batch, length, layer.hiddenSize], seed: 11)
+                let x = Tensor<Float>(randomNormal: [batch, length, layer.hiddenSize], seed: 11)
                 let mask = masked ? paddingMask(batch: batch, length: length) : nil
                 return [(try CUDALayer(layer, precision: precision).forward(x, mask: mask), try layer.forward(x, mask: mask))]
             })
         }
         for (index, (batch, length, config)) in ccaConfigs.enumerated() {
-            add("layer cca \(describe(config))", batch: batch, length: length, masked: false) { try CCA(config: config, seed: 12) }
+            add("layer cca \(describe(config))", batch: batch, length: length, masked: false) { try CCA<Float>(config: config, seed: 12) }
             if index == 1 || index == 2 {
-                add("layer cca \(describe(config))", batch: batch + 1, length: length, masked: true) { try CCA(config: config, seed: 12) }
+                add("layer cca \(describe(config))", batch: batch + 1, length: length, masked: true) { try CCA<Float>(config: config, seed: 12) }
             }
         }
         // (query heads, KV heads, head dim, RoPE fraction, batch, length, masked)
@@ -185,15 +185,15 @@ public enum CUDASelfTest {
             let config = GQAConfig(hiddenSize: 512, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
                                    rope: RoPEConfig(theta: 10_000, fraction: fraction))
             add("layer gqa Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) rope\(fraction)", batch: batch, length: length,
-                masked: masked) { try GQA(config: config, seed: 13) }
+                masked: masked) { try GQA<Float>(config: config, seed: 13) }
         }
-        add("layer mha E512 H4 d128", batch: 2, length: 31, masked: false) { try MHA(hiddenSize: 512, heads: 4, seed: 14) }
+        add("layer mha E512 H4 d128", batch: 2, length: 31, masked: false) { try GQA<Float>(config: .mha(hiddenSize: 512, heads: 4), seed: 14) }
         // (no-PE dim, RoPE dim, value dim, batch, length, masked)
         for (noPE, rope, value, batch, length, masked) in [(64, 32, 64, 2, 50, false), (96, 32, 128, 1, 130, false), (64, 32, 64, 3, 40, true)] {
             let config = MLAConfig(hiddenSize: 256, heads: 4, queryRank: 96, keyValueRank: 64, noPEHeadDim: noPE,
                                    ropeHeadDim: rope, valueHeadDim: value)
             add("layer mla H4 dn\(noPE) dr\(rope) dv\(value)", batch: batch, length: length, masked: masked) {
-                try MLA(config: config, seed: 15)
+                try MLA<Float>(config: config, seed: 15)
             }
         }
         return cases
@@ -202,7 +202,7 @@ public enum CUDASelfTest {
     // MARK: helpers
 
     /// `tensor` rounded to what `precision` can store, so that operation checks compare like with like.
-    static func representable(_ tensor: Tensor, _ precision: CUDAPrecision) -> Tensor {
+    static func representable(_ tensor: Tensor<Float>, _ precision: CUDAPrecision) -> Tensor<Float> {
         guard precision == .bfloat16 else { return tensor }
         var rounded = tensor
         rounded.storage = tensor.storage.map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) }
@@ -211,8 +211,8 @@ public enum CUDASelfTest {
 
     /// `[B, S]` padding: sequence 1 loses its last third, sequence 2 its first two tokens (left padding),
     /// the others are whole.
-    static func paddingMask(batch: Int, length: Int) -> Tensor {
-        var mask = Tensor(zeros: [batch, length], value: 1)
+    static func paddingMask(batch: Int, length: Int) -> Tensor<Float> {
+        var mask = Tensor<Float>(zeros: [batch, length], value: 1)
         for t in 0..<length {
             if batch > 1 && t >= length - length / 3 { mask.storage[length + t] = 0 }
             if batch > 2 && t < 2 { mask.storage[2 * length + t] = 0 }
@@ -220,60 +220,17 @@ public enum CUDASelfTest {
         return mask
     }
 
-    /// Attention in which every query sees every valid key, in float64 loops (the reference for the
-    /// kernels' non-causal mode; ``CausalAttention`` is causal only). Rows that see no key get zeros.
-    static func nonCausalAttention(q: Tensor, k: Tensor, v: Tensor, scale: Float, keyValid: [Bool]?) -> Tensor {
-        let (batch, length, queryHeads, keyDim) = (q.shape[0], q.shape[1], q.shape[2], q.shape[3])
-        let (keyValueHeads, valueDim) = (k.shape[2], v.shape[3])
-        var out = Tensor(zeros: [batch, length, queryHeads, valueDim])
-        var weights = [Double](repeating: 0, count: length), row = [Double](repeating: 0, count: valueDim)
-        for b in 0..<batch {
-            for t in 0..<length {
-                for h in 0..<queryHeads {
-                    let kvHead = h / (queryHeads / keyValueHeads), query = ((b * length + t) * queryHeads + h) * keyDim
-                    var maximum = -Double.infinity
-                    for s in 0..<length {
-                        guard keyValid?[b * length + s] ?? true else { weights[s] = -.infinity; continue }
-                        let key = ((b * length + s) * keyValueHeads + kvHead) * keyDim
-                        var dot = 0.0
-                        for c in 0..<keyDim { dot += Double(q.storage[query + c]) * Double(k.storage[key + c]) }
-                        weights[s] = dot * Double(scale)
-                        maximum = max(maximum, weights[s])
-                    }
-                    guard maximum > -.infinity else { continue }
-                    var total = 0.0
-                    for s in 0..<length { weights[s] = Double.exp(weights[s] - maximum); total += weights[s] }
-                    for c in 0..<valueDim { row[c] = 0 }
-                    for s in 0..<length where weights[s] > 0 {
-                        let value = ((b * length + s) * keyValueHeads + kvHead) * valueDim
-                        for c in 0..<valueDim { row[c] += weights[s] * Double(v.storage[value + c]) }
-                    }
-                    let destination = ((b * length + t) * queryHeads + h) * valueDim
-                    for c in 0..<valueDim { out.storage[destination + c] = Float(row[c] / total) }
-                }
-            }
-        }
-        return out
-    }
-
     /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor.
-    static func rotatedOnCPU(_ data: Tensor, rotary: RotaryEmbedding, offset: Int) -> Tensor {
+    static func rotatedOnCPU(_ data: Tensor<Float>, rotary: RotaryEmbedding, offset: Int) -> Tensor<Float> {
         let (batch, length, heads, headDim) = (data.shape[0], data.shape[1], data.shape[2], data.shape[3])
-        let width = rotary.rotaryDim, vectors = batch * length * heads
-        var slice = Tensor(zeros: [batch, length, heads, width])
-        for index in 0..<vectors {
-            for c in 0..<width { slice.storage[index * width + c] = data.storage[index * headDim + offset + c] }
-        }
-        rotary.apply(to: &slice, firstPositions: [Int](repeating: 0, count: batch))
         var result = data
-        for index in 0..<vectors {
-            for c in 0..<width { result.storage[index * headDim + offset + c] = slice.storage[index * width + c] }
-        }
+        rotary.forward(&result, positions: (0..<(batch * length)).map { $0 % length }, heads: heads, headStride: headDim,
+                       offset: offset)
         return result
     }
 
     /// max |gpu − reference| / max |reference|; NaN when the GPU result has a non-finite element.
-    static func relativeError(_ gpu: Tensor, _ reference: Tensor) -> Float {
+    static func relativeError(_ gpu: Tensor<Float>, _ reference: Tensor<Float>) -> Float {
         gpu.shape == reference.shape ? gpu.relativeError(to: reference) : .infinity
     }
 

@@ -46,7 +46,7 @@ extension CUDAContext {
     }
 
     /// `tensor` copied to the device, rounded to bfloat16 (nearest even) for `.bfloat16`.
-    func upload(_ tensor: Tensor, _ precision: CUDAPrecision) throws -> DeviceTensor {
+    func upload(_ tensor: Tensor<Float>, _ precision: CUDAPrecision) throws -> DeviceTensor {
         let result = try empty(tensor.shape, precision)
         switch precision {
         case .float32: try copy(tensor.storage, to: result.buffer)
@@ -63,13 +63,13 @@ extension CUDAContext {
     }
 
     /// The tensor's values as a CPU ``Tensor``; waits for the work queued before.
-    func download(_ tensor: DeviceTensor) throws -> Tensor {
+    func download(_ tensor: DeviceTensor) throws -> Tensor<Float> {
         switch tensor.precision {
         case .float32:
-            return try Tensor(shape: tensor.shape, storage: try read(Float.self, tensor.count, from: tensor.buffer))
+            return try Tensor<Float>(shape: tensor.shape, storage: try read(Float.self, tensor.count, from: tensor.buffer))
         case .bfloat16:
             let bits = try read(UInt16.self, tensor.count, from: tensor.buffer)
-            return try Tensor(shape: tensor.shape, storage: bits.map { HalfPrecision.float(bfloat16: $0) })
+            return try Tensor<Float>(shape: tensor.shape, storage: bits.map { HalfPrecision.float(bfloat16: $0) })
         }
     }
 

@@ -19,11 +19,11 @@ public enum PrefillBenchmark {
 
     /// The three layers compared: MHA with 16 heads (full RoPE, theta 1e4, as the PyTorch anchor), CCA
     /// with C = 4 (Hq = Hkv = 4) and CCGQA with Cq = 2, Ckv = 8 (Hq = 8, Hkv = 2, the ZAYA1 shape).
-    public static func layers() throws -> [(method: String, layer: any AttentionLayer, queryHeads: Int, keyValueHeads: Int)] {
+    public static func layers() throws -> [(method: String, layer: any AttentionLayer<Float>, queryHeads: Int, keyValueHeads: Int)] {
         [
-            ("mha", try MHA(hiddenSize: 2048, heads: 16, rope: RoPEConfig(theta: 10_000, fraction: 1), seed: 1), 16, 16),
-            ("cca", try CCA(config: CCAConfig(hiddenSize: 2048, queryHeads: 4, keyValueHeads: 4), seed: 2), 4, 4),
-            ("ccgqa", try CCA(config: CCAConfig(), seed: 3), 8, 2),
+            ("mha", try GQA<Float>(config: .mha(hiddenSize: 2048, heads: 16, rope: RoPEConfig(theta: 10_000, fraction: 1)), seed: 1), 16, 16),
+            ("cca", try CCA<Float>(config: CCAConfig(hiddenSize: 2048, queryHeads: 4, keyValueHeads: 4), seed: 2), 4, 4),
+            ("ccgqa", try CCA<Float>(config: CCAConfig(), seed: 3), 8, 2),
         ]
     }
 
@@ -37,15 +37,15 @@ public enum PrefillBenchmark {
             let gpu = try CUDALayer(layer)
             for length in lengths {
                 let milliseconds = try context.exclusive {
-                    let inputs = try (0..<2).map { try context.upload(Tensor(randomNormal: [1, length, 2048], seed: UInt64(10 + $0)), .bfloat16) }
+                    let inputs = try (0..<2).map { try context.upload(Tensor<Float>(randomNormal: [1, length, 2048], seed: UInt64(10 + $0)), .bfloat16) }
                     return try median(context, repetitions, inputs) { _ = try gpu.implementation.forward($0, keyValid: nil, context: context) }
                 }
                 measurements.append(Measurement(method: method, length: length, causal: true, milliseconds: milliseconds))
                 for causal in [true, false] {
                     let core = try context.exclusive {
-                        let q = try context.upload(Tensor(randomNormal: [1, length, queryHeads, 128], seed: 20), .bfloat16)
-                        let k = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 21), .bfloat16)
-                        let v = try context.upload(Tensor(randomNormal: [1, length, keyValueHeads, 128], seed: 22), .bfloat16)
+                        let q = try context.upload(Tensor<Float>(randomNormal: [1, length, queryHeads, 128], seed: 20), .bfloat16)
+                        let k = try context.upload(Tensor<Float>(randomNormal: [1, length, keyValueHeads, 128], seed: 21), .bfloat16)
+                        let v = try context.upload(Tensor<Float>(randomNormal: [1, length, keyValueHeads, 128], seed: 22), .bfloat16)
                         return try median(context, repetitions, [q]) {
                             _ = try context.attention(q: $0, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil,
                                                       causal: causal)

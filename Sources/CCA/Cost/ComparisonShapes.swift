@@ -77,25 +77,22 @@ public struct ComparisonShapes: Sendable {
                   headDim: headDim, rope: rope)
     }
 
-    /// The cost of `method` at these shapes.
-    public func cost(_ method: AttentionKind) throws -> LayerCost {
+    /// The configuration of `method` at these shapes.
+    public func config(_ method: AttentionKind) throws -> any AttentionConfig {
         switch method {
-        case .mha: return try mha().cost
-        case .gqa: return try gqa().cost
-        case .mla: return try mla().cost
-        case .cca: return try cca().cost
-        case .ccgqa: return try ccgqa().cost
+        case .mha: return try mha()
+        case .gqa: return try gqa()
+        case .mla: return try mla()
+        case .cca: return try cca()
+        case .ccgqa: return try ccgqa()
         }
     }
 
+    /// The cost of `method` at these shapes.
+    public func cost(_ method: AttentionKind) throws -> LayerCost { try config(method).cost }
+
     /// A layer of `method` at these shapes with random weights.
-    public func layer(_ method: AttentionKind, seed: UInt64 = 0) throws -> any DecodingAttention {
-        switch method {
-        case .mha: return MHA(inner: try GQA(config: mha(), seed: seed))
-        case .gqa: return try GQA(config: gqa(), seed: seed)
-        case .mla: return try MLA(config: mla(), seed: seed)
-        case .cca: return try CCA(config: cca(), seed: seed)
-        case .ccgqa: return try CCA(config: ccgqa(), seed: seed)
-        }
+    public func layer(_ method: AttentionKind, seed: UInt64 = 0) throws -> any AttentionLayer<Float> {
+        try config(method).makeLayer(seed: seed)
     }
 }

@@ -6,7 +6,7 @@
 /// ablations `cca_convolutions` (0, 1, 2), `cca_qk_mean`, `cca_value_shift`. Missing keys take the ZAYA1
 /// defaults (E = 2048, Hq = 8, Hkv = 2, d = 128, theta 5e6, RoPE fraction 0.5, linear temperature);
 /// unknown keys are an error, so a misspelt key never silently falls back to a default.
-extension AttentionLayerConfig {
+public enum LayerConfigFile {
     static let knownKeys: Set<String> = [
         "attention", "hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "rope_theta",
         "partial_rotary_factor", "temperature", "q_lora_rank", "kv_lora_rank", "qk_nope_head_dim",
@@ -14,18 +14,18 @@ extension AttentionLayerConfig {
     ]
 
     /// Reads and validates a JSON configuration file.
-    public static func load(path: String) throws -> AttentionLayerConfig {
+    public static func load(path: String) throws -> any AttentionConfig {
         let bytes: [UInt8]
         do { bytes = try readFile(path) } catch { throw ConfigFileError.unreadable(path: path, reason: "\(error)") }
-        return try AttentionLayerConfig(jsonBytes: bytes, source: path)
+        return try parse(jsonBytes: bytes, source: path)
     }
 
     /// Builds a configuration from JSON text; `source` names it in errors.
-    public init(jsonText: String, source: String = "config") throws {
-        try self.init(jsonBytes: Array(jsonText.utf8), source: source)
+    public static func parse(jsonText: String, source: String = "config") throws -> any AttentionConfig {
+        try parse(jsonBytes: Array(jsonText.utf8), source: source)
     }
 
-    init(jsonBytes: [UInt8], source: String) throws {
+    static func parse(jsonBytes: [UInt8], source: String) throws -> any AttentionConfig {
         guard String(validating: jsonBytes, as: UTF8.self) != nil else {
             throw ConfigFileError.notJSON(path: source, reason: "the file is not UTF-8 text")
         }
@@ -38,8 +38,8 @@ extension AttentionLayerConfig {
         for (key, value) in members {
             guard keys.updateValue(value, forKey: key) == nil else { throw ConfigFileError.duplicateKey(path: source, key: key) }
         }
-        if let unknown = keys.keys.filter({ !Self.knownKeys.contains($0) }).sorted().first {
-            throw ConfigFileError.unknownKey(path: source, key: unknown, known: Self.knownKeys.sorted())
+        if let unknown = keys.keys.filter({ !knownKeys.contains($0) }).sorted().first {
+            throw ConfigFileError.unknownKey(path: source, key: unknown, known: knownKeys.sorted())
         }
         let reader = KeyReader(keys: keys, source: source)
         let hidden = try reader.integer("hidden_size", default: 2048)
@@ -48,32 +48,34 @@ extension AttentionLayerConfig {
         let headDim = try reader.integer("head_dim", default: 128)
         let rope = RoPEConfig(theta: try reader.number("rope_theta", default: 5_000_000),
                               fraction: try reader.number("partial_rotary_factor", default: 0.5))
+        let config: any AttentionConfig
         switch try reader.string("attention", default: "cca") {
         case "mha":
-            self = .mha(GQAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: queryHeads, headDim: headDim, rope: rope))
+            config = GQAConfig.mha(hiddenSize: hidden, heads: queryHeads, headDim: headDim, rope: rope)
         case "gqa":
-            self = .gqa(GQAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim, rope: rope))
+            config = GQAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim, rope: rope)
         case "mla":
-            self = .mla(MLAConfig(hiddenSize: hidden, heads: queryHeads,
+            config = MLAConfig(hiddenSize: hidden, heads: queryHeads,
                                   queryRank: try reader.integer("q_lora_rank", default: hidden / 2),
                                   keyValueRank: try reader.integer("kv_lora_rank", default: hidden / 8),
                                   noPEHeadDim: try reader.integer("qk_nope_head_dim", default: headDim),
                                   ropeHeadDim: try reader.integer("qk_rope_head_dim", default: headDim / 2),
-                                  valueHeadDim: try reader.integer("v_head_dim", default: headDim), ropeTheta: rope.theta))
+                                  valueHeadDim: try reader.integer("v_head_dim", default: headDim), ropeTheta: rope.theta)
         case "cca":
             let temperatureName = try reader.string("temperature", default: "linear")
             guard let temperature = TemperatureMode(rawValue: temperatureName) else {
                 throw ConfigError.invalidValue(name: "temperature", value: temperatureName, expected: "linear or exp")
             }
-            self = .cca(CCAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
+            config = CCAConfig(hiddenSize: hidden, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
                                   rope: rope, temperature: temperature,
                                   convolutions: try reader.integer("cca_convolutions", default: 2),
                                   qkMean: try reader.bool("cca_qk_mean", default: true),
-                                  valueShift: try reader.bool("cca_value_shift", default: true)))
+                                  valueShift: try reader.bool("cca_value_shift", default: true))
         case let other:
             throw ConfigError.unknownAttention(other)
         }
-        try validate()
+        try config.validate()
+        return config
     }
 }
 

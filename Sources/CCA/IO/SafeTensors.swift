@@ -76,7 +76,7 @@ public struct SafeTensors: Sendable {
 
     /// Where the bytes came from; used in error messages.
     public let path: String
-    /// Tensor names in header order.
+    /// Tensor<Float> names in header order.
     public let names: [String]
     /// Every tensor by name.
     public let entries: [String: SafeTensorsEntry]
@@ -263,7 +263,7 @@ extension SafeTensors {
 
     /// The float tensor called `name` (F32, F16, BF16 or F64), converted to `Float`.
     /// - Throws: ``WeightError/missing(name:available:)`` or ``WeightError/wrongDType(name:dtype:expected:)``.
-    public func tensor(_ name: String) throws -> Tensor {
+    public func tensor(_ name: String) throws -> Tensor<Float> {
         let entry = try entry(name)
         let values: [Float]
         switch entry.dtype {
@@ -273,12 +273,12 @@ extension SafeTensors {
         case .F64: values = Self.load(entry.bytes, as: UInt64.self).map { Float(Double(bitPattern: $0)) }
         default: throw WeightError.wrongDType(name: name, dtype: entry.dtype.rawValue, expected: "F32, F16, BF16 or F64")
         }
-        return try Tensor(shape: entry.shape, storage: values)
+        return try Tensor<Float>(shape: entry.shape, storage: values)
     }
 
     /// Every tensor in the file, converted to `Float`: the weights of a model.
     /// - Throws: ``WeightError/wrongDType(name:dtype:expected:)`` if any tensor is not a float type.
-    public func floatTensors() throws -> [String: Tensor] {
+    public func floatTensors() throws -> [String: Tensor<Float>] {
         try Dictionary(uniqueKeysWithValues: names.map { ($0, try tensor($0)) })
     }
 
@@ -287,7 +287,7 @@ extension SafeTensors {
     /// Kept apart from ``tensor(_:)`` so that an integer tensor is never mistaken for a weight.
     /// - Throws: ``WeightError`` for a missing or non-integer tensor, ``SafeTensorsError`` (kind `value`) for a
     ///   value beyond ±2^24, which a `Float` cannot hold exactly.
-    public func integerTensor(_ name: String) throws -> Tensor {
+    public func integerTensor(_ name: String) throws -> Tensor<Float> {
         let entry = try entry(name)
         let values: [Int64]
         switch entry.dtype {
@@ -302,7 +302,7 @@ extension SafeTensors {
             throw SafeTensorsError(kind: .value, path: path, tensor: name,
                                    message: "element \(index) is \(values[index]), which a Float cannot hold exactly; use int64Values(_:)")
         }
-        return try Tensor(shape: entry.shape, storage: values.map { Float($0) })
+        return try Tensor<Float>(shape: entry.shape, storage: values.map { Float($0) })
     }
 
     /// The values of an I64 tensor, exactly.
@@ -336,7 +336,7 @@ extension SafeTensors {
     /// - Throws: ``SafeTensorsError`` (kind `write`) for a duplicate or reserved name, a non-float `dtype`,
     ///   or an I64 tensor whose value count does not match its shape.
     public static func serialize(
-        _ tensors: [(name: String, tensor: Tensor)], as dtype: SafeTensorsDType = .F32,
+        _ tensors: [(name: String, tensor: Tensor<Float>)], as dtype: SafeTensorsDType = .F32,
         int64: [(name: String, shape: [Int], values: [Int64])] = [], metadata: [String: String] = [:]
     ) throws -> [UInt8] {
         try serialize(tensors, as: dtype, int64: int64, metadata: metadata, path: "<memory>")
@@ -345,7 +345,7 @@ extension SafeTensors {
     /// Writes `tensors` to `path` atomically (see ``writeAtomically(_:to:)``); arguments as in ``serialize(_:as:int64:metadata:)``.
     /// - Throws: ``SafeTensorsError``.
     public static func write(
-        _ tensors: [(name: String, tensor: Tensor)], as dtype: SafeTensorsDType = .F32,
+        _ tensors: [(name: String, tensor: Tensor<Float>)], as dtype: SafeTensorsDType = .F32,
         int64: [(name: String, shape: [Int], values: [Int64])] = [], metadata: [String: String] = [:],
         to path: String
     ) throws {
@@ -358,14 +358,14 @@ extension SafeTensors {
     /// Writes a dictionary of tensors to `path` atomically, in name order so that the file is reproducible.
     /// - Throws: ``SafeTensorsError``.
     public static func write(
-        _ tensors: [String: Tensor], as dtype: SafeTensorsDType = .F32, metadata: [String: String] = [:],
+        _ tensors: [String: Tensor<Float>], as dtype: SafeTensorsDType = .F32, metadata: [String: String] = [:],
         to path: String
     ) throws {
         try write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, as: dtype, metadata: metadata, to: path)
     }
 
     private static func serialize(
-        _ tensors: [(name: String, tensor: Tensor)], as dtype: SafeTensorsDType,
+        _ tensors: [(name: String, tensor: Tensor<Float>)], as dtype: SafeTensorsDType,
         int64: [(name: String, shape: [Int], values: [Int64])], metadata: [String: String], path: String
     ) throws -> [UInt8] {
         func failure(_ tensor: String?, _ message: String) -> SafeTensorsError {

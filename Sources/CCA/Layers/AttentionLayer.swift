@@ -1,138 +1,155 @@
-/// What every attention layer offers: its width, its weights under their interchange names, and a forward pass.
-public protocol AttentionLayer: Sendable {
+/// An attention layer of any kind: its weights under their interchange names, one forward pass for every
+/// use, and its backward pass.
+///
+/// The one ``forward(_:layout:states:keep:)`` serves inference, prefill, chunked decoding and training:
+/// without states each sequence of the layout starts fresh at position 0 (packed documents never see each
+/// other); with states each continues its own (cache, position, and CCA's convolution and value state)
+/// and advances it; with `keep` it returns what ``backward(_:_:)`` needs.
+public protocol AttentionLayer<Scalar>: Sendable {
+    associatedtype Scalar: TensorScalar
+    associatedtype Config: AttentionConfig
+    /// What the backward pass reads, kept by a forward pass with `keep`.
+    associatedtype Saved: Sendable
+
+    /// The layer's configuration.
+    var config: Config { get }
     /// Model width E (input and output features).
     var hiddenSize: Int { get }
-    /// Every parameter tensor under the name it has in the reference (transformers) module.
-    var weights: [String: Tensor] { get }
-    /// Runs the layer on `x` `[B, S, E]`.
+    /// Every parameter under the name it has in the reference (transformers) module.
+    var weights: [String: Tensor<Scalar>] { get }
+
+    /// A fresh decode state for one sequence of at most `capacity` tokens; its cache is allocated now.
+    func makeState(capacity: Int) throws -> DecodeState<Scalar>
+
+    /// `y` `[rows, E]` (x's shape) for `x` `[rows, E]` or `[B, S, E]` laid out by `layout`.
     ///
-    /// - Parameter mask: optional `[B, S]`, 1 for tokens and 0 for padding. Padded rows of `x` are zeroed
-    ///   before anything else, padded keys are never attended, and padded output rows are 0.
-    func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor
+    /// Padded rows of `x` are zeroed before anything else, padded keys are never attended, and padded
+    /// output rows are 0. With `states` (one per sequence), each sequence continues its state; on any
+    /// error no state has changed.
+    func forward(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keep: Bool) throws
+        -> (y: Tensor<Scalar>, saved: Saved?)
+
+    /// `dx` for the output gradient `dy`, and the gradient of every weight under its name in ``weights``.
+    func backward(_ dy: Tensor<Scalar>, _ saved: Saved) throws -> (dx: Tensor<Scalar>, grads: [String: Tensor<Scalar>])
 }
 
 extension AttentionLayer {
     /// Number of scalar parameters.
     public var parameterCount: Int { weights.values.reduce(0) { $0 + $1.count } }
 
-    /// Runs the layer without padding.
-    public func forward(_ x: Tensor) throws -> Tensor { try forward(x, mask: nil) }
-}
-
-/// Anything with a shape that weights can be checked against: ``Tensor`` and the training tensors.
-public protocol ShapedTensor {
-    var shape: [Int] { get }
-}
-
-extension Tensor: ShapedTensor {}
-
-/// A weight file's tensors, handed out by name with their shapes checked.
-public struct WeightDictionary<Value: ShapedTensor> {
-    public let tensors: [String: Value]
-
-    public init(_ tensors: [String: Value]) { self.tensors = tensors }
-
-    /// The tensor called `name`, which must have shape `shape`.
-    public func take(_ name: String, _ shape: [Int]) throws -> Value {
-        guard let tensor = tensors[name] else { throw WeightError.missing(name: name, available: tensors.keys.sorted()) }
-        guard tensor.shape == shape else { throw WeightError.wrongShape(name: name, expected: shape, actual: tensor.shape) }
-        return tensor
+    /// Runs the layer on `x` `[B, S, E]`, with an optional `[B, S]` padding mask (1 token, 0 padding).
+    public func forward(_ x: Tensor<Scalar>, mask: Tensor<Scalar>? = nil) throws -> Tensor<Scalar> {
+        guard x.rank == 3 else { throw ShapeError.rank(name: "input x", expected: 3, actual: x.shape) }
+        let layout = try SequenceLayout(batch: x.shape[0], length: x.shape[1], mask: mask)
+        return try forward(x, layout: layout, states: nil, keep: false).y
     }
 
-    /// Every tensor named in `shapes`, each checked; extra tensors in the file are ignored.
-    public func take(_ shapes: [String: [Int]]) throws -> [String: Value] {
-        var taken: [String: Value] = [:]
-        for (name, shape) in shapes.sorted(by: { $0.key < $1.key }) { taken[name] = try take(name, shape) }
-        return taken
+    /// The forward pass over fresh sequences and a closure running the matching backward pass: lets a
+    /// model hold layers of different kinds (and saved types) side by side.
+    public func pullback(_ x: Tensor<Scalar>, layout: SequenceLayout) throws
+        -> (y: Tensor<Scalar>, backward: (Tensor<Scalar>) throws -> (dx: Tensor<Scalar>, grads: [String: Tensor<Scalar>])) {
+        let (y, saved) = try forward(x, layout: layout, states: nil, keep: true)
+        guard let saved else { throw DecodeError.statesWithBackward }
+        return (y, { try backward($0, saved) })
     }
+
+    /// Continues each sequence with its chunk `[Sᵢ, E]` (lengths may differ, or be 0) in one batched call,
+    /// advancing `states`, and returns the outputs `[Sᵢ, E]`.
+    public func decode(_ chunks: [Tensor<Scalar>], states: [DecodeState<Scalar>]) throws -> [Tensor<Scalar>] {
+        for (index, chunk) in chunks.enumerated() {
+            guard chunk.rank == 2, chunk.shape[1] == hiddenSize else {
+                throw ShapeError.mismatch(name: "chunk \(index)", expected: [chunk.shape.first ?? 0, hiddenSize], actual: chunk.shape)
+            }
+        }
+        let layout = try SequenceLayout(lengths: chunks.map { $0.shape[0] })
+        let x = Tensor(checked: [layout.rows, hiddenSize], chunks.flatMap(\.storage))
+        let y = try forward(x, layout: layout, states: states, keep: false).y
+        return layout.sequences.map { Tensor(checked: [$0.count, hiddenSize], Array(y.storage[($0.lowerBound * hiddenSize)..<($0.upperBound * hiddenSize)])) }
+    }
+
+    /// Runs one `[S, E]` sequence through a fresh decode state in chunks of the given lengths and returns
+    /// the `[S, E]` outputs stacked: the decode path of `cca forward --chunks`.
+    public func forwardInChunks(_ x: Tensor<Scalar>, chunkLengths: [Int]) throws -> Tensor<Scalar> {
+        let length = x.shape[0]
+        var total = 0
+        for chunk in chunkLengths {
+            let (sum, overflow) = total.addingReportingOverflow(chunk)
+            guard chunk >= 0, !overflow else { throw DecodeError.chunksDoNotSum(chunks: chunkLengths, length: length) }
+            total = sum
+        }
+        guard total == length else { throw DecodeError.chunksDoNotSum(chunks: chunkLengths, length: length) }
+        let states = [try makeState(capacity: length)]
+        var outputs: [Scalar] = []
+        var start = 0
+        for chunkLength in chunkLengths {
+            let chunk = Tensor(checked: [chunkLength, hiddenSize],
+                               Array(x.storage[(start * hiddenSize)..<((start + chunkLength) * hiddenSize)]))
+            outputs += try decode([chunk], states: states)[0].storage
+            start += chunkLength
+        }
+        return Tensor(checked: [length, hiddenSize], outputs)
+    }
+
+    /// Checks `x` against the layout and the states against the layer (reserving room for every chunk,
+    /// so that a failure leaves them all unchanged), and returns `x` with its padded rows zeroed.
+    func prepare(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keyWidth: Int,
+                 valueWidth: Int, carry: Int) throws -> Tensor<Scalar> {
+        try layout.validate(x, width: hiddenSize)
+        if let states {
+            guard states.count == layout.sequences.count else {
+                throw DecodeError.stateCount(sequences: layout.sequences.count, states: states.count)
+            }
+            guard layout.keyValid == nil else { throw DecodeError.maskWithChunks }
+            for (state, range) in zip(states, layout.sequences) {
+                guard state.keyWidth == keyWidth, state.valueWidth == valueWidth, state.carry.count == carry else {
+                    throw DecodeError.stateMismatch(layer: String(describing: Self.self))
+                }
+                try state.reserve(range.count)
+            }
+        }
+        return layout.zeroingPadding(x)
+    }
+
+    /// Attention of the layout's queries against the states' caches (already holding this call's keys),
+    /// or, without states, of each sequence against its own keys.
+    func attend(q: Tensor<Scalar>, k: Tensor<Scalar>, v: Tensor<Scalar>, layout: SequenceLayout,
+                states: [DecodeState<Scalar>]?, heads: Attention.Heads, valuesInKeys: Bool = false) -> Attention.Saved<Scalar> {
+        guard let states else { return Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads) }
+        var out = Tensor<Scalar>(zeros: [layout.rows, heads.queryHeads * heads.valueDim])
+        var lse = Tensor<Scalar>(zeros: [layout.rows, heads.queryHeads])
+        let (qStride, outStride) = (heads.queryHeads * heads.keyDim, heads.queryHeads * heads.valueDim)
+        if layout.rows > 0 {
+            q.storage.withUnsafeBufferPointer { qs in out.storage.withUnsafeMutableBufferPointer { outs in
+            lse.storage.withUnsafeMutableBufferPointer { lses in
+                let sequences = zip(layout.sequences, states).map { range, state in
+                    Attention.Sequence<Scalar>(
+                        q: qs.baseAddress! + range.lowerBound * qStride, qStride: qStride,
+                        k: state.keys, kStride: state.keyWidth,
+                        v: valuesInKeys ? state.keys : state.values, vStride: valuesInKeys ? state.keyWidth : state.valueWidth,
+                        out: outs.baseAddress! + range.lowerBound * outStride, outStride: outStride,
+                        lse: lses.baseAddress! + range.lowerBound * heads.queryHeads, queries: range.count,
+                        keyOffset: state.length - range.count, keyValid: nil)
+                }
+                Attention.forward(sequences, heads: heads)
+            }}}
+        }
+        return Attention.Saved(out: out, lse: lse)
+    }
+}
+
+/// A linear weight `[out, in]` drawn like PyTorch's default scale (std `1/sqrt(in)`).
+func randomLinearWeight(_ outFeatures: Int, _ inFeatures: Int, seed: UInt64) -> Tensor<Float> {
+    Tensor(randomNormal: [outFeatures, inFeatures], std: 1 / Float(inFeatures).squareRoot(), seed: seed)
 }
 
 /// Random weights for every name in `shapes`: `draw(name, shape, seed)` with a seed of its own per name,
-/// so each layer is reproducible from one seed. Linear weights use PyTorch's scale (std `1/sqrt(in)`).
+/// so each layer is reproducible from one seed; linear weights by default.
 func randomWeights(_ shapes: [String: [Int]], seed: UInt64,
-                   draw: (String, [Int], UInt64) -> Tensor? = { _, _, _ in nil }) -> [String: Tensor] {
-    var weights: [String: Tensor] = [:]
+                   draw: (String, [Int], UInt64) -> Tensor<Float>? = { _, _, _ in nil }) -> [String: Tensor<Float>] {
+    var weights: [String: Tensor<Float>] = [:]
     for (index, (name, shape)) in shapes.sorted(by: { $0.key < $1.key }).enumerated() {
         let seed = seed &+ UInt64(index + 1)
         weights[name] = draw(name, shape, seed) ?? randomLinearWeight(shape[0], shape[1], seed: seed)
     }
     return weights
-}
-
-/// A weight set that does not fit the layer it is loaded into.
-public enum WeightError: Error, CustomStringConvertible, Equatable {
-    case missing(name: String, available: [String])
-    case wrongShape(name: String, expected: [Int], actual: [Int])
-    case wrongDType(name: String, dtype: String, expected: String)
-
-    public var description: String {
-        switch self {
-        case let .missing(name, available):
-            let listed = available.prefix(12).joined(separator: ", ") + (available.count > 12 ? ", ..." : "")
-            return "weight '\(name)' is missing from the weight file (it has: \(listed.isEmpty ? "nothing" : listed))"
-        case let .wrongShape(name, expected, actual):
-            return "weight '\(name)' has shape \(actual) but this config needs \(expected); check hidden_size, heads and head_dim"
-        case let .wrongDType(name, dtype, expected):
-            return "tensor '\(name)' is stored as \(dtype); expected \(expected)"
-        }
-    }
-}
-
-/// The input of a layer after the padding mask is applied.
-struct PreparedInput {
-    var x: Tensor
-    let batch: Int, length: Int
-    /// `[B·S]` flags, nil when nothing is padded.
-    let keyValid: [Bool]?
-
-    /// Throws unless `x` is `[B, S, hiddenSize]`.
-    static func validateShape(_ x: Tensor, hiddenSize: Int) throws {
-        guard x.rank == 3 else { throw ShapeError.rank(name: "input x", expected: 3, actual: x.shape) }
-        guard x.shape[2] == hiddenSize else {
-            throw ShapeError.mismatch(name: "input x", expected: [x.shape[0], x.shape[1], hiddenSize], actual: x.shape)
-        }
-    }
-
-    init(_ x: Tensor, mask: Tensor?, hiddenSize: Int) throws {
-        try Self.validateShape(x, hiddenSize: hiddenSize)
-        (batch, length) = (x.shape[0], x.shape[1])
-        self.x = x
-        guard let mask else { keyValid = nil; return }
-        try mask.requireShape([batch, length], "mask")
-        let valid = mask.storage.map { $0 != 0 }
-        for row in 0..<(batch * length) where !valid[row] {
-            for i in 0..<hiddenSize { self.x.storage[row * hiddenSize + i] = 0 }
-        }
-        keyValid = valid.allSatisfy { $0 } ? nil : valid
-    }
-
-    /// Sets the rows of padded positions in a `[B, S, …]` output to zero.
-    func zeroPadded(_ output: inout Tensor) {
-        guard let keyValid else { return }
-        let width = output.count / keyValid.count
-        for row in 0..<keyValid.count where !keyValid[row] {
-            for i in 0..<width { output.storage[row * width + i] = 0 }
-        }
-    }
-}
-
-/// `x[…, in] · Wᵀ` for a linear weight `W` `[out, in]`: the shape keeps x's leading dimensions.
-func linear(_ x: Tensor, _ weight: Tensor) -> Tensor {
-    let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
-    let rows = x.count / inFeatures
-    var y = Tensor(zeros: Array(x.shape.dropLast()) + [outFeatures])
-    x.storage.withUnsafeBufferPointer { xs in
-        weight.storage.withUnsafeBufferPointer { ws in
-            y.storage.withUnsafeMutableBufferPointer { ys in
-                MatrixMultiply.linear(xs.baseAddress!, rows: rows, inFeatures: inFeatures, weight: ws.baseAddress!,
-                                      outFeatures: outFeatures, into: ys.baseAddress!)
-            }
-        }
-    }
-    return y
-}
-
-/// A linear weight `[out, in]` drawn like PyTorch's default scale (std `1/sqrt(in)`).
-func randomLinearWeight(_ outFeatures: Int, _ inFeatures: Int, seed: UInt64) -> Tensor {
-    Tensor(randomNormal: [outFeatures, inFeatures], std: 1 / Float(inFeatures).squareRoot(), seed: seed)
 }

@@ -10,7 +10,7 @@ public enum TemperatureMode: String, Sendable, Codable, CaseIterable {
 ///
 /// The latent widths are `eq = queryHeads · headDim` and `ek = keyValueHeads · headDim`; the compression
 /// factors are `E / eq` and `E / ek`.
-public struct CCAConfig: Sendable, Equatable {
+public struct CCAConfig: AttentionConfig, Codable, Equatable {
     public var hiddenSize: Int
     public var queryHeads: Int
     public var keyValueHeads: Int
@@ -55,5 +55,48 @@ public struct CCAConfig: Sendable, Equatable {
         guard (0...2).contains(convolutions) else { throw ConfigError.convolutionCount(convolutions) }
         guard keyWidth % 2 == 0 else { throw ConfigError.oddValueWidth(valueWidth: keyWidth) }
         _ = try rope.embedding(headDim: headDim)
+    }
+
+    public var kindName: String { "cca" }
+
+    /// Names as in the transformers ZAYA attention module; the convolutions' weights only where they run.
+    public var weightShapes: [String: [Int]] {
+        let (e, eq, ek, ct, d) = (hiddenSize, queryWidth, keyWidth, convolutionChannels, headDim)
+        var shapes: [String: [Int]] = [
+            "qkv_proj.q_proj.weight": [eq, e],
+            "qkv_proj.k_proj.weight": [ek, e],
+            "qkv_proj.v_proj_current.weight": [ek / 2, e],
+            "qkv_proj.v_proj_delayed.weight": [ek / 2, e],
+            "qk_norm.temp": [keyValueHeads],
+            "o_proj.weight": [e, eq],
+        ]
+        if convolutions >= 1 {
+            shapes["qkv_proj.conv_qk_depthwise.weight"] = [ct, 1, 2]
+            shapes["qkv_proj.conv_qk_depthwise.bias"] = [ct]
+        }
+        if convolutions == 2 {
+            shapes["qkv_proj.conv_qk_grouped.weight"] = [ct, d, 2]
+            shapes["qkv_proj.conv_qk_grouped.bias"] = [ct]
+        }
+        return shapes
+    }
+
+    /// Random weights: temperatures near 1 (`linear`) or near 0 (`exp`), convolutions with PyTorch's
+    /// `Conv1d` scale `1/sqrt(in-channels per group × kernel)` for weight and bias, linears with `1/sqrt(in)`.
+    public func initialWeights(seed: UInt64) throws -> [String: Tensor<Float>] {
+        try validate()
+        return randomWeights(weightShapes, seed: seed) { name, shape, seed in
+            if name == "qk_norm.temp" {
+                let temp = Tensor<Float>(randomNormal: shape, std: 0.1, seed: seed)
+                return temperature == .linear ? Tensor(checked: shape, temp.storage.map { $0 + 1 }) : temp
+            }
+            guard name.hasPrefix("qkv_proj.conv") else { return nil }
+            let fanIn = name.contains("depthwise") ? 2 : 2 * headDim
+            return Tensor(randomNormal: shape, std: 1 / Float(fanIn).squareRoot(), seed: seed)
+        }
+    }
+
+    public func makeLayer<S: TensorScalar>(weights: [String: Tensor<S>]) throws -> any AttentionLayer<S> {
+        try CCA(config: self, weights: weights)
     }
 }

@@ -1,111 +1,82 @@
-/// Configuration of grouped-query attention (and of MHA, where both head counts are equal).
-public struct GQAConfig: Sendable, Equatable {
-    public var hiddenSize: Int
-    public var queryHeads: Int
-    public var keyValueHeads: Int
-    public var headDim: Int
-    public var rope: RoPEConfig
-
-    /// - Parameter headDim: defaults to `hiddenSize / queryHeads`.
-    public init(hiddenSize: Int, queryHeads: Int, keyValueHeads: Int, headDim: Int? = nil,
-                rope: RoPEConfig = RoPEConfig(theta: 10_000, fraction: 1)) {
-        self.hiddenSize = hiddenSize
-        self.queryHeads = queryHeads
-        self.keyValueHeads = keyValueHeads
-        self.headDim = headDim ?? (queryHeads > 0 ? hiddenSize / queryHeads : 0)
-        self.rope = rope
-    }
-
-    /// Throws a ``ConfigError`` naming the first setting that cannot work.
-    public func validate() throws {
-        try ConfigError.requirePositive(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
-                                         "num_key_value_heads": keyValueHeads, "head_dim": headDim])
-        guard queryHeads % keyValueHeads == 0 else {
-            throw ConfigError.headsDoNotDivide(queryHeads: queryHeads, keyValueHeads: keyValueHeads)
-        }
-        _ = try rope.embedding(headDim: headDim)
-    }
-}
-
-/// Grouped-query attention: `Hq` query heads share `Hkv` key/value heads in contiguous groups, with RoPE.
-///
-/// Weights (Llama names): `q_proj.weight` `[Hq·d, E]`, `k_proj.weight` and `v_proj.weight` `[Hkv·d, E]`,
-/// `o_proj.weight` `[E, Hq·d]`.
-public struct GQA: AttentionLayer {
+/// Grouped-query attention (and MHA, where every query head has its own key/value head): `Hq` query heads
+/// share `Hkv` key/value heads in contiguous groups, with RoPE.
+public struct GQA<Scalar: TensorScalar>: AttentionLayer {
     public let config: GQAConfig
-    public let weights: [String: Tensor]
+    public let weights: [String: Tensor<Scalar>]
     let rotary: RotaryEmbedding
 
     public var hiddenSize: Int { config.hiddenSize }
 
-    /// The weight names and shapes this config needs.
-    public static func weightShapes(_ config: GQAConfig) -> [String: [Int]] {
-        let (e, qWidth, kvWidth) = (config.hiddenSize, config.queryHeads * config.headDim, config.keyValueHeads * config.headDim)
-        return ["q_proj.weight": [qWidth, e], "k_proj.weight": [kvWidth, e], "v_proj.weight": [kvWidth, e], "o_proj.weight": [e, qWidth]]
+    /// A layer with the given weights; throws ``WeightError`` when one is missing or mis-shaped.
+    public init(config: GQAConfig, weights: [String: Tensor<Scalar>]) throws {
+        try config.validate()
+        self.config = config
+        self.weights = try WeightDictionary(weights).take(config.weightShapes)
+        rotary = try config.rope.embedding(headDim: config.headDim)
     }
 
     /// A layer with random weights, reproducible from `seed`.
     public init(config: GQAConfig, seed: UInt64 = 0) throws {
-        try config.validate()
-        try self.init(config: config, weights: randomWeights(Self.weightShapes(config), seed: seed))
+        try self.init(config: config, weights: config.initialWeights(seed: seed).mapValues { Tensor<Scalar>($0) })
     }
 
-    /// A layer with the given weights; throws ``WeightError`` when one is missing or mis-shaped.
-    public init(config: GQAConfig, weights: [String: Tensor]) throws {
-        try config.validate()
-        self.config = config
-        self.weights = try WeightDictionary(weights).take(Self.weightShapes(config))
-        rotary = try config.rope.embedding(headDim: config.headDim)
+    var heads: Attention.Heads {
+        Attention.Heads(queryHeads: config.queryHeads, keyValueHeads: config.keyValueHeads, keyDim: config.headDim,
+                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
     }
 
-    public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor {
-        let input = try PreparedInput(x, mask: mask, hiddenSize: hiddenSize)
-        let (b, s) = (input.batch, input.length)
-        let (q, k, v) = try project(input.x, firstPositions: [Int](repeating: 0, count: b))
-        let attended = CausalAttention.forward(q: q, k: k, v: v, scale: attentionScale, keyValid: input.keyValid)
-        var y = linear(try attended.reshaped([b, s, config.queryHeads * config.headDim]), weights["o_proj.weight"]!)
-        input.zeroPadded(&y)
-        return y
+    public func makeState(capacity: Int) throws -> DecodeState<Scalar> {
+        try DecodeState(capacity: capacity, keyWidth: config.keyWidth, valueWidth: config.keyWidth, carry: [])
     }
 
-    var attentionScale: Float { 1 / Float(config.headDim).squareRoot() }
+    public struct Saved: Sendable {
+        var x: Tensor<Scalar>, layout: SequenceLayout, positions: [Int]
+        var q: Tensor<Scalar>, k: Tensor<Scalar>, v: Tensor<Scalar>, attention: Attention.Saved<Scalar>
+    }
 
-    /// `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]` for rows of `x`, sequence `b` starting at `firstPositions[b]`.
-    func project(_ x: Tensor, firstPositions: [Int]) throws -> (q: Tensor, k: Tensor, v: Tensor) {
-        let (b, s, d) = (x.shape[0], x.shape[1], config.headDim)
-        var q = try linear(x, weights["q_proj.weight"]!).reshaped([b, s, config.queryHeads, d])
-        var k = try linear(x, weights["k_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
-        let v = try linear(x, weights["v_proj.weight"]!).reshaped([b, s, config.keyValueHeads, d])
-        rotary.apply(to: &q, firstPositions: firstPositions)
-        rotary.apply(to: &k, firstPositions: firstPositions)
-        return (q, k, v)
+    public func forward(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keep: Bool) throws
+        -> (y: Tensor<Scalar>, saved: Saved?) {
+        let x0 = try prepare(x, layout: layout, states: states, keyWidth: config.keyWidth, valueWidth: config.keyWidth, carry: 0)
+        let (d, hq, hkv) = (config.headDim, config.queryHeads, config.keyValueHeads)
+        let positions = layout.positions(firstPositions: states?.map(\.length))
+        var q = Linear.forward(x0, weights["q_proj.weight"]!), k = Linear.forward(x0, weights["k_proj.weight"]!)
+        let v = Linear.forward(x0, weights["v_proj.weight"]!)
+        rotary.forward(&q, positions: positions, heads: hq, headStride: d)
+        rotary.forward(&k, positions: positions, heads: hkv, headStride: d)
+        if let states { try append(k, v, to: states, layout: layout) }
+        let attention = attend(q: q, k: k, v: v, layout: layout, states: states, heads: heads)
+        let y = layout.zeroingPadding(Linear.forward(attention.out, weights["o_proj.weight"]!))
+        let saved = keep && states == nil
+            ? Saved(x: x0, layout: layout, positions: positions, q: q, k: k, v: v, attention: attention) : nil
+        return (Tensor(checked: x.shape, y.storage), saved)
+    }
+
+    public func backward(_ dy: Tensor<Scalar>, _ saved: Saved) throws -> (dx: Tensor<Scalar>, grads: [String: Tensor<Scalar>]) {
+        let (d, hq, hkv, layout) = (config.headDim, config.queryHeads, config.keyValueHeads, saved.layout)
+        try layout.validate(dy, width: hiddenSize, name: "output gradient dy")
+        var grads: [String: Tensor<Scalar>] = [:]
+        let (dOut, dOutput) = Linear.backward(layout.zeroingPadding(dy), x: saved.attention.out, weight: weights["o_proj.weight"]!)
+        grads["o_proj.weight"] = dOutput
+        var (dq, dk, dv) = Attention.backward(dOut: dOut, q: saved.q, k: saved.k, v: saved.v, saved: saved.attention,
+                                              layout: layout, heads: heads)
+        rotary.backward(&dq, positions: saved.positions, heads: hq, headStride: d)
+        rotary.backward(&dk, positions: saved.positions, heads: hkv, headStride: d)
+        var dx = Tensor<Scalar>(zeros: saved.x.shape)
+        for (name, gradient) in [("q_proj.weight", dq), ("k_proj.weight", dk), ("v_proj.weight", dv)] {
+            grads[name] = Linear.backward(gradient, x: saved.x, weights: [weights[name]!], dx: &dx).dWeights[0]
+        }
+        return (Tensor(checked: dy.shape, layout.zeroingPadding(dx).storage), grads)
     }
 }
 
-/// Multi-head attention: ``GQA`` with one key/value head per query head.
-public struct MHA: AttentionLayer {
-    public let inner: GQA
-    public var config: GQAConfig { inner.config }
-    public var hiddenSize: Int { inner.hiddenSize }
-    public var weights: [String: Tensor] { inner.weights }
-
-    /// - Parameter headDim: defaults to `hiddenSize / heads`.
-    public init(hiddenSize: Int, heads: Int, headDim: Int? = nil,
-                rope: RoPEConfig = RoPEConfig(theta: 10_000, fraction: 1), seed: UInt64 = 0) throws {
-        inner = try GQA(config: GQAConfig(hiddenSize: hiddenSize, queryHeads: heads, keyValueHeads: heads,
-                                          headDim: headDim, rope: rope), seed: seed)
-    }
-
-    /// Wraps a GQA layer whose head counts are equal.
-    init(inner: GQA) { self.inner = inner }
-
-    public init(config: GQAConfig, weights: [String: Tensor]) throws {
-        guard config.queryHeads == config.keyValueHeads else {
-            throw ConfigError.invalidValue(name: "num_key_value_heads", value: "\(config.keyValueHeads)",
-                                           expected: "num_attention_heads (\(config.queryHeads)) for MHA")
+extension AttentionLayer {
+    /// Appends this call's keys and values `[rows, width]` to each sequence's cache.
+    func append(_ k: Tensor<Scalar>, _ v: Tensor<Scalar>?, to states: [DecodeState<Scalar>], layout: SequenceLayout) throws {
+        let (keyWidth, valueWidth) = (k.count / max(1, layout.rows), (v?.count ?? 0) / max(1, layout.rows))
+        for (state, range) in zip(states, layout.sequences) {
+            let keys = Tensor(checked: [range.count, keyWidth], Array(k.storage[(range.lowerBound * keyWidth)..<(range.upperBound * keyWidth)]))
+            let values = v.map { Tensor(checked: [range.count, valueWidth], Array($0.storage[(range.lowerBound * valueWidth)..<(range.upperBound * valueWidth)])) }
+            try state.append(keys: keys, values: values)
         }
-        inner = try GQA(config: config, weights: weights)
     }
-
-    public func forward(_ x: Tensor, mask: Tensor?) throws -> Tensor { try inner.forward(x, mask: mask) }
 }

@@ -1,35 +1,49 @@
-/// A dense, row-major, owned array of `Float` with a shape.
+/// A dense, row-major, owned array of scalars with a shape: the one CPU tensor type of the package.
 ///
-/// `Tensor` is a value type: copies share storage until one of them is written (copy on write).
-/// Every layer takes and returns tensors; the last dimension is the fastest-moving one.
-public struct Tensor: Equatable, Sendable {
+/// `Tensor<Float>` carries activations, weights and gradients; `Tensor<Double>` runs the same code for
+/// gradient checks. A value type: copies share storage until one of them is written (copy on write).
+/// The last dimension is the fastest-moving one.
+public struct Tensor<Scalar: TensorScalar>: Equatable, Sendable {
     /// The extent of each dimension, outermost first.
     public private(set) var shape: [Int]
     /// The elements in row-major order; `storage.count == shape.reduce(1, *)`.
-    public var storage: [Float]
+    public var storage: [Scalar]
 
     /// A tensor of the given shape filled with `value`.
-    public init(zeros shape: [Int], value: Float = 0) {
+    public init(zeros shape: [Int], value: Scalar = 0) {
         self.shape = shape
-        self.storage = [Float](repeating: value, count: shape.reduce(1, *))
+        storage = [Scalar](repeating: value, count: shape.reduce(1, *))
     }
 
     /// A tensor wrapping existing row-major data.
-    /// - Throws: ``ShapeError/elementCount`` if `storage.count` does not match the shape.
-    public init(shape: [Int], storage: [Float]) throws {
-        let expected = shape.reduce(1, *)
-        guard storage.count == expected, shape.allSatisfy({ $0 >= 0 }) else {
+    /// - Throws: ``ShapeError/elementCount(shape:count:)`` if `storage.count` does not match the shape.
+    public init(shape: [Int], storage: [Scalar]) throws {
+        guard shape.allSatisfy({ $0 >= 0 }), storage.count == Self.elementCount(shape) else {
             throw ShapeError.elementCount(shape: shape, count: storage.count)
         }
         self.shape = shape
         self.storage = storage
     }
 
-    /// A tensor of normally distributed values with standard deviation `std`, reproducible from `seed`.
+    /// A tensor whose shape the caller has already checked against `storage`.
+    init(checked shape: [Int], _ storage: [Scalar]) {
+        precondition(storage.count == shape.reduce(1, *), "storage of \(storage.count) does not fit shape \(shape)")
+        self.shape = shape
+        self.storage = storage
+    }
+
+    /// Normally distributed values with standard deviation `std`, reproducible from `seed`. The draws are
+    /// made in `Float`, so a `Tensor<Double>` from a seed holds exactly the values of the `Float` one.
     public init(randomNormal shape: [Int], std: Float = 1, seed: UInt64) {
         var generator = SplitMix64(seed: seed)
         self.shape = shape
-        self.storage = (0..<shape.reduce(1, *)).map { _ in generator.nextNormal() * std }
+        storage = (0..<shape.reduce(1, *)).map { _ in Scalar(generator.nextNormal() * std) }
+    }
+
+    /// The same values in another scalar type (rounded when it is narrower).
+    public init<Other: TensorScalar>(_ other: Tensor<Other>) {
+        shape = other.shape
+        storage = other.storage.map { Scalar($0) }
     }
 
     /// Number of elements.
@@ -51,15 +65,26 @@ public struct Tensor: Equatable, Sendable {
     ///
     /// NaN when this tensor has a non-finite element (so any `error < tolerance` check fails; `max` alone
     /// would skip NaN), infinity when the element counts differ.
-    public func relativeError(to other: Tensor) -> Float {
+    public func relativeError(to other: Tensor) -> Scalar {
         guard count == other.count else { return .infinity }
-        var diff: Float = 0, scale: Float = 0
+        var difference: Scalar = 0, scale: Scalar = 0
         for (value, expected) in zip(storage, other.storage) {
             guard value.isFinite else { return .nan }
-            diff = max(diff, abs(value - expected))
+            difference = max(difference, abs(value - expected))
             scale = max(scale, abs(expected))
         }
-        return diff / max(scale, .leastNormalMagnitude)
+        return difference / max(scale, .leastNormalMagnitude)
+    }
+
+    /// The product of `shape`'s extents, or nil when it overflows `Int`.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var total = 1
+        for extent in shape {
+            let (product, overflow) = total.multipliedReportingOverflow(by: extent)
+            guard !overflow else { return nil }
+            total = product
+        }
+        return total
     }
 }
 
@@ -72,7 +97,8 @@ public enum ShapeError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case let .elementCount(shape, count):
-            return "shape \(shape) needs \(shape.reduce(1, *)) elements but \(count) were given"
+            let needed = Tensor<Float>.elementCount(shape).map(String.init) ?? "more than Int.max"
+            return "shape \(shape) needs \(needed) elements but \(count) were given"
         case let .mismatch(name, expected, actual):
             return "\(name) has shape \(actual) but \(expected) is required"
         case let .rank(name, expected, actual):

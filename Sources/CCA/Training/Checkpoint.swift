@@ -26,9 +26,9 @@ public struct Checkpoint: Codable, Equatable, Sendable {
     /// Writes the checkpoint of `model` and `optimizer` into `directory`.
     static func save(_ checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, directory: String) throws {
         try createDirectory(directory)
-        var tensors = model.parameters.tensors()
-        for (name, m) in optimizer.firstMoments { tensors["adam.m." + name] = m.tensor }
-        for (name, v) in optimizer.secondMoments { tensors["adam.v." + name] = v.tensor }
+        var tensors = model.parameters
+        for (name, m) in optimizer.firstMoments { tensors["adam.m." + name] = m }
+        for (name, v) in optimizer.secondMoments { tensors["adam.v." + name] = v }
         let bytes = try SafeTensors.serialize(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
         var record = checkpoint
         let step = String(checkpoint.step)
@@ -57,20 +57,20 @@ public struct Checkpoint: Codable, Equatable, Sendable {
         guard data.count == checkpoint.weightsBytes else {
             throw TrainingError.truncatedCheckpoint(path: weightsPath, reason: "\(data.count) bytes, \(checkpoint.weightsBytes) written")
         }
-        let tensors: [String: Tensor]
+        let tensors: [String: Tensor<Float>]
         do { tensors = try SafeTensors(bytes: data, path: weightsPath).floatTensors() } catch {
             throw TrainingError.corruptCheckpoint(path: weightsPath, reason: "\(error)")
         }
-        var parameters: [String: Tensor] = [:]
+        var parameters: [String: Tensor<Float>] = [:]
         var optimizer = AdamW<Float>(weightDecay: 0)
         optimizer.step = checkpoint.step
         for (name, tensor) in tensors {
-            if name.hasPrefix("adam.m.") { optimizer.firstMoments[String(name.dropFirst(7))] = TrainingTensor(tensor) }
-            else if name.hasPrefix("adam.v.") { optimizer.secondMoments[String(name.dropFirst(7))] = TrainingTensor(tensor) }
+            if name.hasPrefix("adam.m.") { optimizer.firstMoments[String(name.dropFirst(7))] = tensor }
+            else if name.hasPrefix("adam.v.") { optimizer.secondMoments[String(name.dropFirst(7))] = tensor }
             else { parameters[name] = tensor }
         }
         do {
-            let model = try LanguageModel<Float>(config: checkpoint.model, parameters: parameters.training())
+            let model = try LanguageModel<Float>(config: checkpoint.model, parameters: parameters)
             return (checkpoint, model, optimizer)
         } catch {
             throw TrainingError.corruptCheckpoint(path: weightsPath, reason: "\(error)")
@@ -84,4 +84,11 @@ public struct LossRecord: Codable, Equatable, Sendable {
     public var trainLoss: Double
     public var validationLoss: Double?
     public var learningRate: Double
+}
+
+extension LanguageModel where Scalar == Float {
+    /// The model saved in a `cca train` checkpoint directory.
+    public init(checkpointDirectory: String) throws {
+        self = try Checkpoint.load(directory: checkpointDirectory).model
+    }
 }

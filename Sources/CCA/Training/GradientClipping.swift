@@ -3,7 +3,7 @@ public enum GradientClipping {
     /// Scales every gradient by `maxNorm / norm` when the global norm exceeds `maxNorm`; returns the norm
     /// before clipping. Names are visited in sorted order so the sum, and so the run, is reproducible.
     @discardableResult
-    public static func clip<S: TrainingScalar>(_ grads: inout [String: TrainingTensor<S>], maxNorm: S) -> S {
+    public static func clip<S: TensorScalar>(_ grads: inout [String: Tensor<S>], maxNorm: S) -> S {
         var sumOfSquares: S = 0
         for name in grads.keys.sorted() { for g in grads[name]!.storage { sumOfSquares += g * g } }
         let norm = sumOfSquares.squareRoot()

@@ -103,7 +103,7 @@ public enum Trainer {
             var grads = gradients
             GradientClipping.clip(&grads, maxNorm: hyper.clipNorm)
             let rate = schedule.rate(at: step)
-            optimizer.update(&model.parameters, grads: grads, rate: Float(rate))
+            try model.updateParameters { try optimizer.update(&$0, grads: grads, rate: Float(rate)) }
             checkpoint.step += 1
             var record = LossRecord(step: checkpoint.step, trainLoss: Double(loss), validationLoss: nil, learningRate: rate)
             if checkpoint.step % hyper.evaluationInterval == 0 || checkpoint.step == schedule.totalSteps {
@@ -123,14 +123,13 @@ public enum Trainer {
                                tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9))
     }
 
-    /// Mean loss over the validation batches, forward only, through the inference model.
+    /// Mean loss over the validation batches, forward only.
     static func validationLoss(_ model: LanguageModel<Float>, data: TrainingData, hyper: Hyperparameters, seed: UInt64) throws -> Double {
-        let inference = try InferenceModel(config: model.config, parameters: model.parameters.tensors())
         var total = 0.0
         for index in 0..<hyper.validationBatches {
             let batch = data.batch(index, of: .validation, size: hyper.batchSize, seed: seed)
-            let logits = try inference.logits(tokens: batch.inputs, batch: hyper.batchSize)
-            total += Double(CrossEntropy.lossAndGradient(logits: logits.storage, targets: batch.targets, vocab: model.config.vocabSize).loss)
+            let layout = try SequenceLayout(batch: hyper.batchSize, length: batch.inputs.count / hyper.batchSize)
+            total += Double(try model.loss(inputs: batch.inputs, targets: batch.targets, layout: layout))
         }
         return total / Double(hyper.validationBatches)
     }

@@ -3,3 +3,9 @@ protocol DeviceAttentionLayer: Sendable {
     /// `x` `[B,S,E]` with padded rows already zero → `[B,S,E]`; `keyValid` is `[B·S]` bytes or nil.
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor
 }
+
+/// A layer configuration whose kind has a GPU implementation (each kind's `Device*.swift` conforms).
+protocol DeviceAttentionConfig: AttentionConfig {
+    /// The GPU layer with `weights` uploaded in `precision`.
+    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer
+}

@@ -25,16 +25,16 @@ struct DeviceCCA: DeviceAttentionLayer {
     let outputWeight: DeviceTensor
     let prologue: PrologueWeights
 
-    init(_ layer: CCA, precision: CUDAPrecision, context: CUDAContext) throws {
-        let (config, weights) = (layer.config, layer.weights)
+    init(config: CCAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
         self.config = config
+        let rotary = try config.rope.embedding(headDim: config.headDim)
         func floats(_ name: String) throws -> DeviceBuffer? { try weights[name].map { try context.upload($0.storage) } }
         let projections = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { weights["qkv_proj.\($0).weight"]! }
         projectionWeight = try context.upload(
-            try Tensor(shape: [projections.map { $0.shape[0] }.reduce(0, +), config.hiddenSize],
-                       storage: projections.flatMap(\.storage)), precision)
+            try Tensor<Float>(shape: [projections.map { $0.shape[0] }.reduce(0, +), config.hiddenSize],
+                       storage: projections.flatMap { $0.storage }), precision)
         outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
-        let (d, rotaryDim) = (config.headDim, layer.rotary.rotaryDim)
+        let (d, rotaryDim) = (config.headDim, rotary.rotaryDim)
         let tensorCores = precision == .bfloat16 && config.convolutions == 2 && d % 16 == 0 && d <= 128
             && rotaryDim > 0 && rotaryDim % 16 == 0
         let temperatures = weights["qk_norm.temp"]!.storage
@@ -48,12 +48,12 @@ struct DeviceCCA: DeviceAttentionLayer {
             },
             groupedBias: try floats("qkv_proj.conv_qk_grouped.bias"),
             keyScale: try context.upload(config.temperature == .exp ? temperatures.map { Float.exp($0) } : temperatures),
-            rotary: try DeviceRotary(layer.rotary, context: context))
+            rotary: try DeviceRotary(rotary, context: context))
     }
 
     /// conv B's weight `[ct, d, 2]` rearranged to `[tap, head, in, out]`, so that the threads of a warp,
     /// one per output channel, read consecutive addresses.
-    static func groupedTaps(_ weight: Tensor, config: CCAConfig) -> [Float] {
+    static func groupedTaps(_ weight: Tensor<Float>, config: CCAConfig) -> [Float] {
         let (d, heads) = (config.headDim, config.queryHeads + config.keyValueHeads)
         var taps = [Float](repeating: 0, count: 2 * heads * d * d)
         for tap in 0..<2 {
@@ -70,7 +70,7 @@ struct DeviceCCA: DeviceAttentionLayer {
 
     /// conv B's weight `[ct, d, 2]` as `[head, out, tap·d + in]`: per head, the matrix that multiplies the
     /// rows `[mixed(t − 1) | mixed(t)]`, stored as the column-major B operand of the tensor cores.
-    static func stackedTaps(_ weight: Tensor, config: CCAConfig) throws -> Tensor {
+    static func stackedTaps(_ weight: Tensor<Float>, config: CCAConfig) throws -> Tensor<Float> {
         let (d, heads) = (config.headDim, config.queryHeads + config.keyValueHeads)
         var taps = [Float](repeating: 0, count: heads * d * 2 * d)
         for row in 0..<(heads * d) {
@@ -78,7 +78,7 @@ struct DeviceCCA: DeviceAttentionLayer {
                 for input in 0..<d { taps[(row * 2 + tap) * d + input] = weight.storage[(row * d + input) * 2 + tap] }
             }
         }
-        return try Tensor(shape: [heads, d, 2 * d], storage: taps)
+        return try Tensor<Float>(shape: [heads, d, 2 * d], storage: taps)
     }
 
     /// Steps 2–8: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
@@ -94,5 +94,11 @@ struct DeviceCCA: DeviceAttentionLayer {
         let attended = try context.attention(q: q, k: k, v: v, scale: 1 / Float(config.headDim).squareRoot(),
                                              keyValid: keyValid)
         return try context.linear(attended.reshaped([x.shape[0], x.shape[1], config.queryWidth]), outputWeight)
+    }
+}
+
+extension CCAConfig: DeviceAttentionConfig {
+    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceCCA(config: self, weights: weights, precision: precision, context: context)
     }
 }

@@ -4,13 +4,13 @@ struct DeviceGQA: DeviceAttentionLayer {
     let queryWeight: DeviceTensor, keyWeight: DeviceTensor, valueWeight: DeviceTensor, outputWeight: DeviceTensor
     let rotary: DeviceRotary
 
-    init(_ layer: GQA, precision: CUDAPrecision, context: CUDAContext) throws {
-        config = layer.config
-        queryWeight = try context.upload(layer.weights["q_proj.weight"]!, precision)
-        keyWeight = try context.upload(layer.weights["k_proj.weight"]!, precision)
-        valueWeight = try context.upload(layer.weights["v_proj.weight"]!, precision)
-        outputWeight = try context.upload(layer.weights["o_proj.weight"]!, precision)
-        rotary = try DeviceRotary(layer.rotary, context: context)
+    init(config: GQAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+        self.config = config
+        queryWeight = try context.upload(weights["q_proj.weight"]!, precision)
+        keyWeight = try context.upload(weights["k_proj.weight"]!, precision)
+        valueWeight = try context.upload(weights["v_proj.weight"]!, precision)
+        outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
+        rotary = try DeviceRotary(try config.rope.embedding(headDim: config.headDim), context: context)
     }
 
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
@@ -23,5 +23,11 @@ struct DeviceGQA: DeviceAttentionLayer {
             q: q.reshaped([batch, length, config.queryHeads, d]), k: k.reshaped([batch, length, config.keyValueHeads, d]),
             v: v.reshaped([batch, length, config.keyValueHeads, d]), scale: 1 / Float(d).squareRoot(), keyValid: keyValid)
         return try context.linear(attended.reshaped([batch, length, config.queryHeads * d]), outputWeight)
+    }
+}
+
+extension GQAConfig: DeviceAttentionConfig {
+    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceGQA(config: self, weights: weights, precision: precision, context: context)
     }
 }

@@ -7,9 +7,8 @@ struct DeviceMLA: DeviceAttentionLayer {
     let queryNorm: DeviceBuffer, keyValueNorm: DeviceBuffer
     let rotary: DeviceRotary
 
-    init(_ layer: MLA, precision: CUDAPrecision, context: CUDAContext) throws {
-        config = layer.config
-        let weights = layer.weights
+    init(config: MLAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+        self.config = config
         queryDown = try context.upload(weights["q_a_proj.weight"]!, precision)
         queryUp = try context.upload(weights["q_b_proj.weight"]!, precision)
         keyValueDown = try context.upload(weights["kv_a_proj_with_mqa.weight"]!, precision)
@@ -17,7 +16,7 @@ struct DeviceMLA: DeviceAttentionLayer {
         outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
         queryNorm = try context.upload(weights["q_a_layernorm.weight"]!.storage)
         keyValueNorm = try context.upload(weights["kv_a_layernorm.weight"]!.storage)
-        rotary = try DeviceRotary(layer.rotary, context: context)
+        rotary = try DeviceRotary(try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim), context: context)
     }
 
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
@@ -42,5 +41,11 @@ struct DeviceMLA: DeviceAttentionLayer {
             q: q.reshaped([batch, length, heads, dn + dr]), k: k.reshaped([batch, length, heads, dn + dr]),
             v: v.reshaped([batch, length, heads, dv]), scale: 1 / Float(dn + dr).squareRoot(), keyValid: keyValid)
         return try context.linear(attended.reshaped([batch, length, heads * dv]), outputWeight)
+    }
+}
+
+extension MLAConfig: DeviceAttentionConfig {
+    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceMLA(config: self, weights: weights, precision: precision, context: context)
     }
 }

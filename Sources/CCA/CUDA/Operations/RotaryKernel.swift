@@ -21,9 +21,7 @@ struct DeviceRotary: Sendable {
 
     init(_ rotary: RotaryEmbedding, context: CUDAContext) throws {
         dimension = rotary.rotaryDim
-        // The same expression as RotaryEmbedding.apply, so both paths rotate by identical angles.
-        inverseFrequencies = try context.upload((0..<(rotary.rotaryDim / 2)).map {
-            Double.pow(rotary.theta, -2 * Double($0) / Double(rotary.rotaryDim))
-        })
+        // The CPU path's own frequencies, so both paths rotate by identical angles.
+        inverseFrequencies = try context.upload(rotary.inverseFrequencies)
     }
 }
