@@ -28,11 +28,13 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
         (self.convolutions, self.qkMean, self.valueShift) = (convolutions, qkMean, valueShift)
     }
 
-    /// `tiny`: for tests (E = 32, 2 layers). `small`: a CPU run of a few minutes (E = 128, 4 layers).
-    public enum Preset: String, Codable, CaseIterable, Sendable { case tiny, small }
+    /// `micro`: the test suite's learning check (E = 16, 2 layers). `tiny`: seconds on a CPU (E = 32,
+    /// 2 layers). `small`: a CPU run of a few minutes (E = 128, 4 layers).
+    public enum Preset: String, Codable, CaseIterable, Sendable { case micro, tiny, small }
 
     public static func preset(_ preset: Preset, attention: AttentionKind) -> LanguageModelConfig {
         switch preset {
+        case .micro: LanguageModelConfig(attention: attention, hiddenSize: 16, layers: 2, heads: 4, headDim: 4, intermediateSize: 32)
         case .tiny: LanguageModelConfig(attention: attention, hiddenSize: 32, layers: 2, heads: 4, headDim: 8, intermediateSize: 64)
         case .small: LanguageModelConfig(attention: attention, hiddenSize: 128, layers: 4, heads: 8, headDim: 16, intermediateSize: 256)
         }

@@ -52,6 +52,9 @@ public enum Trainer {
 
         static func of(_ preset: LanguageModelConfig.Preset) -> Hyperparameters {
             switch preset {
+            case .micro: Hyperparameters(batchSize: 8, steps: 80, peakRate: 2e-2, warmup: 8, textLength: 16,
+                                         task: AssociativeRecall(pairs: 2, queries: 2, keyCount: 4, valueCount: 4),
+                                         evaluationInterval: 40, checkpointInterval: 40)
             case .tiny: Hyperparameters(batchSize: 16, steps: 300, peakRate: 1e-2, warmup: 20, textLength: 32,
                                         task: AssociativeRecall(pairs: 4, queries: 4, keyCount: 8, valueCount: 8),
                                         evaluationInterval: 50, checkpointInterval: 100)
