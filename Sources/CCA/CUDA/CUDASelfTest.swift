@@ -62,7 +62,7 @@ public enum CUDASelfTest {
                 let x = representable(Tensor<Float>(randomNormal: [37, 96], seed: 1), precision)
                 let w = representable(randomLinearWeight(80, 96, seed: 2), precision)
                 let gpu = try context.exclusive {
-                    try context.download(try context.linear(try context.upload(x, precision), try context.upload(w, precision)))
+                    try context.download(try Linear.forward(try context.upload(x, precision), try context.upload(w, precision), context: context))
                 }
                 return [(gpu, Linear.forward(x, w))]
             },
@@ -84,8 +84,9 @@ public enum CUDASelfTest {
                 let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
                 let gpu = try context.exclusive {
                     let device = try context.upload(data, precision)
-                    try context.rotate(device.reshaped([batch * length, heads * headDim]).matrix, heads: heads, headStride: headDim,
-                                       offset: offset, sequenceLength: length, rotary: try DeviceRotary(rotary, context: context))
+                    try DeviceRotary(rotary, context: context).forward(device.reshaped([batch * length, heads * headDim]).matrix,
+                                                                       heads: heads, headStride: headDim, offset: offset,
+                                                                       sequenceLength: length, context: context)
                     return try context.download(device)
                 }
                 return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: offset))]
@@ -102,23 +103,30 @@ public enum CUDASelfTest {
         let attentionCases = attentionShapes.flatMap { shape in [true, false].map { (shape, causal: $0) } }
         for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal) in attentionCases {
             let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
-            cases.append(Case(name: name + (masked ? " masked" : "") + (causal ? "" : " non-causal")) { context, precision in
+                + (masked ? " masked" : "") + (causal ? "" : " non-causal")
+            let heads = Attention.Heads(queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: keyDim,
+                                        valueDim: valueDim, scale: 1 / Double(keyDim).squareRoot(), causal: causal)
+            // Forward with its log-sum-exp, then the backward from the GPU's own forward.
+            cases.append(Case(name: name + " forward, lse, backward") { context, precision in
                 let q = representable(Tensor<Float>(randomNormal: [batch, length, queryHeads, keyDim], seed: 6), precision)
                 let k = representable(Tensor<Float>(randomNormal: [batch, length, keyValueHeads, keyDim], seed: 7), precision)
                 let v = representable(Tensor<Float>(randomNormal: [batch, length, keyValueHeads, valueDim], seed: 8), precision)
+                let dOut = representable(Tensor<Float>(randomNormal: [batch, length, queryHeads, valueDim], seed: 9), precision)
                 let keyValid = masked ? paddingMask(batch: batch, length: length).storage.map { $0 != 0 } : nil
-                let scale = 1 / Float(keyDim).squareRoot()
                 let gpu = try context.exclusive {
                     let flags = try keyValid.map { try context.upload($0.map { $0 ? UInt8(1) : 0 }) }
-                    return try context.download(try context.attention(
-                        q: try context.upload(q, precision), k: try context.upload(k, precision),
-                        v: try context.upload(v, precision), scale: scale, keyValid: flags, causal: causal))
+                    let (dq, dk, dv) = (try context.upload(q, precision), try context.upload(k, precision), try context.upload(v, precision))
+                    let (out, lse) = try Attention.forward(q: dq, k: dk, v: dv, heads: heads, keyValid: flags, keepLSE: true,
+                                                           context: context)
+                    let gradients = try Attention.backward(dOut: try context.upload(dOut, precision), q: dq, k: dk, v: dv, out: out,
+                                                           lse: lse!, heads: heads, keyValid: flags, context: context)
+                    return try [out, lse!, gradients.dq, gradients.dk, gradients.dv].map { try context.download($0) }
                 }
                 let layout = try SequenceLayout(batch: batch, length: length, keyValid: keyValid)
-                let heads = Attention.Heads(queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: keyDim,
-                                            valueDim: valueDim, scale: Double(scale), causal: causal)
-                let reference = Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads).out
-                return [(gpu, try reference.reshaped(gpu.shape))]
+                let saved = Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads)
+                let (dq, dk, dv) = Attention.backward(dOut: dOut, q: q, k: k, v: v, saved: saved, layout: layout, heads: heads)
+                let (gpuLSE, referenceLSE) = try finiteOrBothInfinite(gpu[1], try saved.lse.reshaped(gpu[1].shape))
+                return [(gpu[0], try saved.out.reshaped(gpu[0].shape)), (gpuLSE, referenceLSE), (gpu[2], dq), (gpu[3], dk), (gpu[4], dv)]
             })
         }
         for (batch, length, config) in ccaConfigs + ccaPrologueOnlyConfigs {
@@ -163,12 +171,25 @@ public enum CUDASelfTest {
 
     static var layerCases: [Case] {
         var cases: [Case] = []
-        func add(_ name: String, batch: Int, length: Int, masked: Bool, _ make: @escaping () throws -> any AttentionLayer<Float>) {
-            cases.append(Case(name: "\(name) B\(batch) S\(length)\(masked ? " masked" : "")") { _, precision in
+        // Forward, and where the GPU has it the backward: dx and every weight's gradient for the same dy.
+        func add(_ name: String, batch: Int, length: Int, masked: Bool, backward: Bool = false,
+                 _ make: @escaping () throws -> any AttentionLayer<Float>) {
+            let label = "\(name) B\(batch) S\(length)\(masked ? " masked" : "")" + (backward ? " forward and backward" : "")
+            cases.append(Case(name: label) { _, precision in
                 let layer = try make()
                 let x = Tensor<Float>(randomNormal: [batch, length, layer.hiddenSize], seed: 11)
                 let mask = masked ? paddingMask(batch: batch, length: length) : nil
-                return [(try CUDALayer(layer, precision: precision).forward(x, mask: mask), try layer.forward(x, mask: mask))]
+                let gpu = try CUDALayer(layer, precision: precision)
+                guard backward else { return [(try gpu.forward(x, mask: mask), try layer.forward(x, mask: mask))] }
+                let dy = Tensor<Float>(randomNormal: x.shape, seed: 12)
+                let (y, gpuBackward) = try gpu.pullback(x, mask: mask)
+                let layout = try SequenceLayout(batch: batch, length: length, mask: mask)
+                let (reference, cpuBackward) = try layer.pullback(x, layout: layout)
+                let (dx, grads) = try gpuBackward(dy)
+                let (referenceDX, referenceGrads) = try cpuBackward(dy)
+                return [(y, reference), (dx, referenceDX)] + referenceGrads.sorted { $0.key < $1.key }.map { name, gradient in
+                    (grads[name] ?? Tensor(zeros: [0]), gradient)
+                }
             })
         }
         for (index, (batch, length, config)) in ccaConfigs.enumerated() {
@@ -185,9 +206,9 @@ public enum CUDASelfTest {
             let config = GQAConfig(hiddenSize: 512, queryHeads: queryHeads, keyValueHeads: keyValueHeads, headDim: headDim,
                                    rope: RoPEConfig(theta: 10_000, fraction: fraction))
             add("layer gqa Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) rope\(fraction)", batch: batch, length: length,
-                masked: masked) { try GQA<Float>(config: config, seed: 13) }
+                masked: masked, backward: true) { try GQA<Float>(config: config, seed: 13) }
         }
-        add("layer mha E512 H4 d128", batch: 2, length: 31, masked: false) { try GQA<Float>(config: .mha(hiddenSize: 512, heads: 4), seed: 14) }
+        add("layer mha E512 H4 d128", batch: 2, length: 31, masked: false, backward: true) { try GQA<Float>(config: .mha(hiddenSize: 512, heads: 4), seed: 14) }
         // (no-PE dim, RoPE dim, value dim, batch, length, masked)
         for (noPE, rope, value, batch, length, masked) in [(64, 32, 64, 2, 50, false), (96, 32, 128, 1, 130, false), (64, 32, 64, 3, 40, true)] {
             let config = MLAConfig(hiddenSize: 256, heads: 4, queryRank: 96, keyValueRank: 64, noPEHeadDim: noPE,
@@ -207,6 +228,17 @@ public enum CUDASelfTest {
         var rounded = tensor
         rounded.storage = tensor.storage.map { HalfPrecision.float(bfloat16: HalfPrecision.bfloat16Bits($0)) }
         return rounded
+    }
+
+    /// The two log-sum-exp tensors with the rows that see no key (−∞ in the reference) set to 0 in both,
+    /// after checking the GPU also has −∞ there (a mismatch leaves a NaN, which fails the case).
+    static func finiteOrBothInfinite(_ gpu: Tensor<Float>, _ reference: Tensor<Float>) throws -> (Tensor<Float>, Tensor<Float>) {
+        var (gpu, reference) = (gpu, reference)
+        for i in 0..<reference.count where reference.storage[i] == -.infinity {
+            gpu.storage[i] = gpu.storage[i] == -.infinity ? 0 : .nan
+            reference.storage[i] = 0
+        }
+        return (gpu, reference)
     }
 
     /// `[B, S]` padding: sequence 1 loses its last third, sequence 2 its first two tokens (left padding),

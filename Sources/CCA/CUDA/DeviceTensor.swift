@@ -45,6 +45,17 @@ extension CUDAContext {
                      buffer: try allocator.allocate(max(1, shape.reduce(1, *)) * precision.byteCount))
     }
 
+    /// Sets every byte of `buffer` to zero (queued on the stream).
+    func zero(_ buffer: DeviceBuffer) throws {
+        try driver.check(driver.memset32(buffer.address, 0, buffer.byteCount / 4, stream), "cuMemsetD32Async")
+    }
+
+    /// Sets `count` elements from `address` to zero; an odd count of bfloat16 elements rounds up to a
+    /// whole 4-byte word, so the buffer must extend that far (the allocator's size classes do).
+    func zero(address: UInt64, count: Int, precision: CUDAPrecision) throws {
+        try driver.check(driver.memset32(address, 0, (count * precision.byteCount + 3) / 4, stream), "cuMemsetD32Async")
+    }
+
     /// `tensor` copied to the device, rounded to bfloat16 (nearest even) for `.bfloat16`.
     func upload(_ tensor: Tensor<Float>, _ precision: CUDAPrecision) throws -> DeviceTensor {
         let result = try empty(tensor.shape, precision)

@@ -7,6 +7,9 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionTensorCores = "attention_mma.cu"
     case attentionHopper = "attention_wgmma.cu"
     case attentionFloat32 = "attention_simt.cu"
+    case attentionBackwardPrepare = "attention_backward_prepare.cu"
+    case attentionBackwardTensorCores = "attention_backward_mma.cu"
+    case attentionBackwardFloat32 = "attention_backward_simt.cu"
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
     case mlaSplit = "mla_split.cu"
@@ -19,6 +22,9 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionTensorCores: return PackageResources.attention_mma_cu
         case .attentionHopper: return PackageResources.attention_wgmma_cu
         case .attentionFloat32: return PackageResources.attention_simt_cu
+        case .attentionBackwardPrepare: return PackageResources.attention_backward_prepare_cu
+        case .attentionBackwardTensorCores: return PackageResources.attention_backward_mma_cu
+        case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
         case .mlaSplit: return PackageResources.mla_split_cu
@@ -35,8 +41,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     /// one per type).
     var precisions: [CUDAPrecision] {
         switch self {
-        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores: return [.bfloat16]
-        case .attentionFloat32: return [.float32]
+        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores: return [.bfloat16]
+        case .attentionFloat32, .attentionBackwardFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }
     }

@@ -38,7 +38,7 @@ public enum PrefillBenchmark {
             for length in lengths {
                 let milliseconds = try context.exclusive {
                     let inputs = try (0..<2).map { try context.upload(Tensor<Float>(randomNormal: [1, length, 2048], seed: UInt64(10 + $0)), .bfloat16) }
-                    return try median(context, repetitions, inputs) { _ = try gpu.implementation.forward($0, keyValid: nil, context: context) }
+                    return try median(context, repetitions, inputs) { _ = try gpu.implementation.forward($0, keyValid: nil, keep: false, context: context) }
                 }
                 measurements.append(Measurement(method: method, length: length, causal: true, milliseconds: milliseconds))
                 for causal in [true, false] {
@@ -47,8 +47,9 @@ public enum PrefillBenchmark {
                         let k = try context.upload(Tensor<Float>(randomNormal: [1, length, keyValueHeads, 128], seed: 21), .bfloat16)
                         let v = try context.upload(Tensor<Float>(randomNormal: [1, length, keyValueHeads, 128], seed: 22), .bfloat16)
                         return try median(context, repetitions, [q]) {
-                            _ = try context.attention(q: $0, k: k, v: v, scale: 1 / Float(128).squareRoot(), keyValid: nil,
-                                                      causal: causal)
+                            _ = try Attention.forward(q: $0, k: k, v: v, heads: Attention.Heads(
+                                queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: 128, valueDim: 128,
+                                scale: 1 / Double(128).squareRoot(), causal: causal), keyValid: nil, context: context)
                         }
                     }
                     let flops = 4 * Double(length) * Double(length) * Double(queryHeads) * 128 / (causal ? 2 : 1)
@@ -64,7 +65,7 @@ public enum PrefillBenchmark {
     }
 
     /// Median of `repetitions` event-timed runs, cycling through `inputs`, after two warm-up runs.
-    private static func median(_ context: CUDAContext, _ repetitions: Int, _ inputs: [DeviceTensor],
+    static func median(_ context: CUDAContext, _ repetitions: Int, _ inputs: [DeviceTensor],
                                _ body: (DeviceTensor) throws -> Void) throws -> Double {
         for input in inputs { try body(input) }
         let times = try (0..<max(1, repetitions)).map { index in

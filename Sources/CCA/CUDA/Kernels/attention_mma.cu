@@ -4,6 +4,8 @@
 //
 // out[b,t,h] = sum over visible keys s of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g], where a key
 // is visible when it is valid and, in causal mode, s <= t; a row that sees no key (all padded) gets zeros.
+// When `lse` is not null it also receives each row's log-sum-exp, log sum_s exp(scale * q . k) (natural
+// log, float32, -inf for a row that sees no key), which the backward pass reads.
 //
 // GQA packing: the g query heads that share KV head j are folded into the rows of one problem, packed
 // row r = t * g + i standing for position t and head j * g + i. A block therefore loads each K/V tile
@@ -39,39 +41,12 @@ constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
 constexpr int STAGES = 2, STAGE_SIZE = BLOCK_N * (QK_STRIDE + V_STRIDE);
 static_assert(DK_PADDED <= 256 && DV_PADDED <= 256, "head dims above 256 are not supported");
 
-// Starts copying `rows` rows of WIDTH bf16 values into a shared tile (row stride STRIDE, PADDED columns),
-// with zeros for missing rows (row_pointer returns nullptr) and for the padding columns. Rows that are
-// 16-byte multiples go through cp.async (complete after cp.async.wait_group); others are stored directly.
-template <int WIDTH, int PADDED, int STRIDE, typename RowPointer>
-__device__ __forceinline__ void load_tile(unsigned short* tile, int rows, const bf16* any_row, RowPointer row_pointer) {
-    if constexpr (WIDTH % 8 == 0) {
-        constexpr int CHUNKS = PADDED / 8;
-        for (int index = threadIdx.x; index < rows * CHUNKS; index += THREADS) {
-            const int row = index / CHUNKS, chunk = index % CHUNKS;
-            const bf16* source = row_pointer(row);
-            const bool inside = source != nullptr && chunk * 8 < WIDTH;
-            // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                         :: "r"(shared_address(tile + row * STRIDE + chunk * 8)),
-                            "l"(inside ? source + chunk * 8 : any_row), "r"(inside ? 16 : 0));
-        }
-    } else {
-        for (int index = threadIdx.x; index < rows * PADDED; index += THREADS) {
-            const int row = index / PADDED, column = index % PADDED;
-            const bf16* source = row_pointer(row);
-            tile[row * STRIDE + column] = source != nullptr && column < WIDTH ? source[column].bits : 0;
-        }
-    }
-}
-
-__device__ __forceinline__ void commit_loads() { asm volatile("cp.async.commit_group;"); }
-template <int PENDING> __device__ __forceinline__ void wait_loads() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
-
 extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     const bf16* __restrict__ q,                 // [B, S, Hq, DK]
     const bf16* __restrict__ k,                 // [B, S, Hkv, DK]
     const bf16* __restrict__ v,                 // [B, S, Hkv, DV]
     bf16* __restrict__ out,                     // [B, S, Hq, DV]
+    float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
@@ -85,7 +60,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_column = lane % 4;
     const long long sequence = static_cast<long long>(batch) * seq_len;
 
-    load_tile<DK, DK_PADDED, QK_STRIDE>(q_tile, BLOCK_M, q, [&](int row) -> const bf16* {
+    load_tile<DK, DK_PADDED, QK_STRIDE, THREADS>(q_tile, BLOCK_M, q, [&](int row) -> const bf16* {
         const int packed = row0 + row;
         if (packed >= packed_rows) return nullptr;
         return q + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DK;
@@ -118,8 +93,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
                 return s < seq_len ? base + ((sequence + s) * kv_heads + kv_head) * width : nullptr;
             };
         };
-        load_tile<DK, DK_PADDED, QK_STRIDE>(k_tile, BLOCK_N, k, key_row(k, DK));
-        load_tile<DV, DV_PADDED, V_STRIDE>(k_tile + BLOCK_N * QK_STRIDE, BLOCK_N, v, key_row(v, DV));
+        load_tile<DK, DK_PADDED, QK_STRIDE, THREADS>(k_tile, BLOCK_N, k, key_row(k, DK));
+        load_tile<DV, DV_PADDED, V_STRIDE, THREADS>(k_tile + BLOCK_N * QK_STRIDE, BLOCK_N, v, key_row(v, DV));
         commit_loads();
     };
 
@@ -222,7 +197,11 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
         if (packed >= packed_rows) continue;
         const float inverse = total > 0.f ? 1.f / total : 0.f;
-        bf16* destination = out + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DV;
+        const long long row = (sequence + packed / group) * q_heads + kv_head * group + packed % group;
+        if (lse != nullptr && quad_column == 0) {
+            lse[row] = total > 0.f ? (row_max[i] + __log2f(total)) * 0.6931471805599453f : negative_infinity();
+        }
+        bf16* destination = out + row * DV;
 #pragma unroll
         for (int dt = 0; dt < DV_PADDED / 8; ++dt) {
 #pragma unroll

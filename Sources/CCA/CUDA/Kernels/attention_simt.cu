@@ -2,7 +2,7 @@
 // float32 storage mode, whose tolerance the tensor cores' reduced precision would not meet).
 //
 // Computes the same function as attention_mma.cu: softmax attention, causal or not, with grouped KV heads, an
-// optional key padding mask, zeros for rows that see no key, and the same GQA packing (packed row
+// optional key padding mask, zeros for rows that see no key, the optional log-sum-exp output, and the same GQA packing (packed row
 // r = t * g + i is position t, query head j * g + i of KV head j).
 //
 // Tiling: grid (ceil(S*g / 32), Hkv, B), 8 warps; a block owns 32 packed rows (4 per warp) and walks key
@@ -40,6 +40,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
     const float* __restrict__ k,                // [B, S, Hkv, DK]
     const float* __restrict__ v,                // [B, S, Hkv, DV]
     float* __restrict__ out,                    // [B, S, Hq, DV]
+    float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
@@ -127,7 +128,11 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
         const int packed = row0 + warp * ROWS_PER_WARP + i;
         if (packed >= packed_rows) continue;
         const float inverse = row_sum[i] > 0.f ? 1.f / row_sum[i] : 0.f;
-        float* destination = out + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DV;
+        const long long row = (sequence + packed / group) * q_heads + kv_head * group + packed % group;
+        if (lse != nullptr && lane == 0) {
+            lse[row] = row_sum[i] > 0.f ? (row_max[i] + log2f(row_sum[i])) * 0.6931471805599453f : negative_infinity();
+        }
+        float* destination = out + row * DV;
 #pragma unroll
         for (int x = 0; x < V_PER_LANE; ++x) {
             const int c = lane + 32 * x;

@@ -2,7 +2,8 @@
 // cores (wgmma, sm_90a only), causal or not, with grouped KV heads and an optional key padding mask.
 //
 // out[b,t,h] = sum over visible keys s of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g], where a
-// key is visible when it is valid and, in causal mode, s <= t; a row that sees no key gets zeros. Same
+// key is visible when it is valid and, in causal mode, s <= t; a row that sees no key gets zeros; `lse`, when
+// not null, receives each row's natural log-sum-exp (float32, -inf for a row that sees no key). Same
 // function and GQA packing as attention_mma.cu (packed row r = t * g + i is position t, query head
 // j * g + i of KV head j), so one K/V tile serves every query head of its group.
 //
@@ -144,6 +145,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const bf16* __restrict__ k,                 // [B, S, Hkv, 128]
     const bf16* __restrict__ v,                 // [B, S, Hkv, 128]
     bf16* __restrict__ out,                     // [B, S, Hq, 128]
+    float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
@@ -353,8 +355,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
         const int packed = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
         if (packed >= packed_rows) continue;
         const float inverse = total > 0.f ? 1.f / total : 0.f;
-        unsigned* destination = reinterpret_cast<unsigned*>(
-            out + ((sequence + packed / group) * q_heads + kv_head * group + packed % group) * D);
+        const long long row = (sequence + packed / group) * q_heads + kv_head * group + packed % group;
+        if (lse != nullptr && lane % 4 == 0) {
+            lse[row] = total > 0.f ? (row_max[i] * scale_log2 + __log2f(total)) * 0.6931471805599453f : negative_infinity();
+        }
+        unsigned* destination = reinterpret_cast<unsigned*>(out + row * D);
 #pragma unroll
         for (int j = 0; j < 16; ++j) {
             destination[4 * j + lane % 4] = pack_bf16(o[4 * j + 2 * i] * inverse, o[4 * j + 2 * i + 1] * inverse);

@@ -1,5 +1,6 @@
 // mma.cuh: bfloat16 tensor-core helpers (sm_80 and later): mma.sync m16n8k16 with float accumulators,
-// ldmatrix from shared memory, and packing two floats into a bf16 pair.
+// ldmatrix from shared memory, packing two floats into a bf16 pair, and cp.async tile loads. Include
+// common.cuh first.
 #pragma once
 
 // D += A . B for one 16x8x16 tile; A is 16x16 row-major, B 16x8 column-major, both as packed bf16 pairs.
@@ -36,3 +37,31 @@ __device__ __forceinline__ void load_matrices_transposed(unsigned (&r)[4], const
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
 }
+
+// Starts copying, with the block's THREADS threads, `rows` rows of WIDTH bf16 values into a shared tile
+// (row stride STRIDE, PADDED columns), with zeros for missing rows (row_pointer returns nullptr) and for the padding columns. Rows that are
+// 16-byte multiples go through cp.async (complete after cp.async.wait_group); others are stored directly.
+template <int WIDTH, int PADDED, int STRIDE, int THREADS, typename RowPointer>
+__device__ __forceinline__ void load_tile(unsigned short* tile, int rows, const bf16* any_row, RowPointer row_pointer) {
+    if constexpr (WIDTH % 8 == 0) {
+        constexpr int CHUNKS = PADDED / 8;
+        for (int index = threadIdx.x; index < rows * CHUNKS; index += THREADS) {
+            const int row = index / CHUNKS, chunk = index % CHUNKS;
+            const bf16* source = row_pointer(row);
+            const bool inside = source != nullptr && chunk * 8 < WIDTH;
+            // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                         :: "r"(shared_address(tile + row * STRIDE + chunk * 8)),
+                            "l"(inside ? source + chunk * 8 : any_row), "r"(inside ? 16 : 0));
+        }
+    } else {
+        for (int index = threadIdx.x; index < rows * PADDED; index += THREADS) {
+            const int row = index / PADDED, column = index % PADDED;
+            const bf16* source = row_pointer(row);
+            tile[row * STRIDE + column] = source != nullptr && column < WIDTH ? source[column].bits : 0;
+        }
+    }
+}
+
+__device__ __forceinline__ void commit_loads() { asm volatile("cp.async.commit_group;"); }
+template <int PENDING> __device__ __forceinline__ void wait_loads() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }

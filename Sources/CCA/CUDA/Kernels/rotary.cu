@@ -1,4 +1,5 @@
-// rotary.cu: NeoX "rotate-half" rotary position embedding, in place, on a channel range of each head.
+// rotary.cu: NeoX "rotate-half" rotary position embedding, in place, on a channel range of each head, and
+// its backward pass: the inverse rotation (sine_sign -1), since a rotation's transpose is its inverse.
 //
 // Row r of the [rows, heads, ...] data is at position r % seq_len (every sequence starts at 0). Within
 // each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
@@ -8,7 +9,7 @@
 
 extern "C" __global__ void rotary_embedding(
     T* data, int rows, int seq_len, int heads, long long row_stride, int head_stride, int offset,
-    int rotary_dim, const double* __restrict__ inv_freq)
+    int rotary_dim, const double* __restrict__ inv_freq, float sine_sign)
 {
     const int half = rotary_dim / 2;
     const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -19,7 +20,7 @@ extern "C" __global__ void rotary_embedding(
 
     double sine, cosine;
     sincos(static_cast<double>(row % seq_len) * inv_freq[i], &sine, &cosine);
-    const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+    const float c = static_cast<float>(cosine), s = sine_sign * static_cast<float>(sine);
     T* x = data + row * row_stride + static_cast<long long>(head) * head_stride + offset;
     const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
     x[i] = from_float<T>(x1 * c - x2 * s);

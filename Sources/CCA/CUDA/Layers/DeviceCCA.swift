@@ -83,17 +83,23 @@ struct DeviceCCA: DeviceAttentionLayer {
 
     /// Steps 2–8: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
     func project(_ x: DeviceTensor, context: CUDAContext) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
-        let projections = try context.linear(x, projectionWeight)
+        let projections = try Linear.forward(x, projectionWeight, context: context)
         let v = try context.ccaValues(projections, config: config)
         let (q, k) = try context.ccaPrologue(projections, weights: prologue, config: config)
         return (q, k, v)
     }
 
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
+    var heads: Attention.Heads {
+        Attention.Heads(queryHeads: config.queryHeads, keyValueHeads: config.keyValueHeads, keyDim: config.headDim,
+                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
+    }
+
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceTensor, backward: DeviceBackward?) {
+        guard !keep else { throw CUDAError.unsupported("the CCA backward pass on the GPU") }
         let (q, k, v) = try project(x, context: context)
-        let attended = try context.attention(q: q, k: k, v: v, scale: 1 / Float(config.headDim).squareRoot(),
-                                             keyValid: keyValid)
-        return try context.linear(attended.reshaped([x.shape[0], x.shape[1], config.queryWidth]), outputWeight)
+        let attended = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, context: context).out
+        return (try Linear.forward(attended.reshaped([x.shape[0], x.shape[1], config.queryWidth]), outputWeight, context: context), nil)
     }
 }
 

@@ -1,4 +1,5 @@
-/// ``GQA`` (and ``MHA``) on the GPU: cuBLAS projections, the rotary kernel on q and k, flash attention.
+/// ``GQA`` (and MHA) on the GPU: cuBLAS projections, the rotary kernel on q and k, flash attention; its
+/// backward runs the same steps in reverse (the attention backward kernels, the inverse rotation, cuBLAS).
 struct DeviceGQA: DeviceAttentionLayer {
     let config: GQAConfig
     let queryWeight: DeviceTensor, keyWeight: DeviceTensor, valueWeight: DeviceTensor, outputWeight: DeviceTensor
@@ -13,16 +14,41 @@ struct DeviceGQA: DeviceAttentionLayer {
         rotary = try DeviceRotary(try config.rope.embedding(headDim: config.headDim), context: context)
     }
 
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
-        let (batch, length, d) = (x.shape[0], x.shape[1], config.headDim)
-        let q = try context.linear(x, queryWeight), k = try context.linear(x, keyWeight)
-        let v = try context.linear(x, valueWeight)
-        try context.rotate(q.matrix, heads: config.queryHeads, headStride: d, offset: 0, sequenceLength: length, rotary: rotary)
-        try context.rotate(k.matrix, heads: config.keyValueHeads, headStride: d, offset: 0, sequenceLength: length, rotary: rotary)
-        let attended = try context.attention(
-            q: q.reshaped([batch, length, config.queryHeads, d]), k: k.reshaped([batch, length, config.keyValueHeads, d]),
-            v: v.reshaped([batch, length, config.keyValueHeads, d]), scale: 1 / Float(d).squareRoot(), keyValid: keyValid)
-        return try context.linear(attended.reshaped([batch, length, config.queryHeads * d]), outputWeight)
+    var heads: Attention.Heads {
+        Attention.Heads(queryHeads: config.queryHeads, keyValueHeads: config.keyValueHeads, keyDim: config.headDim,
+                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
+    }
+
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceTensor, backward: DeviceBackward?) {
+        let (batch, length, d, hq, hkv) = (x.shape[0], x.shape[1], config.headDim, config.queryHeads, config.keyValueHeads)
+        let q = try Linear.forward(x, queryWeight, context: context), k = try Linear.forward(x, keyWeight, context: context)
+        let v = try Linear.forward(x, valueWeight, context: context)
+        try rotary.forward(q.matrix, heads: hq, headStride: d, sequenceLength: length, context: context)
+        try rotary.forward(k.matrix, heads: hkv, headStride: d, sequenceLength: length, context: context)
+        let (q4, k4, v4) = (q.reshaped([batch, length, hq, d]), k.reshaped([batch, length, hkv, d]), v.reshaped([batch, length, hkv, d]))
+        let (out, lse) = try Attention.forward(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
+        let attended = out.reshaped([batch, length, hq * d])
+        let y = try Linear.forward(attended, outputWeight, context: context)
+        guard keep, let lse else { return (y, nil) }
+        return (y, { dy in
+            let dAttended = try context.empty(attended.shape, x.precision)
+            let dOutput = try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix,
+                                              accumulate: false, context: context)
+            let (dq, dk, dv) = try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q4, k: k4, v: v4, out: out, lse: lse,
+                                                      heads: heads, keyValid: keyValid, context: context)
+            let (dq2, dk2, dv2) = (dq.reshaped(q.shape), dk.reshaped(k.shape), dv.reshaped(v.shape))
+            try rotary.backward(dq2.matrix, heads: hq, headStride: d, sequenceLength: length, context: context)
+            try rotary.backward(dk2.matrix, heads: hkv, headStride: d, sequenceLength: length, context: context)
+            let dx = try context.empty(x.shape, x.precision)
+            var grads = ["o_proj.weight": dOutput]
+            for (index, (name, gradient, weight)) in [("q_proj.weight", dq2, queryWeight), ("k_proj.weight", dk2, keyWeight),
+                                                       ("v_proj.weight", dv2, valueWeight)].enumerated() {
+                grads[name] = try Linear.backward(gradient.matrix, x: x.matrix, weight: weight, dx: dx.matrix,
+                                                  accumulate: index > 0, context: context)
+            }
+            return (dx, grads)
+        })
     }
 }
 

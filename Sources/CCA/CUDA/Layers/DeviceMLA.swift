@@ -19,28 +19,32 @@ struct DeviceMLA: DeviceAttentionLayer {
         rotary = try DeviceRotary(try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim), context: context)
     }
 
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, context: CUDAContext) throws -> DeviceTensor {
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceTensor, backward: DeviceBackward?) {
+        guard !keep else { throw CUDAError.unsupported("the MLA backward pass on the GPU") }
         let c = config
         let (batch, length, heads) = (x.shape[0], x.shape[1], c.heads)
         let (dn, dr, dv, dc) = (c.noPEHeadDim, c.ropeHeadDim, c.valueHeadDim, c.keyValueRank)
 
-        let compressedQuery = try context.rmsNorm(try context.linear(x, queryDown).matrix, weight: queryNorm,
+        let compressedQuery = try context.rmsNorm(try Linear.forward(x, queryDown, context: context).matrix, weight: queryNorm,
                                                   epsilon: c.normEpsilon)
-        let q = try context.linear(compressedQuery, queryUp)  // [B·S, H·(dn+dr)]
-        try context.rotate(q.matrix, heads: heads, headStride: dn + dr, offset: dn, sequenceLength: length, rotary: rotary)
+        let q = try Linear.forward(compressedQuery, queryUp, context: context)  // [B·S, H·(dn+dr)]
+        try rotary.forward(q.matrix, heads: heads, headStride: dn + dr, offset: dn, sequenceLength: length, context: context)
 
-        let keyValueInput = try context.linear(x, keyValueDown)  // [B, S, dc + dr]
-        try context.rotate(keyValueInput.matrix, heads: 1, headStride: dc + dr, offset: dc, sequenceLength: length,
-                           rotary: rotary)
+        let keyValueInput = try Linear.forward(x, keyValueDown, context: context)  // [B, S, dc + dr]
+        try rotary.forward(keyValueInput.matrix, heads: 1, headStride: dc + dr, offset: dc, sequenceLength: length,
+                           context: context)
         let compressedKeyValue = try context.rmsNorm(keyValueInput.columns(0..<dc), weight: keyValueNorm,
                                                      epsilon: c.normEpsilon)
-        let (k, v) = try context.mlaSplit(keyValue: try context.linear(compressedKeyValue, keyValueUp),
+        let (k, v) = try context.mlaSplit(keyValue: try Linear.forward(compressedKeyValue, keyValueUp, context: context),
                                           ropeKey: keyValueInput.columns(dc..<(dc + dr)), heads: heads,
                                           noPEDim: dn, valueDim: dv)
-        let attended = try context.attention(
+        let attentionHeads = Attention.Heads(queryHeads: heads, keyValueHeads: heads, keyDim: dn + dr, valueDim: dv,
+                                             scale: 1 / Double(dn + dr).squareRoot())
+        let attended = try Attention.forward(
             q: q.reshaped([batch, length, heads, dn + dr]), k: k.reshaped([batch, length, heads, dn + dr]),
-            v: v.reshaped([batch, length, heads, dv]), scale: 1 / Float(dn + dr).squareRoot(), keyValid: keyValid)
-        return try context.linear(attended.reshaped([batch, length, heads * dv]), outputWeight)
+            v: v.reshaped([batch, length, heads, dv]), heads: attentionHeads, keyValid: keyValid, context: context).out
+        return (try Linear.forward(attended.reshaped([batch, length, heads * dv]), outputWeight, context: context), nil)
     }
 }
 

@@ -1,0 +1,116 @@
+extension Attention {
+    /// ``Attention/forward(q:k:v:layout:heads:)`` on the GPU for `B` sequences of `S` rows: `q` `[B,S,Hq,dk]`,
+    /// `k` `[B,S,Hkv,dk]`, `v` `[B,S,Hkv,dv]` → `[B,S,Hq,dv]`, and with `keepLSE` the per-row log-sum-exp
+    /// `[B,S,Hq]` (float32, natural log) that ``backward(dOut:q:k:v:saved:heads:keyValid:context:)`` reads.
+    ///
+    /// bfloat16 runs `attention_wgmma.cu` (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`,
+    /// `attention_mma.cu` (mma.sync tensor cores) otherwise; float32 runs `attention_simt.cu` (exact float).
+    /// All are compiled for the head dims at hand, up to 256. Sliding windows are not supported on the GPU.
+    /// - Parameter keyValid: `[B·S]` bytes, 0 for keys never to attend, or nil.
+    static func forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?,
+                        keepLSE: Bool = false, context: CUDAContext) throws -> (out: DeviceTensor, lse: DeviceTensor?) {
+        let (batch, length) = (q.shape[0], q.shape[1])
+        try heads.checkForDevice()
+        let out = try context.empty([batch, length, heads.queryHeads, heads.valueDim], q.precision)
+        let lse = keepLSE ? try context.empty([batch, length, heads.queryHeads], .float32) : nil
+        guard batch * length > 0 else { return (out, lse) }
+        let packedRows = length * heads.group
+        let arguments: [any KernelArgument] = [
+            q.address, k.address, v.address, out.address, lse?.address ?? 0, keyValid?.address ?? 0, Int32(length),
+            Int32(heads.queryHeads), Int32(heads.keyValueHeads), Float(heads.scale) * Float(1.4426950408889634),
+            Int32(heads.causal ? 1 : 0),
+        ]
+        // Tile sizes and shared memory mirror the constants at the top of each kernel file.
+        if q.precision == .bfloat16 && context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128 {
+            // 128 rows per block, a producer and two consumer warpgroups; a Q tile and three stages of K and V
+            // tiles of 32 KB, plus 1 KB of alignment (the mbarriers are static shared memory).
+            let kernel = try context.kernel("attention_forward", in: .attentionHopper, precision: .bfloat16)
+            try context.launch(kernel, grid: (heads.keyValueHeads * batch, (packedRows + 127) / 128, 1), threads: 384,
+                               sharedBytes: 7 * 32768 + 1024, arguments)
+            return (out, lse)
+        }
+        let (source, rowsPerBlock, threads, sharedBytes): (KernelSource, Int, Int, Int)
+        let (keyDim, valueDim) = (heads.keyDim, heads.valueDim)
+        switch q.precision {
+        case .bfloat16:
+            let (keyPadded, valuePadded) = ((keyDim + 15) / 16 * 16, (valueDim + 15) / 16 * 16)
+            (source, rowsPerBlock, threads) = (.attentionTensorCores, 64, 128)
+            // A Q tile and two stages of K and V tiles.
+            sharedBytes = (64 * (keyPadded + 8) + 2 * 64 * (keyPadded + 8 + valuePadded + 8)) * 2
+        case .float32:
+            (source, rowsPerBlock, threads) = (.attentionFloat32, 32, 256)
+            sharedBytes = (32 * keyDim + 32 * (keyDim + 1 - keyDim % 2) + 32 * valueDim) * 4
+        }
+        let kernel = try context.kernel("attention_forward", in: source, precision: q.precision,
+                                        defines: ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim])
+        try context.launch(kernel, grid: ((packedRows + rowsPerBlock - 1) / rowsPerBlock, heads.keyValueHeads, batch),
+                           threads: threads, sharedBytes: sharedBytes, arguments)
+        return (out, lse)
+    }
+
+    /// ``Attention/backward(dOut:q:k:v:saved:layout:heads:)`` on the GPU: `dq`, `dk`, `dv` (the layouts of
+    /// q, k, v) for `dOut` `[B,S,Hq,dv]`, from the inputs, the output and the log-sum-exp of ``forward``.
+    ///
+    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs
+    /// `attention_backward_mma.cu` (one pass over key tiles, dq added in float32 and rounded at the end);
+    /// float32 runs the two exact passes of `attention_backward_simt.cu`.
+    static func backward(dOut: DeviceTensor, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out: DeviceTensor,
+                         lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, context: CUDAContext) throws
+        -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
+        let (batch, length, precision) = (q.shape[0], q.shape[1], q.precision)
+        try heads.checkForDevice()
+        let dq = try context.empty(q.shape, precision), dk = try context.empty(k.shape, precision)
+        let dv = try context.empty(v.shape, precision)
+        guard batch * length > 0 else { return (dq, dk, dv) }
+        let rows = batch * length * heads.queryHeads
+        let delta = try context.empty([rows], .float32)
+        let dot = try context.kernel("attention_backward_dot", in: .attentionBackwardPrepare, precision: precision)
+        try context.launch(dot, grid: (min((rows + 7) / 8, 8 * context.multiprocessorCount), 1, 1), threads: 256,
+                           [dOut.address, out.address, delta.address, Int64(rows), Int32(heads.valueDim)])
+        let defines = ["HEAD_DIM_QK": heads.keyDim, "HEAD_DIM_V": heads.valueDim]
+        let (scale, causal, valid) = (Float(heads.scale), Int32(heads.causal ? 1 : 0), keyValid?.address ?? 0)
+        let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
+        switch precision {
+        case .bfloat16:
+            let accumulator = try context.empty(q.shape, .float32)
+            try context.zero(accumulator.buffer)
+            let (keyPadded, valuePadded) = ((heads.keyDim + 15) / 16 * 16, (heads.valueDim + 15) / 16 * 16)
+            // K, V, Q and dO tiles of 64 rows, the 64 x 64 dZ tile, and lse, delta and positions of 64 rows.
+            let sharedBytes = 2 * 64 * (keyPadded + 8 + valuePadded + 8) * 2 + 64 * 72 * 2 + 3 * 64 * 4
+            let kernel = try context.kernel("attention_backward", in: .attentionBackwardTensorCores, precision: .bfloat16,
+                                            defines: defines)
+            try context.launch(kernel, grid: ((length + 63) / 64, heads.keyValueHeads, batch), threads: 128,
+                               sharedBytes: sharedBytes,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address,
+                                accumulator.address, dk.address, dv.address, valid] + shape)
+            let store = try context.kernel("attention_backward_store", in: .attentionBackwardPrepare, precision: .bfloat16)
+            try context.launch(store, grid: (8 * context.multiprocessorCount, 1, 1), threads: 256,
+                               [accumulator.address, dq.address, Int64(q.count), scale])
+        case .float32:
+            let (dk32, dv32) = (heads.keyDim, heads.valueDim)
+            let dqShared = (32 * dk32 + 32 * dv32 + 32 * (dk32 + 1 - dk32 % 2) + 32 * (dv32 + 1 - dv32 % 2)) * 4
+            let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardFloat32, precision: .float32,
+                                              defines: defines)
+            try context.launch(dqKernel, grid: ((length * heads.group + 31) / 32, heads.keyValueHeads, batch), threads: 256,
+                               sharedBytes: dqShared,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address, valid] + shape)
+            let dkdvKernel = try context.kernel("attention_backward_dkdv", in: .attentionBackwardFloat32, precision: .float32,
+                                                defines: defines)
+            try context.launch(dkdvKernel, grid: ((length + 31) / 32, heads.keyValueHeads, batch), threads: 256,
+                               sharedBytes: dqShared + 3 * 32 * 4,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
+                                dv.address, valid] + shape)
+        }
+        return (dq, dk, dv)
+    }
+}
+
+extension Attention.Heads {
+    /// Throws for what the GPU kernels do not cover: head dims above 256 and sliding windows.
+    func checkForDevice() throws {
+        guard keyDim <= 256, valueDim <= 256 else {
+            throw CUDAError.unsupported("attention head dims above 256 (got \(keyDim) and \(valueDim))")
+        }
+        guard window == nil else { throw CUDAError.unsupported("sliding-window attention on the GPU") }
+    }
+}

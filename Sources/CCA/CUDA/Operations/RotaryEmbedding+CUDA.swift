@@ -1,0 +1,40 @@
+import RealModule
+
+/// A ``RotaryEmbedding`` on the device: its inverse frequencies, in double as the CPU path computes them,
+/// and its forward and backward passes (`rotary.cu`).
+struct DeviceRotary: Sendable {
+    let dimension: Int
+    let inverseFrequencies: DeviceBuffer
+
+    init(_ rotary: RotaryEmbedding, context: CUDAContext) throws {
+        dimension = rotary.rotaryDim
+        // The CPU path's own frequencies, so both paths rotate by identical angles.
+        inverseFrequencies = try context.upload(rotary.inverseFrequencies)
+    }
+
+    /// ``RotaryEmbedding/forward(_:positions:heads:headStride:offset:)`` in place on channels
+    /// `offset ..< offset + rotaryDim` of each head of `data`, viewed as rows of `heads` heads `headStride`
+    /// elements apart; row `r` is at position `r % sequenceLength`.
+    func forward(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, sequenceLength: Int,
+                 context: CUDAContext) throws {
+        try rotate(data, heads: heads, headStride: headStride, offset: offset, sequenceLength: sequenceLength,
+                   sineSign: 1, context: context)
+    }
+
+    /// ``RotaryEmbedding/backward(_:positions:heads:headStride:offset:)``: the gradient rotated back in place.
+    func backward(_ gradient: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, sequenceLength: Int,
+                  context: CUDAContext) throws {
+        try rotate(gradient, heads: heads, headStride: headStride, offset: offset, sequenceLength: sequenceLength,
+                   sineSign: -1, context: context)
+    }
+
+    private func rotate(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int, sequenceLength: Int,
+                        sineSign: Float, context: CUDAContext) throws {
+        let pairs = data.rows * heads * dimension / 2
+        guard pairs > 0 else { return }
+        let kernel = try context.kernel("rotary_embedding", in: .rotary, precision: data.precision)
+        try context.launch(kernel, grid: ((pairs + 255) / 256, 1, 1), threads: 256,
+                           [data.address, Int32(data.rows), Int32(sequenceLength), Int32(heads), Int64(data.stride),
+                            Int32(headStride), Int32(offset), Int32(dimension), inverseFrequencies.address, sineSign])
+    }
+}
