@@ -43,6 +43,11 @@ struct BackwardBench: ParsableCommand {
                     ratio(torch, cca), ratio(time("zaya-cca", s, from: anchorRows), cca),
                     ratio(time("zaya-ccgqa", s, from: anchorRows), ccgqa)]
         })
+        print("\nPeak device memory of one layer forward + backward (MiB above its input)")
+        printTable(["S", "MHA ours", "torch MHA", "CCA ours", "ZAYA CCA", "CCGQA ours", "ZAYA CCGQA"], seqs.map { s in
+            ["\(s)"] + ["peak-mib-mha", "peak-mib-torch-mha", "peak-mib-cca", "peak-mib-zaya-cca", "peak-mib-ccgqa", "peak-mib-zaya-ccgqa"]
+                .map { method in ms(time(method, s, from: method.contains("torch") || method.contains("zaya") ? anchorRows : ours)) }
+        })
         print("\nAttention backward on the latent shapes (TFLOP/s, counted as 2.5x the causal forward; ratio = ours / cuDNN)")
         printTable(["S", "MHA ours", "MHA cuDNN", "ratio", "CCA ours", "CCA cuDNN", "ratio", "CCGQA ours", "CCGQA cuDNN", "ratio"],
                    seqs.map { s in

@@ -31,6 +31,9 @@ final class DeviceAllocator: @unchecked Sendable {
     /// When set, every block handed out is first filled with 0xFF bytes (NaN as float32 and as bfloat16), so
     /// that a check reading an element no kernel wrote fails. Used by the self-test.
     var poison = false
+    /// Bytes of the blocks handed out and not yet released, and the most there have been since the last
+    /// ``resetPeak()``: the memory a computation needs, as `torch.cuda.max_memory_allocated` counts it.
+    private(set) var bytesInUse = 0, peakBytesInUse = 0
 
     init(driver: CUDADriver, stream: CUDADriver.Handle) {
         self.driver = driver
@@ -50,6 +53,10 @@ final class DeviceAllocator: @unchecked Sendable {
             try driver.check(result, "cuMemAlloc(\(size) bytes)")
         }
         if poison { try driver.check(driver.memset32(address, 0xFFFF_FFFF, size / 4, stream), "cuMemsetD32Async") }
+        lock.sync {
+            bytesInUse += size
+            peakBytesInUse = max(peakBytesInUse, bytesInUse)
+        }
         return DeviceBuffer(address: address, byteCount: size, allocator: self)
     }
 
@@ -64,8 +71,14 @@ final class DeviceAllocator: @unchecked Sendable {
     }
 
     fileprivate func recycle(address: UInt64, byteCount: Int) {
-        lock.sync { free[byteCount, default: []].append(address) }
+        lock.sync {
+            free[byteCount, default: []].append(address)
+            bytesInUse -= byteCount
+        }
     }
+
+    /// Starts a new peak measurement from the bytes in use now.
+    func resetPeak() { lock.sync { peakBytesInUse = bytesInUse } }
 
     private static func sizeClass(_ byteCount: Int) -> Int {
         let granule = byteCount > 1 << 20 ? 2 << 20 : 512

@@ -1,11 +1,9 @@
-// attention_backward_prepare.cu: the two small passes around the attention backward kernels.
+// attention_backward_prepare.cu: the small pass before the attention backward kernels.
 //
 // attention_backward_dot: delta[r] = sum_c dO[r, c] * O[r, c] for every (position, query head) row r of
 // [B, S, Hq, DV] tensors: the row sums that dZ = P * (dP - delta) subtracts. One warp per row, lanes over
 // channels, a shuffle reduction; grid-stride over rows (grid of about 8 blocks per SM, 256 threads).
-//
-// attention_backward_store: dq (T) = float32 accumulator * scale, element-wise, grid-stride. The mma
-// backward kernel accumulates dQ from every key tile with float atomics; this pass rounds it once.
+
 #include "common.cuh"
 
 extern "C" __global__ void attention_backward_dot(
@@ -23,14 +21,5 @@ extern "C" __global__ void attention_backward_dot(
         }
         for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
         if (lane == 0) delta[row] = sum;
-    }
-}
-
-extern "C" __global__ void attention_backward_store(
-    const float* __restrict__ accumulated, T* __restrict__ dq, long long count, float scale)
-{
-    const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-    for (long long i = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-        dq[i] = from_float<T>(accumulated[i] * scale);
     }
 }

@@ -51,9 +51,9 @@ extension Attention {
     /// ``Attention/backward(dOut:q:k:v:saved:layout:heads:)`` on the GPU: `dq`, `dk`, `dv` (the layouts of
     /// q, k, v) for `dOut` `[B,S,Hq,dv]`, from the inputs, the output and the log-sum-exp of ``forward``.
     ///
-    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs
-    /// `attention_backward_mma.cu` (one pass over key tiles, dq added in float32 and rounded at the end);
-    /// float32 runs the two exact passes of `attention_backward_simt.cu`.
+    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs the two
+    /// tensor-core passes of `attention_backward_mma.cu` (dk/dv with keys in place, dq with queries in
+    /// place); float32 runs the two exact passes of `attention_backward_simt.cu`.
     static func backward(dOut: DeviceTensor, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out: DeviceTensor,
                          lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, context: CUDAContext) throws
         -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
@@ -72,20 +72,22 @@ extension Attention {
         let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
         switch precision {
         case .bfloat16:
-            let accumulator = try context.empty(q.shape, .float32)
-            try context.zero(accumulator.buffer)
             let (keyPadded, valuePadded) = ((heads.keyDim + 15) / 16 * 16, (heads.valueDim + 15) / 16 * 16)
-            // K, V, Q and dO tiles of 64 rows, the 64 x 64 dZ tile, and lse, delta and positions of 64 rows.
-            let sharedBytes = 2 * 64 * (keyPadded + 8 + valuePadded + 8) * 2 + 64 * 72 * 2 + 3 * 64 * 4
-            let kernel = try context.kernel("attention_backward", in: .attentionBackwardTensorCores, precision: .bfloat16,
-                                            defines: defines)
-            try context.launch(kernel, grid: ((length + 63) / 64, heads.keyValueHeads, batch), threads: 128,
-                               sharedBytes: sharedBytes,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address,
-                                accumulator.address, dk.address, dv.address, valid] + shape)
-            let store = try context.kernel("attention_backward_store", in: .attentionBackwardPrepare, precision: .bfloat16)
-            try context.launch(store, grid: (8 * context.multiprocessorCount, 1, 1), threads: 256,
-                               [accumulator.address, dq.address, Int64(q.count), scale])
+            // Tiles of 64 rows of both widths: the resident pair and two stages, plus the dk/dv kernel's
+            // lse, delta and positions of 64 rows per stage.
+            let pairBytes = 64 * (keyPadded + 8 + valuePadded + 8) * 2
+            let dkdv = try context.kernel("attention_backward_dkdv", in: .attentionBackwardTensorCores, precision: .bfloat16,
+                                          defines: defines)
+            try context.launch(dkdv, grid: ((length + 63) / 64, heads.keyValueHeads, batch), threads: 128,
+                               sharedBytes: 3 * pairBytes + 2 * 3 * 64 * 4,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
+                                dv.address, valid] + shape)
+            let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardTensorCores, precision: .bfloat16,
+                                              defines: defines)
+            try context.launch(dqKernel, grid: ((length * heads.group + 63) / 64, heads.keyValueHeads, batch), threads: 128,
+                               sharedBytes: 3 * pairBytes,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address,
+                                valid] + shape)
         case .float32:
             let (dk32, dv32) = (heads.keyDim, heads.valueDim)
             let dqShared = (32 * dk32 + 32 * dv32 + 32 * (dk32 + 1 - dk32 % 2) + 32 * (dv32 + 1 - dv32 % 2)) * 4
