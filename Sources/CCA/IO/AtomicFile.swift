@@ -124,6 +124,12 @@ public func readFile(_ path: String) throws -> [UInt8] {
 /// Creates `path` and any missing parent directories (like `mkdir -p`); an existing directory is fine.
 ///
 /// - Throws: ``FileIOError`` when a component cannot be created or exists as something else.
+/// Whether `path` names an existing directory.
+public func isDirectory(_ path: String) -> Bool {
+    var info = stat()
+    return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR
+}
+
 public func createDirectory(_ path: String) throws {
     var prefix = path.hasPrefix("/") ? "/" : ""
     for component in path.split(separator: "/") {

@@ -76,9 +76,10 @@ public enum Trainer {
     @discardableResult
     public static func run(_ options: TrainingOptions) throws -> TrainingSummary {
         let hyper = Hyperparameters.of(options.preset)
-        let config = modelConfig(options)
+        let data: TrainingData = try options.dataPath.map { try .open($0, length: hyper.textLength) } ?? .recall(hyper.task)
+        var config = modelConfig(options)
+        config.vocabSize = data.vocabSize
         try config.validate()
-        let data: TrainingData = try options.dataPath.map { try .textFile($0, length: hyper.textLength) } ?? .recall(hyper.task)
         let schedule = LearningRateSchedule(peak: hyper.peakRate, warmupSteps: hyper.warmup, totalSteps: options.steps ?? hyper.steps)
         var fresh = Checkpoint(model: config, schedule: schedule, batchSize: hyper.batchSize, seed: options.seed, step: 0,
                                history: [], weightsFile: "", weightsBytes: 0)
@@ -102,7 +103,7 @@ public enum Trainer {
         while checkpoint.step < last {
             let step = checkpoint.step
             let batch = data.batch(step, of: .train, size: hyper.batchSize, seed: options.seed)
-            let (loss, gradients) = try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, batch: hyper.batchSize)
+            let (loss, gradients) = try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, layout: batch.layout())
             var grads = gradients
             GradientClipping.clip(&grads, maxNorm: hyper.clipNorm)
             let rate = schedule.rate(at: step)
@@ -131,8 +132,7 @@ public enum Trainer {
         var total = 0.0
         for index in 0..<hyper.validationBatches {
             let batch = data.batch(index, of: .validation, size: hyper.batchSize, seed: seed)
-            let layout = try SequenceLayout(batch: hyper.batchSize, length: batch.inputs.count / hyper.batchSize)
-            total += Double(try model.loss(inputs: batch.inputs, targets: batch.targets, layout: layout))
+            total += Double(try model.loss(inputs: batch.inputs, targets: batch.targets, layout: batch.layout()))
         }
         return total / Double(hyper.validationBatches)
     }

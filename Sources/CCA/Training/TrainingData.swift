@@ -1,4 +1,5 @@
-/// Where training batches come from: the built-in recall task or a UTF-8 text file read as bytes.
+/// Where training batches come from: the built-in recall task, a UTF-8 text file read as bytes, or a
+/// tokenised corpus prepared by `cca data prepare` (packed windows that keep the document boundaries).
 ///
 /// Batch `n` of a split is a pure function of the seed and `n`, so a resumed run sees exactly the
 /// batches the uninterrupted run would have seen, without saving any generator state.
@@ -6,8 +7,24 @@ public enum TrainingData: Sendable {
     case recall(AssociativeRecall)
     /// Byte tokens of a text, split into training (first 90 %) and validation (last 10 %) parts.
     case text(train: [Int], validation: [Int], length: Int)
+    /// A prepared corpus: training and validation documents in their own token files.
+    case tokens(train: PackedSequences, validation: PackedSequences)
 
     public enum Split: UInt64, Sendable { case train = 1, validation = 2 }
+
+    /// The data at `path`: a directory made by `cca data prepare` (its `train.tokens` and
+    /// `validation.tokens`), or a text file read as bytes.
+    public static func open(_ path: String, length: Int) throws -> TrainingData {
+        guard isDirectory(path) else { return try textFile(path, length: length) }
+        return .tokens(train: try PackedSequences(file: TokenFile(path: path + "/train.tokens"), length: length),
+                       validation: try PackedSequences(file: TokenFile(path: path + "/validation.tokens"), length: length))
+    }
+
+    /// The vocabulary the tokens come from: 256 bytes, or the token files' own.
+    public var vocabSize: Int {
+        if case let .tokens(train, _) = self { return train.file.vocabSize }
+        return 256
+    }
 
     /// Reads `path` as bytes (the byte-level tokenizer: token = byte, vocabulary 256).
     public static func textFile(_ path: String, length: Int) throws -> TrainingData {
@@ -25,26 +42,32 @@ public enum TrainingData: Sendable {
         switch self {
         case .recall(let task): task.length
         case .text(_, _, let length): length
+        case .tokens(let train, _): train.length
         }
     }
 
     /// Batch number `index` of `split`: `batch` examples of ``length`` inputs and targets, row after row.
-    public func batch(_ index: Int, of split: Split, size batch: Int, seed: UInt64) -> (inputs: [Int], targets: [Int]) {
-        var random = SplitMix64(seed: seed ^ (split.rawValue << 56) ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
-        var inputs: [Int] = [], targets: [Int] = []
-        for _ in 0..<batch {
-            switch self {
-            case .recall(let task):
-                let example = task.example(&random)
-                inputs += example.inputs
-                targets += example.targets
-            case let .text(train, validation, length):
-                let tokens = split == .train ? train : validation
+    public func batch(_ index: Int, of split: Split, size batch: Int, seed: UInt64) -> TrainingBatch {
+        let example: (inout SplitMix64) -> (inputs: [Int], targets: [Int])
+        switch self {
+        case let .tokens(train, validation):
+            return (split == .train ? train : validation).batch(index, size: batch, seed: seed ^ (split.rawValue << 56))
+        case .recall(let task):
+            example = { task.example(&$0) }
+        case let .text(train, validation, length):
+            let tokens = split == .train ? train : validation
+            example = { random in
                 let start = Int(random.next() % UInt64(tokens.count - length))
-                inputs += tokens[start..<(start + length)]
-                targets += tokens[(start + 1)...(start + length)]
+                return (Array(tokens[start..<(start + length)]), Array(tokens[(start + 1)...(start + length)]))
             }
         }
-        return (inputs, targets)
+        var random = SplitMix64(seed: seed ^ (split.rawValue << 56) ^ (UInt64(index) &* 0x9E37_79B9_7F4A_7C15))
+        var result = TrainingBatch(inputs: [], targets: [], lengths: [Int](repeating: length, count: batch))
+        for _ in 0..<batch {
+            let (inputs, targets) = example(&random)
+            result.inputs += inputs
+            result.targets += targets
+        }
+        return result
     }
 }
