@@ -20,6 +20,7 @@ let package = Package(
                 // CUDA kernels, compiled at run time by NVRTC; embedded as byte arrays (PackageResources).
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/mma.cuh"),
+                .embedInCode("CUDA/Kernels/attention.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),

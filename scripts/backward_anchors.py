@@ -16,28 +16,12 @@ every weight, for a fixed random output gradient):
 Times are medians of CUDA-event timings after warm-up, cycling through several input sets.
 """
 import argparse
-import csv
-import statistics
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from prefill_anchors import DEVICE, DTYPE, E, D, TorchMHA, rope_tables, zaya_layer
-
-
-def median_ms(run, inputs, repeats=20, warmup=3):
-    for i in range(warmup):
-        run(inputs[i % len(inputs)])
-    times = []
-    for i in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        run(inputs[i % len(inputs)])
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+from prefill_anchors import DEVICE, DTYPE, E, D, TorchMHA, median_ms, rope_tables, write_rows, zaya_layer
 
 
 def step(layer, forward, x, dy):
@@ -112,12 +96,7 @@ def main():
             flops = 2.5 * 2 * seq * seq * heads * D
             rows.append((f"cudnn-backward-{name}", seq, True, ms, f"{flops / ms / 1e9:.0f}"))
         print(f"S={seq} done", flush=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "seq", "causal", "ms", "tflops"])
-        writer.writerows(rows)
-    for row in rows:
-        print(f"{row[0]:22s} S={row[1]:6d} {row[3]:9.3f} {row[4]}")
+    write_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,16 @@ def median_ms(run, inputs, repeats=30, warmup=5):
     return statistics.median(times)
 
 
+def write_rows(path, rows):
+    """Writes the anchor rows as CSV (the format `cca bench` reads) and prints them."""
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "seq", "causal", "ms", "tflops"])
+        writer.writerows(rows)
+    for row in rows:
+        print(f"{row[0]:22s} S={row[1]:6d} {'causal' if row[2] else 'full  '} {row[3]:9.3f} {row[4]}")
+
+
 def rope_tables(seq, dim, theta):
     inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, device=DEVICE, dtype=torch.float32) / dim))
     freqs = torch.outer(torch.arange(seq, device=DEVICE, dtype=torch.float32), inv_freq)
@@ -117,12 +127,7 @@ def main():
                     flops = 4 * seq * seq * heads * D * (0.5 if causal else 1.0)
                     rows.append((name, seq, causal, ms, f"{flops / ms / 1e9:.0f}"))
             print(f"S={seq} done", flush=True)
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["method", "seq", "causal", "ms", "tflops"])
-        writer.writerows(rows)
-    for row in rows:
-        print(f"{row[0]:18s} S={row[1]:6d} {'causal' if row[2] else 'full  '} {row[3]:8.3f} ms {row[4]}")
+    write_rows(args.csv, rows)
 
 
 if __name__ == "__main__":

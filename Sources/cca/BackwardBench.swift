@@ -57,25 +57,8 @@ struct BackwardBench: ParsableCommand {
                 return [rate(mine), rate(cudnn), ratio(cudnn, mine)]
             }
         })
-        let all = ours.map { ($0, "ours") } + anchorRows.map { ($0, "anchor") }
-        if let csv {
-            let lines = all.map { m, source in
-                "\(source),\(m.method),\(m.length),\(m.causal),\(m.milliseconds),\(m.teraflops.map { "\($0)" } ?? "")"
-            }
-            try writeAtomically(Array((["source,method,seq,causal,ms,tflops"] + lines).joined(separator: "\n").utf8 + [10]), to: csv)
-        }
-        if let svg {
-            let methods = ["mha", "torch-mha", "torch-mha-graph", "cca", "zaya-cca", "ccgqa", "zaya-ccgqa"]
-                .filter { method in all.contains { $0.0.method == method } }
-            let plot = LinePlot(title: "Forward + backward of one layer (H200, bf16, E=2048, causal)",
-                                x: .init(label: "sequence length S", logarithmic: true, ticks: seqs.map(Double.init)),
-                                y: .init(label: "milliseconds", logarithmic: true),
-                                series: methods.enumerated().map { index, method in
-                .init(name: method.hasPrefix("torch") || method.hasPrefix("zaya") ? method : "ours " + method,
-                      color: LinePlot.colors[index % LinePlot.colors.count],
-                      points: all.filter { $0.0.method == method }.map { (Double($0.0.length), $0.0.milliseconds) })
-            })
-            try writeAtomically(Array(plot.svg.utf8), to: svg)
-        }
+        let output = BenchmarkOutput(ours: ours, anchors: anchorRows)
+        if let csv { try output.writeCSV(to: csv) }
+        if let svg { try output.writePlot(title: "Forward + backward of one layer (H200, bf16, E=2048, causal)", methods: ["mha", "torch-mha", "torch-mha-graph", "cca", "zaya-cca", "ccgqa", "zaya-ccgqa"], lengths: seqs, to: svg) }
     }
 }

@@ -32,7 +32,10 @@ enum KernelSource: String, CaseIterable, Sendable {
     }
 
     /// Headers the sources include, by include name.
-    static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh]
+    static let headers: [String: [UInt8]] = [
+        "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
+        "attention.cuh": PackageResources.attention_cuh,
+    ]
 
     /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
     func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }

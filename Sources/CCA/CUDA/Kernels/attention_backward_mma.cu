@@ -29,28 +29,10 @@
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (both at most 256).
 #include "common.cuh"
 #include "mma.cuh"
+#include "attention.cuh"
 
-#ifndef HEAD_DIM_QK
-#define HEAD_DIM_QK 128
-#endif
-#ifndef HEAD_DIM_V
-#define HEAD_DIM_V HEAD_DIM_QK
-#endif
-
-constexpr int DK = HEAD_DIM_QK, DV = HEAD_DIM_V;
-constexpr int DK_PADDED = (DK + 15) / 16 * 16, DV_PADDED = (DV + 15) / 16 * 16;
 constexpr int BLOCK = 64, THREADS = 128;
 constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
-constexpr float LOG2E = 1.4426950408889634f;
-static_assert(DK_PADDED <= 256 && DV_PADDED <= 256, "head dims above 256 are not supported");
-
-// The elements of a pair of m16n8 accumulator tiles as one m16k16 A fragment (bf16 pairs).
-__device__ __forceinline__ void pack_fragment(unsigned (&a)[4], const float (&low)[4], const float (&high)[4]) {
-    a[0] = pack_bf16(low[0], low[1]);
-    a[1] = pack_bf16(low[2], low[3]);
-    a[2] = pack_bf16(high[0], high[1]);
-    a[3] = pack_bf16(high[2], high[3]);
-}
 
 extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     const bf16* __restrict__ q,                 // [B, S, Hq, DK]
@@ -139,30 +121,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
 
         // S^T = K q^T and dP^T = V dO^T for this warp's 16 keys and the tile's 64 rows.
         float score[BLOCK / 8][4] = {}, d_prob[BLOCK / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
-            unsigned a[4];
-            load_matrices(a, k_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + kk * 16 + lane / 16 * 8);
-#pragma unroll
-            for (int np = 0; np < BLOCK / 16; ++np) {
-                unsigned b[4];
-                load_matrices(b, q_tile + (np * 16 + lane % 8 + lane / 16 * 8) * QK_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(score[2 * np], a, b[0], b[1]);
-                mma_bf16(score[2 * np + 1], a, b[2], b[3]);
-            }
-        }
-#pragma unroll
-        for (int kk = 0; kk < DV_PADDED / 16; ++kk) {
-            unsigned a[4];
-            load_matrices(a, v_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + kk * 16 + lane / 16 * 8);
-#pragma unroll
-            for (int np = 0; np < BLOCK / 16; ++np) {
-                unsigned b[4];
-                load_matrices(b, do_tile + (np * 16 + lane % 8 + lane / 16 * 8) * V_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(d_prob[2 * np], a, b[0], b[1]);
-                mma_bf16(d_prob[2 * np + 1], a, b[2], b[3]);
-            }
-        }
+        warp_mma_abt<DK_PADDED, BLOCK>(score, k_tile + warp * 16 * QK_STRIDE, QK_STRIDE, q_tile, QK_STRIDE, lane);
+        warp_mma_abt<DV_PADDED, BLOCK>(d_prob, v_tile + warp * 16 * V_STRIDE, V_STRIDE, do_tile, V_STRIDE, lane);
         // P^T and dZ^T in place; element e of tile nt is key key[e / 2] and row nt * 8 + 2 * quad_column + e % 2.
 #pragma unroll
         for (int nt = 0; nt < BLOCK / 8; ++nt) {
@@ -176,50 +136,20 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
             }
         }
         // dv += P^T dO and dk += dZ^T q.
-#pragma unroll
-        for (int kk = 0; kk < BLOCK / 16; ++kk) {
-            unsigned p[4], dz[4];
-            pack_fragment(p, score[2 * kk], score[2 * kk + 1]);
-            pack_fragment(dz, d_prob[2 * kk], d_prob[2 * kk + 1]);
-#pragma unroll
-            for (int dp = 0; dp < DV_PADDED / 16; ++dp) {
-                unsigned b[4];
-                load_matrices_transposed(b, do_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + dp * 16 + lane / 16 * 8);
-                mma_bf16(dv_acc[2 * dp], p, b[0], b[1]);
-                mma_bf16(dv_acc[2 * dp + 1], p, b[2], b[3]);
-            }
-#pragma unroll
-            for (int dp = 0; dp < DK_PADDED / 16; ++dp) {
-                unsigned b[4];
-                load_matrices_transposed(b, q_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + dp * 16 + lane / 16 * 8);
-                mma_bf16(dk_acc[2 * dp], dz, b[0], b[1]);
-                mma_bf16(dk_acc[2 * dp + 1], dz, b[2], b[3]);
-            }
-        }
+        warp_mma_accumulators_b<BLOCK, DV_PADDED>(dv_acc, score, do_tile, V_STRIDE, lane);
+        warp_mma_accumulators_b<BLOCK, DK_PADDED>(dk_acc, d_prob, q_tile, QK_STRIDE, lane);
         __syncthreads();  // every warp is done with this stage before it is refilled
     }
 
+    bf16* dk_rows[2], *dv_rows[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
-        if (key[i] >= seq_len) continue;
         const long long row = (sequence + key[i]) * kv_heads + kv_head;
-#pragma unroll
-        for (int dt = 0; dt < DK_PADDED / 8; ++dt) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int column = dt * 8 + 2 * quad_column + e;
-                if (column < DK) dk[row * DK + column] = from_float<bf16>(dk_acc[dt][2 * i + e] * scale);
-            }
-        }
-#pragma unroll
-        for (int dt = 0; dt < DV_PADDED / 8; ++dt) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int column = dt * 8 + 2 * quad_column + e;
-                if (column < DV) dv[row * DV + column] = from_float<bf16>(dv_acc[dt][2 * i + e]);
-            }
-        }
+        dk_rows[i] = key[i] < seq_len ? dk + row * DK : nullptr;
+        dv_rows[i] = key[i] < seq_len ? dv + row * DV : nullptr;
     }
+    store_accumulators<DK_PADDED, DK>(dk_acc, dk_rows, {scale, scale}, lane);
+    store_accumulators<DV_PADDED, DV>(dv_acc, dv_rows, {1.f, 1.f}, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
@@ -289,14 +219,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
     }
     __syncthreads();
     unsigned q_fragment[DK_PADDED / 16][4], do_fragment[DV_PADDED / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
-        load_matrices(q_fragment[kk], q_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + kk * 16 + lane / 16 * 8);
-    }
-#pragma unroll
-    for (int kk = 0; kk < DV_PADDED / 16; ++kk) {
-        load_matrices(do_fragment[kk], do_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + kk * 16 + lane / 16 * 8);
-    }
+    warp_load_fragments<DK_PADDED>(q_fragment, q_tile + warp * 16 * QK_STRIDE, QK_STRIDE, lane);
+    warp_load_fragments<DV_PADDED>(do_fragment, do_tile + warp * 16 * V_STRIDE, V_STRIDE, lane);
 
     float dq_acc[DK_PADDED / 8][4] = {};
     for (int tile = 0; tile < tiles; ++tile) {
@@ -313,26 +237,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
 
         // S = q K^T and dP = dO V^T for this warp's 16 rows and the tile's 64 keys.
         float score[BLOCK / 8][4] = {}, d_prob[BLOCK / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
-#pragma unroll
-            for (int np = 0; np < BLOCK / 16; ++np) {
-                unsigned b[4];
-                load_matrices(b, k_tile + (np * 16 + lane % 8 + lane / 16 * 8) * QK_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(score[2 * np], q_fragment[kk], b[0], b[1]);
-                mma_bf16(score[2 * np + 1], q_fragment[kk], b[2], b[3]);
-            }
-        }
-#pragma unroll
-        for (int kk = 0; kk < DV_PADDED / 16; ++kk) {
-#pragma unroll
-            for (int np = 0; np < BLOCK / 16; ++np) {
-                unsigned b[4];
-                load_matrices(b, v_tile + (np * 16 + lane % 8 + lane / 16 * 8) * V_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(d_prob[2 * np], do_fragment[kk], b[0], b[1]);
-                mma_bf16(d_prob[2 * np + 1], do_fragment[kk], b[2], b[3]);
-            }
-        }
+        warp_mma_fragments_bt<DK_PADDED, BLOCK>(score, q_fragment, k_tile, QK_STRIDE, lane);
+        warp_mma_fragments_bt<DV_PADDED, BLOCK>(d_prob, do_fragment, v_tile, V_STRIDE, lane);
         // dZ in place of dP; element e of tile nt is row quad_row + 8 * (e / 2), key key0 + nt * 8 + 2 * quad_column + e % 2.
 #pragma unroll
         for (int nt = 0; nt < BLOCK / 8; ++nt) {
@@ -346,33 +252,15 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
             }
         }
         // dq += dZ K.
-#pragma unroll
-        for (int kk = 0; kk < BLOCK / 16; ++kk) {
-            unsigned dz[4];
-            pack_fragment(dz, d_prob[2 * kk], d_prob[2 * kk + 1]);
-#pragma unroll
-            for (int dp = 0; dp < DK_PADDED / 16; ++dp) {
-                unsigned b[4];
-                load_matrices_transposed(b, k_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + dp * 16 + lane / 16 * 8);
-                mma_bf16(dq_acc[2 * dp], dz, b[0], b[1]);
-                mma_bf16(dq_acc[2 * dp + 1], dz, b[2], b[3]);
-            }
-        }
+        warp_mma_accumulators_b<BLOCK, DK_PADDED>(dq_acc, d_prob, k_tile, QK_STRIDE, lane);
         __syncthreads();  // every warp is done with this stage before it is refilled
     }
 
+    bf16* dq_rows[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
-        if (packed >= packed_rows) continue;
-        bf16* destination = dq + row_index(packed) * DK;
-#pragma unroll
-        for (int dt = 0; dt < DK_PADDED / 8; ++dt) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int column = dt * 8 + 2 * quad_column + e;
-                if (column < DK) destination[column] = from_float<bf16>(dq_acc[dt][2 * i + e] * scale);
-            }
-        }
+        dq_rows[i] = packed < packed_rows ? dq + row_index(packed) * DK : nullptr;
     }
+    store_accumulators<DK_PADDED, DK>(dq_acc, dq_rows, {scale, scale}, lane);
 }

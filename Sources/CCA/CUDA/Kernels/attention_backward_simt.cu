@@ -18,19 +18,11 @@
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv>.
 #include "common.cuh"
+#include "attention.cuh"
 
-#ifndef HEAD_DIM_QK
-#define HEAD_DIM_QK 128
-#endif
-#ifndef HEAD_DIM_V
-#define HEAD_DIM_V HEAD_DIM_QK
-#endif
-
-constexpr int DK = HEAD_DIM_QK, DV = HEAD_DIM_V;
 constexpr int WARPS = 8, PER_WARP = 4, BLOCK = WARPS * PER_WARP, TILE = 32;
 constexpr int DK_STRIDE = DK + 1 - DK % 2, DV_STRIDE = DV + 1 - DV % 2;
 constexpr int DK_PER_LANE = (DK + 31) / 32, DV_PER_LANE = (DV + 31) / 32;
-constexpr float LOG2E = 1.4426950408889634f;
 
 // The probability of a (row, key) pair from the score, or 0 when the key is not visible from the row.
 __device__ __forceinline__ float probability(float score, float scale_log2, float lse_log2, bool visible) {

@@ -24,22 +24,13 @@
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (both at most 256).
 #include "common.cuh"
 #include "mma.cuh"
+#include "attention.cuh"
 
-#ifndef HEAD_DIM_QK
-#define HEAD_DIM_QK 128
-#endif
-#ifndef HEAD_DIM_V
-#define HEAD_DIM_V HEAD_DIM_QK
-#endif
-
-constexpr int DK = HEAD_DIM_QK, DV = HEAD_DIM_V;
-constexpr int DK_PADDED = (DK + 15) / 16 * 16, DV_PADDED = (DV + 15) / 16 * 16;
 constexpr int BLOCK_M = 64, BLOCK_N = 64, THREADS = 128;
 // Shared-memory row strides in bf16 elements: 8 extra elements (16 bytes) spread ldmatrix reads over all banks.
 constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
 // K/V tiles in flight: one being read while the next one is fetched.
 constexpr int STAGES = 2, STAGE_SIZE = BLOCK_N * (QK_STRIDE + V_STRIDE);
-static_assert(DK_PADDED <= 256 && DV_PADDED <= 256, "head dims above 256 are not supported");
 
 extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     const bf16* __restrict__ q,                 // [B, S, Hq, DK]
@@ -70,10 +61,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     __syncthreads();
     // This warp's Q rows as mma A fragments, one set of four registers per 16 channels.
     unsigned q_fragment[DK_PADDED / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
-        load_matrices(q_fragment[kk], q_tile + (warp * 16 + lane % 8 + (lane / 8) % 2 * 8) * QK_STRIDE + kk * 16 + lane / 16 * 8);
-    }
+    warp_load_fragments<DK_PADDED>(q_fragment, q_tile + warp * 16 * QK_STRIDE, QK_STRIDE, lane);
 
     // This thread's two rows are quad_row and quad_row + 8 of its warp's 16; position -1 sees no key.
     int position[2];
@@ -116,19 +104,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
         const unsigned short* v_tile = k_tile + BLOCK_N * QK_STRIDE;
         const int key0 = tile * BLOCK_N;
 
-        // S = Q . K^T for this warp's 16 rows and the 64 keys of the tile; each ldmatrix.x4 gives the
-        // B fragments of two 8-key tiles.
+        // S = Q . K^T for this warp's 16 rows and the 64 keys of the tile.
         float score[BLOCK_N / 8][4] = {};
-#pragma unroll
-        for (int kk = 0; kk < DK_PADDED / 16; ++kk) {
-#pragma unroll
-            for (int np = 0; np < BLOCK_N / 16; ++np) {
-                unsigned b[4];
-                load_matrices(b, k_tile + (np * 16 + lane % 8 + lane / 16 * 8) * QK_STRIDE + kk * 16 + (lane / 8) % 2 * 8);
-                mma_bf16(score[2 * np], q_fragment[kk], b[0], b[1]);
-                mma_bf16(score[2 * np + 1], q_fragment[kk], b[2], b[3]);
-            }
-        }
+        warp_mma_fragments_bt<DK_PADDED, BLOCK_N>(score, q_fragment, k_tile, QK_STRIDE, lane);
 
         // Causal and padding mask, scale into the exp2 domain, online softmax per row.
 #pragma unroll
@@ -170,45 +148,28 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
             }
         }
 
-        // O += P . V, P taken from the score accumulators of key tiles 2kk and 2kk+1; each
-        // ldmatrix.x4.trans gives the B fragments of two 8-channel tiles of V.
-#pragma unroll
-        for (int kk = 0; kk < BLOCK_N / 16; ++kk) {
-            const unsigned p[4] = {pack_bf16(score[2 * kk][0], score[2 * kk][1]), pack_bf16(score[2 * kk][2], score[2 * kk][3]),
-                                   pack_bf16(score[2 * kk + 1][0], score[2 * kk + 1][1]),
-                                   pack_bf16(score[2 * kk + 1][2], score[2 * kk + 1][3])};
-#pragma unroll
-            for (int dp = 0; dp < DV_PADDED / 16; ++dp) {
-                unsigned b[4];
-                load_matrices_transposed(b, v_tile + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * V_STRIDE + dp * 16 + lane / 16 * 8);
-                mma_bf16(acc[2 * dp], p, b[0], b[1]);
-                mma_bf16(acc[2 * dp + 1], p, b[2], b[3]);
-            }
-        }
+        // O += P . V, P taken from the score accumulators.
+        warp_mma_accumulators_b<BLOCK_N, DV_PADDED>(acc, score, v_tile, V_STRIDE, lane);
         __syncthreads();  // every warp is done with this stage before it is refilled
     }
 
     // Each thread summed only its own columns: add the quad's partial sums, then normalise and store.
+    bf16* rows[2];
+    float inverse[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         float total = row_sum[i];
         total += __shfl_xor_sync(0xffffffffu, total, 1);
         total += __shfl_xor_sync(0xffffffffu, total, 2);
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
+        inverse[i] = total > 0.f ? 1.f / total : 0.f;
+        rows[i] = nullptr;
         if (packed >= packed_rows) continue;
-        const float inverse = total > 0.f ? 1.f / total : 0.f;
         const long long row = (sequence + packed / group) * q_heads + kv_head * group + packed % group;
         if (lse != nullptr && quad_column == 0) {
             lse[row] = total > 0.f ? (row_max[i] + __log2f(total)) * 0.6931471805599453f : negative_infinity();
         }
-        bf16* destination = out + row * DV;
-#pragma unroll
-        for (int dt = 0; dt < DV_PADDED / 8; ++dt) {
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-                const int column = dt * 8 + 2 * quad_column + e;
-                if (column < DV) destination[column] = from_float<bf16>(acc[dt][2 * i + e] * inverse);
-            }
-        }
+        rows[i] = out + row * DV;
     }
+    store_accumulators<DV_PADDED, DV>(acc, rows, inverse, lane);
 }

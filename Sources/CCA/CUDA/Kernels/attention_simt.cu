@@ -13,15 +13,8 @@
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv>.
 #include "common.cuh"
+#include "attention.cuh"
 
-#ifndef HEAD_DIM_QK
-#define HEAD_DIM_QK 128
-#endif
-#ifndef HEAD_DIM_V
-#define HEAD_DIM_V HEAD_DIM_QK
-#endif
-
-constexpr int DK = HEAD_DIM_QK, DV = HEAD_DIM_V;
 constexpr int WARPS = 8, ROWS_PER_WARP = 4, BLOCK_M = WARPS * ROWS_PER_WARP, BLOCK_N = 32;
 constexpr int K_STRIDE = DK + 1 - DK % 2, V_PER_LANE = (DV + 31) / 32;
 

@@ -65,3 +65,91 @@ __device__ __forceinline__ void load_tile(unsigned short* tile, int rows, const 
 
 __device__ __forceinline__ void commit_loads() { asm volatile("cp.async.commit_group;"); }
 template <int PENDING> __device__ __forceinline__ void wait_loads() { asm volatile("cp.async.wait_group %0;" :: "n"(PENDING)); }
+
+// Warp-level products on 16-row strips, the building blocks of the attention kernels (`lane` = thread in
+// the warp). Accumulators are m16n8 tiles: acc[n / 8][e] holds row lane/4 + 8 (e / 2), column
+// n + 2 (lane % 4) + e % 2 of the warp's 16 x N result.
+
+// acc (16 x N) += A (16 x K: rows a_row0 .. a_row0 + 15 of a row-major shared tile) . B^T (B: N rows x K,
+// row-major shared tile; both K-major, so no transposing loads).
+template <int K, int N>
+__device__ __forceinline__ void warp_mma_abt(float (&acc)[N / 8][4], const unsigned short* a, int a_stride,
+                                             const unsigned short* b, int b_stride, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+        unsigned fragment[4];
+        load_matrices(fragment, a + (lane % 8 + (lane / 8) % 2 * 8) * a_stride + kk * 16 + lane / 16 * 8);
+#pragma unroll
+        for (int np = 0; np < N / 16; ++np) {
+            unsigned f[4];
+            load_matrices(f, b + (np * 16 + lane % 8 + lane / 16 * 8) * b_stride + kk * 16 + (lane / 8) % 2 * 8);
+            mma_bf16(acc[2 * np], fragment, f[0], f[1]);
+            mma_bf16(acc[2 * np + 1], fragment, f[2], f[3]);
+        }
+    }
+}
+
+// The A fragments of a 16 x K strip of a row-major shared tile (rows a .. a + 15), kept in registers.
+template <int K>
+__device__ __forceinline__ void warp_load_fragments(unsigned (&fragments)[K / 16][4], const unsigned short* a, int a_stride,
+                                                    int lane) {
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+        load_matrices(fragments[kk], a + (lane % 8 + (lane / 8) % 2 * 8) * a_stride + kk * 16 + lane / 16 * 8);
+    }
+}
+
+// acc (16 x N) += A (fragments from warp_load_fragments) . B^T (B: N rows x K, row-major shared tile).
+template <int K, int N>
+__device__ __forceinline__ void warp_mma_fragments_bt(float (&acc)[N / 8][4], const unsigned (&a)[K / 16][4],
+                                                      const unsigned short* b, int b_stride, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+#pragma unroll
+        for (int np = 0; np < N / 16; ++np) {
+            unsigned f[4];
+            load_matrices(f, b + (np * 16 + lane % 8 + lane / 16 * 8) * b_stride + kk * 16 + (lane / 8) % 2 * 8);
+            mma_bf16(acc[2 * np], a[kk], f[0], f[1]);
+            mma_bf16(acc[2 * np + 1], a[kk], f[2], f[3]);
+        }
+    }
+}
+
+// acc (16 x N) += P (16 x K, held as the m16n8 accumulators of a previous product: the accumulators of
+// column tiles 2kk and 2kk+1 are the A fragment of one 16-wide step) . B (K rows x N, row-major shared
+// tile, read with ldmatrix.trans).
+template <int K, int N>
+__device__ __forceinline__ void warp_mma_accumulators_b(float (&acc)[N / 8][4], const float (&p)[K / 8][4],
+                                                        const unsigned short* b, int b_stride, int lane) {
+#pragma unroll
+    for (int kk = 0; kk < K / 16; ++kk) {
+        const unsigned a[4] = {pack_bf16(p[2 * kk][0], p[2 * kk][1]), pack_bf16(p[2 * kk][2], p[2 * kk][3]),
+                               pack_bf16(p[2 * kk + 1][0], p[2 * kk + 1][1]), pack_bf16(p[2 * kk + 1][2], p[2 * kk + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < N / 16; ++dp) {
+            unsigned f[4];
+            load_matrices_transposed(f, b + (kk * 16 + lane % 8 + (lane / 8) % 2 * 8) * b_stride + dp * 16 + lane / 16 * 8);
+            mma_bf16(acc[2 * dp], a, f[0], f[1]);
+            mma_bf16(acc[2 * dp + 1], a, f[2], f[3]);
+        }
+    }
+}
+
+// Stores the warp's m16n8 accumulator strip (16 x N) to two global rows: row lane/4 to rows[0] and row
+// lane/4 + 8 to rows[1] (null skips it), each times its scale, the first WIDTH columns only.
+template <int N, int WIDTH>
+__device__ __forceinline__ void store_accumulators(const float (&acc)[N / 8][4], bf16* const (&rows)[2],
+                                                   const float (&scales)[2], int lane) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        if (rows[i] == nullptr) continue;
+#pragma unroll
+        for (int dt = 0; dt < N / 8; ++dt) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int column = dt * 8 + 2 * (lane % 4) + e;
+                if (column < WIDTH) rows[i][column] = from_float<bf16>(acc[dt][2 * i + e] * scales[i]);
+            }
+        }
+    }
+}
