@@ -61,6 +61,12 @@ public enum Trainer {
             case .small: Hyperparameters(batchSize: 16, steps: 600, peakRate: 3e-3, warmup: 50, textLength: 128,
                                          task: AssociativeRecall(pairs: 16, queries: 16, keyCount: 24, valueCount: 16),
                                          evaluationInterval: 100, checkpointInterval: 200)
+            case .gpt2Small, .gpt2Medium: Hyperparameters(batchSize: 16, steps: 2000, peakRate: 6e-4, warmup: 100, textLength: 1024,
+                                                          task: AssociativeRecall(pairs: 24, queries: 24, keyCount: 26, valueCount: 26),
+                                                          evaluationInterval: 200, checkpointInterval: 500)
+            case .wide: Hyperparameters(batchSize: 1, steps: 1000, peakRate: 3e-4, warmup: 100, textLength: 8192,
+                                        task: AssociativeRecall(pairs: 24, queries: 24, keyCount: 26, valueCount: 26),
+                                        evaluationInterval: 200, checkpointInterval: 500)
             }
         }
     }
