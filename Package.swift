@@ -30,6 +30,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/attention_backward_prepare.cu"),
                 .embedInCode("CUDA/Kernels/attention_backward_mma.cu"),
                 .embedInCode("CUDA/Kernels/attention_backward_simt.cu"),
+                .embedInCode("CUDA/Kernels/decode_attention.cu"),
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
                 .embedInCode("CUDA/Kernels/mla_split.cu"),

@@ -10,6 +10,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionBackwardPrepare = "attention_backward_prepare.cu"
     case attentionBackwardTensorCores = "attention_backward_mma.cu"
     case attentionBackwardFloat32 = "attention_backward_simt.cu"
+    case decodeAttention = "decode_attention.cu"
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
     case mlaSplit = "mla_split.cu"
@@ -25,6 +26,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionBackwardPrepare: return PackageResources.attention_backward_prepare_cu
         case .attentionBackwardTensorCores: return PackageResources.attention_backward_mma_cu
         case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
+        case .decodeAttention: return PackageResources.decode_attention_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
         case .mlaSplit: return PackageResources.mla_split_cu
