@@ -1,9 +1,3 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
-
 /// A training checkpoint: `checkpoint.json` (model config, schedule, step, optimizer step, loss history,
 /// and the name and size of the weights file) and `weights-<step>.safetensors` (parameters, and the Adam
 /// moments as `adam.m.<name>` / `adam.v.<name>`).
@@ -36,9 +30,7 @@ public struct Checkpoint: Codable, Equatable, Sendable {
         record.weightsBytes = bytes.count
         let previous = try? load(directory: directory).checkpoint.weightsFile
         try writeAtomically(bytes, to: directory + "/" + record.weightsFile)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try writeAtomically(Array(try encoder.encode(record)), to: directory + "/" + fileName)
+        try writeAtomically(try JSON.encode(record), to: directory + "/" + fileName)
         if let previous, previous != record.weightsFile { try? removeFile(directory + "/" + previous) }
     }
 
@@ -47,7 +39,7 @@ public struct Checkpoint: Codable, Equatable, Sendable {
         let jsonPath = directory + "/" + fileName
         guard let json = try? readFile(jsonPath) else { throw TrainingError.missingCheckpoint(directory: directory) }
         let checkpoint: Checkpoint
-        do { checkpoint = try JSONDecoder().decode(Checkpoint.self, from: Data(json)) } catch {
+        do { checkpoint = try JSON.decode(Checkpoint.self, from: json, source: jsonPath) } catch {
             throw TrainingError.corruptCheckpoint(path: jsonPath, reason: "\(error)")
         }
         let weightsPath = directory + "/" + checkpoint.weightsFile
