@@ -60,3 +60,14 @@ extension CCAConfig {
                          attentionFLOPsPerPair: 4 * eq)
     }
 }
+
+extension AttentionLayerConfig {
+    /// Cost of the layer this config describes.
+    public var cost: LayerCost {
+        switch self {
+        case .mha(let config), .gqa(let config): config.cost
+        case .mla(let config): config.cost
+        case .cca(let config): config.cost
+        }
+    }
+}

@@ -13,10 +13,15 @@ extension AttentionLayerConfig {
         "qk_rope_head_dim", "v_head_dim", "cca_convolutions", "cca_qk_mean", "cca_value_shift",
     ]
 
+    /// Config files are a few hundred bytes; anything far larger is the wrong file and is not read.
+    static let maxFileBytes = 1 << 20
+
     /// Reads and validates a JSON configuration file.
     public static func load(path: String) throws -> AttentionLayerConfig {
         let bytes: [UInt8]
-        do { bytes = try readFile(path) } catch { throw ConfigFileError.unreadable(path: path, reason: "\(error)") }
+        do { bytes = try readFile(path, limit: maxFileBytes) } catch let error as FileIOError {
+            throw ConfigFileError.unreadable(path: path, reason: error.reason)
+        }
         return try AttentionLayerConfig(jsonBytes: bytes, source: path)
     }
 
@@ -25,7 +30,8 @@ extension AttentionLayerConfig {
         try self.init(jsonBytes: Array(jsonText.utf8), source: source)
     }
 
-    init(jsonBytes: [UInt8], source: String) throws {
+    /// Builds a configuration from the bytes of a JSON file; `source` names it in errors.
+    public init(jsonBytes: [UInt8], source: String) throws {
         guard String(validating: jsonBytes, as: UTF8.self) != nil else {
             throw ConfigFileError.notJSON(path: source, reason: "the file is not UTF-8 text")
         }
@@ -74,6 +80,37 @@ extension AttentionLayerConfig {
             throw ConfigError.unknownAttention(other)
         }
         try validate()
+    }
+}
+
+extension AttentionLayerConfig {
+    /// The config as the JSON file ``load(path:)`` reads, with every key the kind uses written out.
+    public var fileJSON: [UInt8] {
+        func rope(_ rope: RoPEConfig) -> [(String, JSONValue)] {
+            [("rope_theta", .number("\(rope.theta)")), ("partial_rotary_factor", .number("\(rope.fraction)"))]
+        }
+        let members: [(String, JSONValue)]
+        switch self {
+        case .mha(let c):
+            members = [("attention", .string("mha"))] + heads(c.hiddenSize, c.queryHeads, c.keyValueHeads, c.headDim) + rope(c.rope)
+        case .gqa(let c):
+            members = [("attention", .string("gqa"))] + heads(c.hiddenSize, c.queryHeads, c.keyValueHeads, c.headDim) + rope(c.rope)
+        case .mla(let c):
+            members = [("attention", .string("mla")), ("hidden_size", .integer(c.hiddenSize)), ("num_attention_heads", .integer(c.heads)),
+                       ("q_lora_rank", .integer(c.queryRank)), ("kv_lora_rank", .integer(c.keyValueRank)),
+                       ("qk_nope_head_dim", .integer(c.noPEHeadDim)), ("qk_rope_head_dim", .integer(c.ropeHeadDim)),
+                       ("v_head_dim", .integer(c.valueHeadDim)), ("rope_theta", .number("\(c.ropeTheta)"))]
+        case .cca(let c):
+            members = [("attention", .string("cca"))] + heads(c.hiddenSize, c.queryHeads, c.keyValueHeads, c.headDim) + rope(c.rope)
+                + [("temperature", .string(c.temperature.rawValue)), ("cca_convolutions", .integer(c.convolutions)),
+                   ("cca_qk_mean", .bool(c.qkMean)), ("cca_value_shift", .bool(c.valueShift))]
+        }
+        return Array(JSONValue.object(members).prettyText().utf8)
+    }
+
+    private func heads(_ hidden: Int, _ queryHeads: Int, _ keyValueHeads: Int, _ headDim: Int) -> [(String, JSONValue)] {
+        [("hidden_size", .integer(hidden)), ("num_attention_heads", .integer(queryHeads)),
+         ("num_key_value_heads", .integer(keyValueHeads)), ("head_dim", .integer(headDim))]
     }
 }
 

@@ -20,6 +20,9 @@ public struct GQAConfig: Sendable, Equatable {
     public func validate() throws {
         try ConfigError.requirePositive(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
                                          "num_key_value_heads": keyValueHeads, "head_dim": headDim])
+        try ConfigLimits.requireDimensions(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
+                                            "num_key_value_heads": keyValueHeads, "head_dim": headDim])
+        try ConfigLimits.requireTensorSizes(GQA.weightShapes(self))
         guard queryHeads % keyValueHeads == 0 else {
             throw ConfigError.headsDoNotDivide(queryHeads: queryHeads, keyValueHeads: keyValueHeads)
         }

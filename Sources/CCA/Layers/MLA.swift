@@ -37,6 +37,15 @@ public struct MLAConfig: Sendable, Equatable {
             "kv_lora_rank": keyValueRank, "qk_nope_head_dim": noPEHeadDim, "qk_rope_head_dim": ropeHeadDim,
             "v_head_dim": valueHeadDim,
         ])
+        try ConfigLimits.requireDimensions([
+            "hidden_size": hiddenSize, "num_attention_heads": heads, "q_lora_rank": queryRank,
+            "kv_lora_rank": keyValueRank, "qk_nope_head_dim": noPEHeadDim, "qk_rope_head_dim": ropeHeadDim,
+            "v_head_dim": valueHeadDim,
+        ])
+        try ConfigLimits.requireTensorSizes(MLA.weightShapes(self))
+        guard normEpsilon.isFinite, normEpsilon > 0 else {
+            throw ConfigError.invalidValue(name: "rms_norm_eps", value: "\(normEpsilon)", expected: "a small positive number such as 1e-6")
+        }
         _ = try RoPEConfig(theta: ropeTheta, fraction: 1).embedding(headDim: ropeHeadDim)
     }
 }
