@@ -38,6 +38,18 @@ public struct Checkpoint: Codable, Equatable, Sendable {
     /// previous weights file and any leftovers of interrupted saves.
     /// - Throws: ``TrainingError/notFinite(what:)`` when a parameter or moment is NaN or infinite.
     static func save(_ checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, in run: RunDirectory) throws {
+        let (record, json, weights) = try encode(checkpoint, model: model, optimizer: optimizer)
+        do {
+            try writeAtomically(weights, to: run.path + "/" + record.weightsFile)
+            try writeAtomically(json, to: run.path + "/" + fileName)
+        } catch { throw TrainingError.cannotWrite(path: run.path, reason: "\(error)") }
+        run.removeLeftovers(keeping: record.weightsFile)
+    }
+
+    /// The two files of a checkpoint: `checkpoint.json` (with the weights file's name and size filled in)
+    /// and the weights file's bytes.
+    static func encode(_ checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>) throws
+        -> (record: Checkpoint, json: [UInt8], weights: [UInt8]) {
         var tensors = model.parameters.tensors()
         for (name, m) in optimizer.firstMoments { tensors["adam.m." + name] = m.tensor }
         for (name, v) in optimizer.secondMoments { tensors["adam.v." + name] = v.tensor }
@@ -45,17 +57,10 @@ public struct Checkpoint: Codable, Equatable, Sendable {
         guard notFinite.isEmpty else { throw TrainingError.notFinite(what: notFinite) }
         var record = checkpoint
         record.weightsFile = weightsFileName(step: checkpoint.step)
-        let weightsPath = run.path + "/" + record.weightsFile
         let bytes = try SafeTensors.serialize(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                               metadata: ["step": "\(checkpoint.step)"])
         record.weightsBytes = bytes.count
-        let json: [UInt8]
-        do { json = try JSON.encode(record) } catch { throw TrainingError.notFinite(what: ["\(error)"]) }
-        do {
-            try writeAtomically(bytes, to: weightsPath)
-            try writeAtomically(json, to: run.path + "/" + fileName)
-        } catch { throw TrainingError.cannotWrite(path: run.path, reason: "\(error)") }
-        run.removeLeftovers(keeping: record.weightsFile)
+        do { return (record, try JSON.encode(record), bytes) } catch { throw TrainingError.notFinite(what: ["\(error)"]) }
     }
 
     /// Reads and checks the checkpoint in `directory`.
