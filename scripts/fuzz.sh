@@ -12,8 +12,9 @@ read -r -a targets <<< "${targets[*]}"
 
 scratch=.build-fuzz
 swift build --scratch-path "$scratch" --target CCA --sanitize fuzzer --sanitize address 2>&1 | tail -1
-objects=$(find "$scratch/debug/CCA.build" "$scratch/debug/RealModule.build" -name '*.o' | sort)
-swiftc -parse-as-library -sanitize=fuzzer,address -I "$scratch/debug/Modules" \
+objects=$(find "$scratch/debug/CCA.build" "$scratch/debug/RealModule.build" "$scratch/debug/_NumericsShims.build" -name '*.o' | sort)
+shims="$scratch/checkouts/swift-numerics/Sources/_NumericsShims/include"
+swiftc -parse-as-library -sanitize=fuzzer,address -I "$scratch/debug/Modules" -I "$shims" \
     scripts/fuzz/FuzzMain.swift $objects -o "$scratch/cca-fuzz" 2> "$scratch/link.log" \
     || { cat "$scratch/link.log"; exit 1; }
 

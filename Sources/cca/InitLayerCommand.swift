@@ -20,7 +20,7 @@ struct InitLayerCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Model width E.") var hidden: Int = 1024
     @Option(parsing: .unconditional, help: "Head dimension d.") var headDim: Int = 128
     @Option(parsing: .unconditional, help: "Query heads (default: see below).") var heads: Int?
-    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "Key/value heads for gqa, cca and ccgqa (default: see below).")
+    @Option(name: .customLong("kv-heads"), parsing: .unconditional, help: "Key/value heads for gqa, cca and ccgqa (default: see below; --heads when only that is given for cca or ccgqa).")
     var keyValueHeads: Int?
     @Option(parsing: .unconditional, help: "Batch size B of the input.") var batch: Int = 1
     @Option(name: .customLong("seq"), parsing: .unconditional, help: "Sequence length S of the input.") var length: Int = 16

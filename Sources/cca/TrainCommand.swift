@@ -21,18 +21,18 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Attention kind (default cca).") var attention: AttentionKind?
     @Option(help: "Model size (default tiny).") var preset: LanguageModelConfig.Preset?
     @Option(help: "UTF-8 text file to learn as bytes (default: the built-in multi-query associative recall task).") var data: String?
-    @Option(help: "Total optimizer steps (default: the preset's: 300 tiny, 600 small).") var steps: Int?
-    @Option(name: .customLong("learning-rate"), help: "Peak learning rate (default: 0.01 tiny, 0.003 small).") var learningRate: Double?
-    @Option(name: .customLong("batch-size"), help: "Sequences per step (default 16).") var batchSize: Int?
-    @Option(name: .customLong("context"), help: "Tokens per training sequence of a --data text (default: 32 tiny, 128 small).")
+    @Option(parsing: .unconditional, help: "Total optimizer steps (default: the preset's: 300 tiny, 600 small).") var steps: Int?
+    @Option(name: .customLong("learning-rate"), parsing: .unconditional, help: "Peak learning rate (default: 0.01 tiny, 0.003 small).") var learningRate: Double?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences per step (default 16).") var batchSize: Int?
+    @Option(name: .customLong("context"), parsing: .unconditional, help: "Tokens per training sequence of a --data text (default: 32 tiny, 128 small).")
     var contextLength: Int?
-    @Option(help: "Warmup steps of the schedule (default: 20 tiny, 50 small).") var warmup: Int?
-    @Option(name: .customLong("save-every"), help: "Steps between checkpoints; one is always written at the end (default: 100 tiny, 200 small).")
+    @Option(parsing: .unconditional, help: "Warmup steps of the schedule (default: 20 tiny, 50 small).") var warmup: Int?
+    @Option(name: .customLong("save-every"), parsing: .unconditional, help: "Steps between checkpoints; one is always written at the end (default: 100 tiny, 200 small).")
     var saveEvery: Int?
     @Option(help: "Run directory for checkpoints, loss.csv and loss.svg (default: runs/<attention>-<date>-<time>).") var out: String?
     @Option(help: "Run directory to continue, with the settings stored in it.") var resume: String?
     @Flag(help: "Replace the run already in --out.") var overwrite = false
-    @Option(name: .customLong("ablate-convolutions"), help: "CCA convolutions: 0, 1 or 2 (default 2).") var convolutions: Int?
+    @Option(name: .customLong("ablate-convolutions"), parsing: .unconditional, help: "CCA convolutions: 0, 1 or 2 (default 2).") var convolutions: Int?
     @Flag(name: .customLong("no-qk-mean"), help: "Disable CCA's QK-mean skip path.") var noQKMean = false
     @Flag(name: .customLong("no-value-shift"), help: "Disable CCA's value shift.") var noValueShift = false
     @Option(help: "Random seed of weights and data (default 0).") var seed: UInt64?

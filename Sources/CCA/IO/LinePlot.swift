@@ -50,11 +50,11 @@ public struct LinePlot {
         svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + plotHeight)\" stroke=\"black\"/>\n"
         for tick in ticks(x, xRange) {
             svg += "<line x1=\"\(number(px(tick)))\" y1=\"\(top + plotHeight)\" x2=\"\(number(px(tick)))\" y2=\"\(top + plotHeight + 4)\" stroke=\"black\"/>"
-            svg += "<text x=\"\(number(px(tick)))\" y=\"\(top + plotHeight + 18)\" text-anchor=\"middle\">\(NumberFormatting.significant(tick, 3))</text>\n"
+            svg += "<text x=\"\(number(px(tick)))\" y=\"\(top + plotHeight + 18)\" text-anchor=\"middle\">\(Self.label(tick))</text>\n"
         }
         for tick in ticks(y, yRange) {
             svg += "<line x1=\"\(left - 4)\" y1=\"\(number(py(tick)))\" x2=\"\(left)\" y2=\"\(number(py(tick)))\" stroke=\"black\"/>"
-            svg += "<text x=\"\(left - 8)\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(NumberFormatting.significant(tick, 3))</text>\n"
+            svg += "<text x=\"\(left - 8)\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(Self.label(tick))</text>\n"
         }
         svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(height - 10)\" text-anchor=\"middle\">\(escaped(x.label))</text>\n"
         let middle = number(top + plotHeight / 2)
@@ -94,6 +94,17 @@ public struct LinePlot {
         if let ticks = axis.ticks { return ticks }
         if axis.logarithmic { return Self.logarithmicTicks(low: Double.exp(range.0), high: Double.exp(range.1)) }
         return Self.linearTicks(low: range.0, high: range.1 / 1.05)
+    }
+
+    /// A tick's label: the number as short as it is (`0.1`, `2`, `16384`), ticks being round.
+    static func label(_ tick: Double) -> String {
+        if tick.rounded() == tick, abs(tick) < 1e15 { return "\(Int(tick))" }
+        var text = NumberFormatting.significant(tick, 3)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+        }
+        return text
     }
 
     /// About five ticks over `low...high` at a round step: 1, 2 or 5 times a power of ten.
