@@ -228,7 +228,7 @@ public enum Trainer {
         let (model, settings) = (checkpoint.model, checkpoint.settings)
         compare("attention", options.attention, model.attention)
         compare("preset", options.preset, settings.preset)
-        compare("data", options.dataPath.map(Optional.some), settings.dataPath)
+        compare("data", options.dataPath, settings.dataPath ?? "the built-in recall task")
         compare("learning rate", options.learningRate, checkpoint.schedule.peak)
         compare("warmup", options.warmupSteps, checkpoint.schedule.warmupSteps)
         compare("batch size", options.batchSize, settings.batchSize)
