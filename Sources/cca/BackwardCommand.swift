@@ -5,7 +5,8 @@ import CCA
 struct BackwardCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backward",
-        abstract: "Backward pass of one attention layer: writes dx and grad.<weight name> for dy.")
+        abstract: "Backward pass of one attention layer: writes dx and grad.<weight name> for dy.",
+        discussion: "`cca init-layer` writes a random config, weights, input and grad-output to start from.")
 
     @Option(help: "Layer config JSON (as for `cca forward`).") var config: String
     @Option(help: "Layer weights (safetensors).") var weights: String
@@ -14,7 +15,15 @@ struct BackwardCommand: ParsableCommand {
     @Option(help: "Where to write dx and the weight gradients (safetensors).") var output: String
 
     func run() throws {
-        try LayerFiles(configPath: config, weightsPath: weights).runBackward(inputPath: input, gradientPath: gradOutput,
-                                                                            outputPath: output)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let files = try LayerFiles(configPath: config, weightsPath: weights)
+        try LayerFiles.require("dy", in: SafeTensors(contentsOf: gradOutput), role: "a grad-output file holds dy [B, S, E], the shape of x")
+        try files.runBackward(inputPath: input, gradientPath: gradOutput, outputPath: output)
+        let seconds = (clock.now - start).seconds
+        let written = try SafeTensors(contentsOf: output)
+        let dx = try written.tensor("dx")
+        print("dx \(dx.shape) and \(written.names.filter { $0.hasPrefix("grad.") }.count) weight gradients written to \(output); "
+              + "max |dx| \(format(maxMagnitude(dx))); " + format(seconds * 1000) + " ms (reading and writing included)")
     }
 }

@@ -21,20 +21,31 @@ struct CPUBench: ParsableCommand {
     @Option(name: .customLong("seq"), help: "Sequence length S.") var length: Int = 2048
     @Option(help: "Timed repeats (median reported).") var repeats: Int = 5
 
+    var ccaConfig: CCAConfig { CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim) }
+
+    func validate() throws {
+        try validating {
+            try ccaConfig.validate()
+            try ComparisonShapes(hiddenSize: hidden, headDim: headDim).validate()
+        }
+        guard (1...65536).contains(length) else { throw ValidationError("--seq must be from 1 to 65536, got \(length)") }
+        guard (1...1000).contains(repeats) else { throw ValidationError("--repeats must be from 1 to 1000, got \(repeats)") }
+    }
+
     func run() throws {
         print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName)")
+        let progress = ProgressReporter("bench cpu", total: 4, unit: "parts")
         let x = Tensor<Float>(randomNormal: [1, length, hidden], seed: 1)
-        let cca = try CCA<Float>(config: CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim), seed: 2)
+        let cca = try CCA<Float>(config: ccaConfig, seed: 2)
         let mha = try GQA<Float>(config: .mha(hiddenSize: hidden, heads: hidden / headDim), seed: 3)
+        progress.update(done: 0, status: "CCA forward")
         let ccaSeconds = try medianSeconds(repeats: repeats) { _ = try cca.forward(x) }
+        progress.update(done: 1, status: "MHA forward")
         let mhaSeconds = try medianSeconds(repeats: repeats) { _ = try mha.forward(x) }
         let ccaFLOPs = cca.config.cost.forwardFLOPs(length: length), mhaFLOPs = mha.config.cost.forwardFLOPs(length: length)
-        printTable(["layer (B=1, S=\(length), E=\(hidden), float32)", "forward", "GFLOP/s", "vs MHA"], [
-            ["MHA (\(hidden / headDim) heads of \(headDim))", format(mhaSeconds * 1000) + " ms", format(mhaFLOPs / mhaSeconds / 1e9), "1.00x"],
-            ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
-             format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
-        ])
+        progress.update(done: 2, status: "FMA peak")
         let peak = PeakRate.measureGFLOPS()
+        progress.update(done: 3, status: "matrix product")
         let n = 2048
         let a = Tensor<Float>(randomNormal: [n, n], seed: 4), b = Tensor<Float>(randomNormal: [n, n], seed: 5)
         var c = Tensor<Float>(zeros: [n, n])
@@ -45,6 +56,12 @@ struct CPUBench: ParsableCommand {
             }}}
         }
         let rate = Double(2 * n * n * n) / seconds / 1e9
+        progress.finish()
+        printTable(["layer (B=1, S=\(length), E=\(hidden), float32)", "forward", "GFLOP/s", "vs MHA"], [
+            ["MHA (\(hidden / headDim) heads of \(headDim))", format(mhaSeconds * 1000) + " ms", format(mhaFLOPs / mhaSeconds / 1e9), "1.00x"],
+            ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
+             format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
+        ])
         print("")
         printTable(["matrix product", "GFLOP/s", "of peak"], [
             ["\(n)×\(n)×\(n) float32 (\(MatrixMultiply.backendName))", format(rate), format(100 * rate / peak) + "%"],

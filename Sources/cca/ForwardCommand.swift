@@ -11,7 +11,8 @@ struct ForwardCommand: ParsableCommand {
         MLA's `q_lora_rank`, `kv_lora_rank`, `qk_nope_head_dim`, `qk_rope_head_dim`, `v_head_dim`, and CCA's \
         ablations `cca_convolutions`, `cca_qk_mean`, `cca_value_shift`; missing keys take the ZAYA1 defaults. \
         Weights use the transformers names (for CCA: qkv_proj.q_proj.weight, ...). The input file holds `x` \
-        (float32, F16 or BF16) and optionally `mask` [B,S] (1 = token, 0 = padding).
+        (float32, F16 or BF16) and optionally `mask` [B,S] (1 = token, 0 = padding). \
+        `cca init-layer` writes a random config, weights and input to start from.
         """)
 
     @Option(help: "Layer config JSON.") var config: String
@@ -24,25 +25,42 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
     var precision: CUDAPrecision = .bfloat16
 
-    func run() throws {
-        let chunkLengths = try chunks.map { text in
-            try text.split(separator: ",").map { part -> Int in
+    func chunkLengths() throws -> [Int]? {
+        try chunks.map { text in
+            try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
                 guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
                     throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
                 }
                 return value
             }
         }
-        let files = try LayerFiles(configPath: config, weightsPath: weights)
-        guard device == .cpu else {
-            guard chunkLengths == nil else { throw ValidationError("--chunks runs the CPU decode path; the GPU has no decode state yet") }
-            let (x, mask) = try LayerFiles.readInput(input)
-            let y = try files.layer.forward(x, mask: mask, device: device, precision: precision)
-            try SafeTensors.write(["y": y], metadata: ["format": "pt"], to: output)
-            return
-        }
-        try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths)
     }
+
+    func validate() throws {
+        _ = try chunkLengths()
+        if chunks != nil, device != .cpu { throw ValidationError("--chunks runs the CPU decode path; the GPU has no decode state yet") }
+    }
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let files = try LayerFiles(configPath: config, weightsPath: weights)
+        let y: Tensor<Float>
+        if device == .cpu {
+            y = try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths())
+        } else {
+            let (x, mask) = try LayerFiles.readInput(input)
+            y = try files.layer.forward(x, mask: mask, device: device, precision: precision)
+            try SafeTensors.write(["y": y], metadata: ["format": "pt"], to: output)
+        }
+        print("y \(y.shape) written to \(output); max |y| \(format(maxMagnitude(y))); "
+              + format((clock.now - start).seconds * 1000) + " ms on \(device.rawValue) (reading and writing included)")
+    }
+}
+
+/// The largest absolute value of a tensor (NaN if any element is NaN).
+func maxMagnitude(_ tensor: Tensor<Float>) -> Double {
+    tensor.storage.reduce(0.0) { largest, value in value.isNaN ? .nan : max(largest, Double(abs(value))) }
 }
 
 extension Substring {
@@ -50,6 +68,3 @@ extension Substring {
         String(drop { $0 == set }.reversed().drop { $0 == set }.reversed())
     }
 }
-
-extension Device: ExpressibleByArgument {}
-extension CUDAPrecision: ExpressibleByArgument {}

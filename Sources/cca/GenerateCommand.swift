@@ -11,21 +11,36 @@ struct GenerateCommand: ParsableCommand {
 
     @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
     @Option(help: "Prompt text (UTF-8; one token per byte).") var prompt: String
-    @Option(help: "Tokens to generate.") var maxTokens: Int = 128
-    @Option(help: "Maximum context (prompt + generated tokens) the caches are allocated for.") var maxContext: Int = 2048
-    @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
-    @Option(help: "Keep only the K most likely tokens.") var topK: Int?
-    @Option(help: "Keep the most likely tokens up to this total probability.") var topP: Float?
+    // `.unconditional` reads `--temperature -1` as a value (refused with a reason), not as a missing value.
+    @Option(parsing: .unconditional, help: "Tokens to generate.") var maxTokens: Int = 128
+    @Option(parsing: .unconditional, help: "Maximum context (prompt + generated tokens) the caches are allocated for.")
+    var maxContext: Int = 2048
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
+    @Option(parsing: .unconditional, help: "Keep only the K most likely tokens.") var topK: Int?
+    @Option(parsing: .unconditional, help: "Keep the most likely tokens up to this total probability.") var topP: Float?
     @Option(help: "Random seed of the sampler.") var seed: UInt64 = 0
 
-    func run() throws {
-        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
-        let promptTokens = Array(prompt.utf8).map(Int.init)
-        guard !promptTokens.isEmpty else { throw GenerationError.emptyPrompt }
-        guard promptTokens.count + maxTokens <= maxContext else {
-            throw GenerationError.contextExceeded(requested: promptTokens.count + maxTokens, capacity: maxContext)
+    /// Longer contexts than this are refused outright; shorter ones must also fit in memory (checked once the model is known).
+    static let contextLimit = 1 << 24
+
+    func validate() throws {
+        guard (1...Self.contextLimit).contains(maxContext) else {
+            throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }
+        let promptLength = prompt.utf8.count
+        guard promptLength > 0 else { throw ValidationError("\(GenerationError.emptyPrompt)") }
+        // Compared without adding, so that values near Int.max cannot wrap.
+        guard maxTokens >= 0, promptLength <= maxContext, maxTokens <= maxContext - promptLength else {
+            throw ValidationError("--max-tokens \(maxTokens) after a prompt of \(promptLength) tokens does not fit --max-context \(maxContext); "
+                                  + "use --max-tokens from 0 to \(max(0, maxContext - promptLength)) or raise --max-context")
+        }
+        try validating { _ = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) }
+    }
+
+    func run() throws {
+        let promptTokens = Array(prompt.utf8).map(Int.init)
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
+        try requireMemory(forContext: promptTokens.count + maxTokens, of: model.config)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let session = try model.makeSession(capacity: promptTokens.count + maxTokens)
         let clock = ContinuousClock()
@@ -46,6 +61,17 @@ struct GenerateCommand: ParsableCommand {
         print("\n[\(model.config.attention.rawValue)] prefill \(promptTokens.count) tokens at "
               + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(maxTokens) tokens at "
               + format(Double(maxTokens) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
+    }
+}
+
+/// Throws unless the decode caches for `context` tokens fit in this machine's memory.
+func requireMemory(forContext context: Int, of config: LanguageModelConfig) throws {
+    let perToken = config.attentionLayer().cost.cacheElementsPerToken * MemoryLayout<Float>.size * config.layers
+    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+    let (needed, overflow) = perToken.multipliedReportingOverflow(by: context)
+    guard !overflow, needed <= physical else {
+        throw CommandError("a context of \(context) tokens needs " + (overflow ? "more bytes than can be counted" : formatBytes(needed))
+                           + " of decode caches, more than this machine's " + formatBytes(physical) + "; lower --max-tokens")
     }
 }
 

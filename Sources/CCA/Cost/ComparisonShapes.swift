@@ -33,8 +33,25 @@ public struct ComparisonShapes: Sendable {
 
     var heads: Int { hiddenSize / headDim }
 
+    /// Throws a ``ConfigError`` when a size is not positive, too large, or E is not a whole number of heads;
+    /// the per-method configs are checked when they are built.
+    public func validate() throws {
+        let sizes: KeyValuePairs<String, Int> = [
+            "hidden size E": hiddenSize, "head dimension d": headDim, "GQA group size": gqaGroup, "CCA compression": ccaCompression,
+            "CCGQA query compression": ccgqaQueryCompression, "CCGQA key/value compression": ccgqaKeyValueCompression,
+            "MLA query compression": mlaQueryCompression, "MLA key/value compression": mlaKeyValueCompression, "MLA RoPE width": mlaRopeDim,
+        ]
+        try ConfigError.requirePositive(sizes)
+        try ConfigLimits.requireDimensions(sizes)
+        guard hiddenSize % headDim == 0 else {
+            throw ConfigError.invalidValue(name: "hidden size E", value: "\(hiddenSize)",
+                                           expected: "a multiple of the head dimension d = \(headDim), so that E/d heads are whole")
+        }
+    }
+
     /// Heads for a latent of width `E / compression`, or a config error when it is not whole.
     private func latentHeads(_ compression: Int, _ name: String) throws -> Int {
+        try validate()
         guard compression > 0, hiddenSize % (compression * headDim) == 0 else {
             throw ConfigError.invalidValue(name: name, value: "\(compression)",
                                            expected: "a factor C with E/(C·d) = \(hiddenSize)/(C·\(headDim)) a whole number of heads")
@@ -43,7 +60,7 @@ public struct ComparisonShapes: Sendable {
     }
 
     public func gqa() throws -> GQAConfig {
-        guard hiddenSize % headDim == 0 else { throw ConfigError.widthNotDivisible(hiddenSize: hiddenSize, heads: headDim) }
+        try validate()
         guard gqaGroup > 0, heads % gqaGroup == 0 else {
             throw ConfigError.invalidValue(name: "gqa group", value: "\(gqaGroup)", expected: "a divisor of the \(heads) heads")
         }
@@ -57,6 +74,7 @@ public struct ComparisonShapes: Sendable {
     }
 
     public func mla() throws -> MLAConfig {
+        try validate()
         guard hiddenSize % mlaQueryCompression == 0, hiddenSize % mlaKeyValueCompression == 0 else {
             throw ConfigError.invalidValue(name: "mla compression", value: "\(mlaQueryCompression)/\(mlaKeyValueCompression)",
                                            expected: "divisors of E = \(hiddenSize)")

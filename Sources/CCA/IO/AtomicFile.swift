@@ -94,29 +94,57 @@ private func writeAll(_ bytes: [UInt8], to descriptor: Int32, path: String) thro
     }
 }
 
-/// The whole contents of the regular file at `path`.
+/// The whole contents of the regular file at `path`, which must not be larger than `limit` bytes.
 ///
-/// - Throws: ``FileIOError`` if the file cannot be opened or read, or is not a regular file.
-public func readFile(_ path: String) throws -> [UInt8] {
-    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-    guard descriptor >= 0 else { throw FileIOError(path: path, operation: "open", errno: errno) }
-    defer { _ = close(descriptor) }
-    var info = stat()
-    guard fstat(descriptor, &info) == 0 else { throw FileIOError(path: path, operation: "inspect", errno: errno) }
-    // Directories and devices report sizes that mean nothing (or would allocate wildly), so only plain files pass.
-    guard info.st_mode & S_IFMT == S_IFREG else {
-        throw FileIOError(path: path, operation: "read", reason: "not a regular file")
+/// The size is checked before anything is read, so a huge or hostile file costs no memory.
+/// - Throws: ``FileIOError`` if the file cannot be opened or read, is not a regular file, or is too large.
+public func readFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
+    let file = try OpenFile(path)
+    guard file.size <= limit else {
+        throw FileIOError(path: path, operation: "read",
+                          reason: "the file has \(file.size) bytes, more than the \(limit) allowed here; is it the right file?")
     }
-    let size = Int(info.st_size)
-    return try [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
-        while count < size {
-            let result = read(descriptor, buffer.baseAddress! + count, size - count)
-            if result < 0 {
-                if errno == EINTR { continue }
-                throw FileIOError(path: path, operation: "read", errno: errno)
+    return try file.read(count: file.size, at: 0)
+}
+
+/// A regular file open for reading, closed when the value goes away.
+final class OpenFile {
+    let path: String
+    /// Size in bytes when the file was opened.
+    let size: Int
+    private let descriptor: Int32
+
+    init(_ path: String) throws {
+        descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw FileIOError(path: path, operation: "open", errno: errno) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else {
+            let code = errno
+            _ = close(descriptor)
+            throw FileIOError(path: path, operation: "inspect", errno: code)
+        }
+        // Directories and devices report sizes that mean nothing (or would allocate wildly), so only plain files pass.
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            _ = close(descriptor)
+            throw FileIOError(path: path, operation: "read", reason: "not a regular file")
+        }
+        (self.path, size) = (path, Int(info.st_size))
+    }
+
+    deinit { _ = close(descriptor) }
+
+    /// Up to `count` bytes from `offset`; fewer only when the file shrank meanwhile (the caller's parser judges).
+    func read(count: Int, at offset: Int) throws -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
+            while filled < count {
+                let result = pread(descriptor, buffer.baseAddress! + filled, count - filled, off_t(offset + filled))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    throw FileIOError(path: path, operation: "read", errno: errno)
+                }
+                if result == 0 { break }
+                filled += result
             }
-            if result == 0 { break }  // the file shrank meanwhile; the parser will judge what arrived
-            count += result
         }
     }
 }

@@ -1,9 +1,86 @@
-/// The JSON values a safetensors header can hold.
+/// Reading and writing `Codable` values as JSON: the package's one JSON path (checkpoints, config files).
+///
+/// Decoding is strict: the bytes must be UTF-8 JSON, object keys unique, numbers in range of the field's
+/// type, and (by default) every member of every object must be read by the type, so a misspelt key is an
+/// error instead of a silently ignored setting. Encoding writes sorted keys, indented, and refuses NaN and
+/// infinity (which JSON cannot hold), naming the key path of the value.
+public enum JSON {
+    /// What decoding does with object members that the type never reads.
+    public enum UnknownKeys: Sendable {
+        /// Throw ``JSONError/unknownKeys(source:paths:)`` listing them all.
+        case reject
+        /// Leave them unread.
+        case ignore
+    }
+
+    /// Decodes a `T` from JSON text; `source` names the text in errors (a file path, say).
+    public static func decode<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], source: String = "JSON", unknownKeys: UnknownKeys = .reject
+    ) throws(JSONError) -> T {
+        let (value, unused) = try decodeReportingUnusedKeys(type, from: bytes, source: source)
+        if unknownKeys == .reject, !unused.isEmpty { throw .unknownKeys(source: source, paths: unused) }
+        return value
+    }
+
+    /// Decodes a `T` and lists the key paths (`model.hidden_size`, `history[2].loss`) of every object
+    /// member that `T` did not read, in document order.
+    public static func decodeReportingUnusedKeys<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], source: String = "JSON"
+    ) throws(JSONError) -> (value: T, unusedKeys: [String]) {
+        let json = try parse(bytes, source: source)
+        return try JSONValueDecoder.decode(type, from: json, source: source)
+    }
+
+    /// `value` as JSON text: keys sorted, two-space indentation, a final newline.
+    public static func encode<T: Encodable>(_ value: T) throws(JSONError) -> [UInt8] {
+        Array(try JSONValueEncoder.encode(value).prettyText().utf8)
+    }
+
+    /// Parses UTF-8 JSON text into a value tree.
+    static func parse(_ bytes: [UInt8], source: String) throws(JSONError) -> JSONValue {
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw .notUTF8(source: source) }
+        do { return try JSONParser.parse(bytes) } catch { throw .syntax(source: source, offset: error.offset, message: error.message) }
+    }
+}
+
+/// JSON that cannot be decoded as the type asked for, or a value that cannot be written as JSON.
+///
+/// Paths name the value as `key.key[index].key`; `source` is what the caller called the text.
+public enum JSONError: Error, CustomStringConvertible, Equatable {
+    case notUTF8(source: String)
+    case syntax(source: String, offset: Int, message: String)
+    case wrongType(source: String, path: String, expected: String, found: String)
+    case missingKey(source: String, path: String)
+    case duplicateKey(source: String, path: String)
+    case outOfRange(source: String, path: String, number: String, type: String)
+    case unknownKeys(source: String, paths: [String])
+    /// The type refused the value (an unknown enum case, say).
+    case invalidValue(source: String, path: String, reason: String)
+    /// Encoding met NaN or an infinity, which JSON cannot represent.
+    case notFinite(path: String, value: String)
+
+    public var description: String {
+        switch self {
+        case let .notUTF8(source): "\(source) is not UTF-8 text"
+        case let .syntax(source, offset, message): "\(source) is not valid JSON: \(message) (at byte \(offset))"
+        case let .wrongType(source, path, expected, found): "\(source): '\(path)' must be \(expected), but it is \(found)"
+        case let .missingKey(source, path): "\(source): the key '\(path)' is missing"
+        case let .duplicateKey(source, path): "\(source): the key '\(path)' appears twice"
+        case let .outOfRange(source, path, number, type): "\(source): '\(path)' = \(number) does not fit in \(type)"
+        case let .unknownKeys(source, paths):
+            "\(source): unknown key\(paths.count == 1 ? "" : "s") \(paths.map { "'\($0)'" }.joined(separator: ", ")); check the spelling, or remove \(paths.count == 1 ? "it" : "them")"
+        case let .invalidValue(source, path, reason): "\(source): '\(path)' is invalid: \(reason)"
+        case let .notFinite(path, value): "'\(path)' is \(value), which JSON cannot hold; only finite numbers can be written"
+        }
+    }
+}
+
+/// A parsed JSON value: what safetensors headers, config files and checkpoints are read into.
 ///
 /// A hand-written parser instead of Foundation: `JSONSerialization` is missing from FoundationEssentials and
-/// full Foundation would multiply the binary size, while a header only needs objects, arrays, strings and
-/// integers. Parsing untrusted bytes here also lets every limit (depth, integer range) be explicit.
-enum JSONValue {
+/// full Foundation would multiply the binary size. Parsing untrusted bytes here also lets every limit
+/// (depth, integer range) be explicit.
+public enum JSONValue: Sendable {
     /// Members in file order, duplicates kept, so that the caller can reject duplicate names.
     case object([(key: String, value: JSONValue)])
     case array([JSONValue])

@@ -13,10 +13,15 @@ public enum LayerConfigFile {
         "qk_rope_head_dim", "v_head_dim", "cca_convolutions", "cca_qk_mean", "cca_value_shift",
     ]
 
+    /// Config files are a few hundred bytes; anything far larger is the wrong file and is not read.
+    static let maxFileBytes = 1 << 20
+
     /// Reads and validates a JSON configuration file.
     public static func load(path: String) throws -> any AttentionConfig {
         let bytes: [UInt8]
-        do { bytes = try readFile(path) } catch { throw ConfigFileError.unreadable(path: path, reason: "\(error)") }
+        do { bytes = try readFile(path, limit: maxFileBytes) } catch let error as FileIOError {
+            throw ConfigFileError.unreadable(path: path, reason: error.reason)
+        }
         return try parse(jsonBytes: bytes, source: path)
     }
 
@@ -25,7 +30,8 @@ public enum LayerConfigFile {
         try parse(jsonBytes: Array(jsonText.utf8), source: source)
     }
 
-    static func parse(jsonBytes: [UInt8], source: String) throws -> any AttentionConfig {
+    /// Builds a configuration from the bytes of a JSON file; `source` names it in errors.
+    public static func parse(jsonBytes: [UInt8], source: String) throws -> any AttentionConfig {
         guard String(validating: jsonBytes, as: UTF8.self) != nil else {
             throw ConfigFileError.notJSON(path: source, reason: "the file is not UTF-8 text")
         }
@@ -76,6 +82,24 @@ public enum LayerConfigFile {
         }
         try config.validate()
         return config
+    }
+}
+
+extension AttentionConfig {
+    /// The config as the JSON file ``LayerConfigFile/load(path:)`` reads, with every key the kind uses written out.
+    public var fileJSON: [UInt8] { Array(JSONValue.object(fileMembers).prettyText().utf8) }
+}
+
+/// The file keys every kind with query and key/value heads writes.
+func headMembers(_ hidden: Int, _ queryHeads: Int, _ keyValueHeads: Int, _ headDim: Int) -> [(String, JSONValue)] {
+    [("hidden_size", .integer(hidden)), ("num_attention_heads", .integer(queryHeads)),
+     ("num_key_value_heads", .integer(keyValueHeads)), ("head_dim", .integer(headDim))]
+}
+
+extension RoPEConfig {
+    /// The file keys of these RoPE settings.
+    var fileMembers: [(String, JSONValue)] {
+        [("rope_theta", .number("\(theta)")), ("partial_rotary_factor", .number("\(fraction)"))]
     }
 }
 

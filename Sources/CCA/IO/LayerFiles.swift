@@ -14,9 +14,18 @@ public struct LayerFiles {
     /// Reads `x` and the optional `mask` from an input file.
     public static func readInput(_ path: String) throws -> (x: Tensor<Float>, mask: Tensor<Float>?) {
         let file = try SafeTensors(contentsOf: path)
+        try require("x", in: file, role: "a layer input file holds x [B, S, E] and optionally mask [B, S]")
         let x = try file.tensor("x")
         guard let mask = file["mask"] else { return (x, nil) }
         return (x, mask.dtype.isFloat ? try file.tensor("mask") : try file.integerTensor("mask"))
+    }
+
+    /// Throws ``SafeTensorsError`` (kind `.missingTensor`) when `file` has no tensor `name`, saying what the
+    /// file should hold (`role`) and what it has: a missing input is not a missing weight.
+    public static func require(_ name: String, in file: SafeTensors, role: String) throws {
+        guard file[name] == nil else { return }
+        let held = file.names.isEmpty ? "no tensors" : file.names.sorted().joined(separator: ", ")
+        throw SafeTensorsError(kind: .missingTensor, path: file.path, tensor: name, message: "missing; \(role), this one has \(held)")
     }
 
     /// The layout of `x` `[B, S, E]` with its optional mask, after checking both shapes.
@@ -34,6 +43,9 @@ public struct LayerFiles {
         guard let chunkLengths else { return try layer.forward(x, layout: layout, states: nil, keep: false).y }
         guard mask == nil else { throw DecodeError.maskWithChunks }
         let (length, width) = (x.shape[1], x.shape[2])
+        guard SequenceLayout.total(chunkLengths) == length else {
+            throw LayerFilesError.chunksDoNotCover(chunks: chunkLengths, length: length)
+        }
         var outputs: [Float] = []
         for range in layout.sequences {
             let sequence = Tensor(checked: [length, width], Array(x.storage[(range.lowerBound * width)..<(range.upperBound * width)]))
@@ -43,26 +55,44 @@ public struct LayerFiles {
     }
 
     /// `dx` and the gradient of every weight (under the weight's name) for the output gradient `dy`.
-    public func backward(_ x: Tensor<Float>, mask: Tensor<Float>?, dy: Tensor<Float>) throws -> (dx: Tensor<Float>, grads: [String: Tensor<Float>]) {
+    public func backward(_ x: Tensor<Float>, mask: Tensor<Float>?, dy: Tensor<Float>) throws
+        -> (dx: Tensor<Float>, grads: [String: Tensor<Float>]) {
         let layout = try layout(x, mask: mask)
         try dy.requireShape(x.shape, "grad-output dy")
         return try layer.pullback(x, layout: layout).backward(dy)
     }
 
-    /// Runs the layer on the input file and writes `y` (float32) to `outputPath` atomically.
-    public func run(inputPath: String, outputPath: String, chunkLengths: [Int]? = nil) throws {
+    /// Runs the layer on the input file, writes `y` (float32) to `outputPath` atomically and returns it.
+    @discardableResult
+    public func run(inputPath: String, outputPath: String, chunkLengths: [Int]? = nil) throws -> Tensor<Float> {
         let (x, mask) = try Self.readInput(inputPath)
         let y = try forward(x, mask: mask, chunkLengths: chunkLengths)
         try SafeTensors.write(["y": y], metadata: ["format": "pt"], to: outputPath)
+        return y
     }
 
     /// Reads `x` (and `mask`) as ``run(inputPath:outputPath:chunkLengths:)`` does and `dy` from the gradient
     /// file, and writes `dx` and `grad.<name>` for every weight to `outputPath`, atomically.
     public func runBackward(inputPath: String, gradientPath: String, outputPath: String) throws {
         let (x, mask) = try Self.readInput(inputPath)
-        let (dx, grads) = try backward(x, mask: mask, dy: SafeTensors(contentsOf: gradientPath).tensor("dy"))
+        let gradient = try SafeTensors(contentsOf: gradientPath)
+        try Self.require("dy", in: gradient, role: "a grad-output file holds dy [B, S, E], the shape of x")
+        let (dx, grads) = try backward(x, mask: mask, dy: gradient.tensor("dy"))
         var tensors = ["dx": dx]
         for (name, gradient) in grads { tensors["grad." + name] = gradient }
         try SafeTensors.write(tensors, metadata: ["format": "pt"], to: outputPath)
+    }
+}
+
+/// A `cca forward` request that does not fit its input.
+public enum LayerFilesError: Error, CustomStringConvertible, Equatable {
+    case chunksDoNotCover(chunks: [Int], length: Int)
+
+    public var description: String {
+        switch self {
+        case let .chunksDoNotCover(chunks, length):
+            let total = SequenceLayout.total(chunks).map { "add up to \($0)" } ?? "are negative or add up to more than \(Int.max)"
+            return "the chunk lengths \(chunks) \(total), but x has \(length) tokens per sequence; give lengths that add up to \(length)"
+        }
     }
 }

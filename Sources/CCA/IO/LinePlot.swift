@@ -50,11 +50,11 @@ public struct LinePlot {
         svg += "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(top + plotHeight)\" stroke=\"black\"/>\n"
         for tick in ticks(x, xRange) {
             svg += "<line x1=\"\(number(px(tick)))\" y1=\"\(top + plotHeight)\" x2=\"\(number(px(tick)))\" y2=\"\(top + plotHeight + 4)\" stroke=\"black\"/>"
-            svg += "<text x=\"\(number(px(tick)))\" y=\"\(top + plotHeight + 18)\" text-anchor=\"middle\">\(NumberFormatting.significant(tick, 3))</text>\n"
+            svg += "<text x=\"\(number(px(tick)))\" y=\"\(top + plotHeight + 18)\" text-anchor=\"middle\">\(Self.label(tick))</text>\n"
         }
         for tick in ticks(y, yRange) {
             svg += "<line x1=\"\(left - 4)\" y1=\"\(number(py(tick)))\" x2=\"\(left)\" y2=\"\(number(py(tick)))\" stroke=\"black\"/>"
-            svg += "<text x=\"\(left - 8)\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(NumberFormatting.significant(tick, 3))</text>\n"
+            svg += "<text x=\"\(left - 8)\" y=\"\(number(py(tick) + 4))\" text-anchor=\"end\">\(Self.label(tick))</text>\n"
         }
         svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(height - 10)\" text-anchor=\"middle\">\(escaped(x.label))</text>\n"
         let middle = number(top + plotHeight / 2)
@@ -92,14 +92,49 @@ public struct LinePlot {
 
     private func ticks(_ axis: Axis, _ range: (Double, Double)) -> [Double] {
         if let ticks = axis.ticks { return ticks }
-        if axis.logarithmic {
-            return (0...5).map { Double.exp(range.0 + (range.1 - range.0) * Double($0) / 5 / 1.05) }
+        if axis.logarithmic { return Self.logarithmicTicks(low: Double.exp(range.0), high: Double.exp(range.1)) }
+        return Self.linearTicks(low: range.0, high: range.1 / 1.05)
+    }
+
+    /// A tick's label: the number as short as it is (`0.1`, `2`, `16384`), ticks being round.
+    static func label(_ tick: Double) -> String {
+        if tick.rounded() == tick, abs(tick) < 1e15 { return "\(Int(tick))" }
+        var text = NumberFormatting.significant(tick, 3)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
         }
-        // Round steps of 1, 2 or 5 times a power of ten, about five of them.
-        let raw = (range.1 - range.0) / 1.05 / 5
-        let power = Double.pow(10, Double.log10(raw).rounded(.down))
-        let step = [1.0, 2, 5, 10].map { $0 * power }.first { $0 >= raw } ?? raw
-        return stride(from: (range.0 / step).rounded(.up) * step, through: range.1, by: step).map { $0 }
+        return text
+    }
+
+    /// About five ticks over `low...high` at a round step: 1, 2 or 5 times a power of ten.
+    static func linearTicks(low: Double, high: Double) -> [Double] {
+        guard high > low, low.isFinite, high.isFinite else { return [] }
+        let raw = (high - low) / 5
+        let exponent = Int(Double.log10(raw).rounded(.down))
+        let mantissa = [1, 2, 5, 10].first { Double("\($0)e\(exponent)")! >= raw } ?? 10
+        let step = Double("\(mantissa)e\(exponent)")!
+        // Each tick parsed from its decimal text, so that 3 steps of 0.1 are 0.3, not 0.30000000000000004.
+        return stride(from: (low / step).rounded(.up), through: (high / step).rounded(.down), by: 1).map { multiple in
+            Double("\(Int(multiple) * mantissa)e\(exponent)")!
+        }
+    }
+
+    /// Round ticks for a log axis over `low...high`: the powers of ten in it when there are at least three
+    /// (every second or third one on a wide range), else 1, 2 and 5 times each power of ten.
+    static func logarithmicTicks(low: Double, high: Double) -> [Double] {
+        guard low > 0, high >= low, low.isFinite, high.isFinite else { return [] }
+        let first = Int(Double.log10(low).rounded(.down)), last = Int(Double.log10(high).rounded(.up))
+        // Parsed from decimal text, so that 0.1 is the double nearest 0.1, not an accumulated product.
+        func tick(_ mantissa: Int, _ exponent: Int) -> Double { Double("\(mantissa)e\(exponent)")! }
+        let powers = (first...last).map { tick(1, $0) }.filter { (low...high).contains($0) }
+        if powers.count >= 3 {
+            let stride = (powers.count + 7) / 8
+            return powers.enumerated().filter { $0.offset % stride == 0 }.map(\.element)
+        }
+        let roundTicks = (first...last).flatMap { exponent in [1, 2, 5].map { tick($0, exponent) } }.filter { (low...high).contains($0) }
+        // A range narrower than from 1 to 2 (or 2 to 5) of a decade gets linear round ticks.
+        return roundTicks.count >= 2 ? roundTicks : linearTicks(low: low, high: high)
     }
 
     private func escaped(_ text: String) -> String {

@@ -33,6 +33,8 @@ public struct SafeTensorsError: Error, CustomStringConvertible, Equatable {
         case layout
         /// A value cannot be converted as asked.
         case value
+        /// A tensor the caller needs is not in the file.
+        case missingTensor
         /// The tensors handed to the writer cannot be stored.
         case write
     }
@@ -84,11 +86,22 @@ public struct SafeTensors: Sendable {
     public let metadata: [String: String]
 
     /// Reads and validates the file at `path`.
+    ///
+    /// The header is read and checked against the file's size first, so a damaged or hostile file is
+    /// refused before its data section (which may be gigabytes) is read.
     /// - Throws: ``SafeTensorsError``.
     public init(contentsOf path: String) throws {
+        func failure(_ kind: SafeTensorsError.Kind, _ tensor: String?, _ message: String) -> SafeTensorsError {
+            SafeTensorsError(kind: kind, path: path, tensor: tensor, message: message)
+        }
         let bytes: [UInt8]
-        do { bytes = try readFile(path) } catch let error as FileIOError {
-            throw SafeTensorsError(kind: .io, path: path, tensor: nil, message: error.description)
+        do {
+            let file = try OpenFile(path)
+            let headerEnd = try Self.headerEnd(lengthField: file.read(count: min(8, file.size), at: 0), fileSize: file.size, failure: failure)
+            _ = try Self.layout(header: file.read(count: headerEnd - 8, at: 8), dataSize: file.size - headerEnd, failure: failure)
+            bytes = try file.read(count: file.size, at: 0)
+        } catch let error as FileIOError {
+            throw failure(.io, nil, error.description)
         }
         try self.init(bytes: bytes, path: path)
     }
@@ -99,18 +112,39 @@ public struct SafeTensors: Sendable {
         func failure(_ kind: SafeTensorsError.Kind, _ tensor: String?, _ message: String) -> SafeTensorsError {
             SafeTensorsError(kind: kind, path: path, tensor: tensor, message: message)
         }
-        guard bytes.count >= 8 else {
-            throw failure(.header, nil, "the file is \(bytes.count) bytes long, too short for the 8-byte header length; it is truncated or not a safetensors file")
+        let headerEnd = try Self.headerEnd(lengthField: Array(bytes.prefix(8)), fileSize: bytes.count, failure: failure)
+        let (layout, metadata) = try Self.layout(header: Array(bytes[8..<headerEnd]), dataSize: bytes.count - headerEnd, failure: failure)
+        var entries: [String: SafeTensorsEntry] = [:]
+        for (name, dtype, shape, range) in layout {
+            entries[name] = SafeTensorsEntry(name: name, dtype: dtype, shape: shape,
+                                             bytes: bytes[(headerEnd + range.lowerBound)..<(headerEnd + range.upperBound)])
         }
-        let headerLength = (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[$1]) << (8 * $1) }
+        (self.path, self.names, self.entries, self.metadata) = (path, layout.map(\.name), entries, metadata)
+    }
+
+    /// Where the header ends, from the 8-byte length field, checked against the limit and the file size.
+    private static func headerEnd(
+        lengthField: [UInt8], fileSize: Int, failure: (SafeTensorsError.Kind, String?, String) -> SafeTensorsError
+    ) throws -> Int {
+        guard lengthField.count == 8 else {
+            throw failure(.header, nil, "the file is \(fileSize) bytes long, too short for the 8-byte header length; it is truncated or not a safetensors file")
+        }
+        let headerLength = (0..<8).reduce(UInt64(0)) { $0 | UInt64(lengthField[$1]) << (8 * $1) }
         guard headerLength <= UInt64(Self.maxHeaderSize) else {
             throw failure(.header, nil, "the header length field says \(headerLength) bytes, above the \(Self.maxHeaderSize)-byte limit; the file is corrupt or not a safetensors file")
         }
         let headerEnd = 8 + Int(headerLength)
-        guard headerEnd <= bytes.count else {
-            throw failure(.header, nil, "the header length field says \(headerLength) bytes but only \(bytes.count - 8) follow; the file is truncated")
+        guard headerEnd <= fileSize else {
+            throw failure(.header, nil, "the header length field says \(headerLength) bytes but only \(fileSize - 8) follow; the file is truncated")
         }
-        let headerBytes = Array(bytes[8..<headerEnd])
+        return headerEnd
+    }
+
+    /// Every tensor's name, dtype, shape and byte range within a data section of `dataSize` bytes, in header
+    /// order, and the metadata map; checks that the ranges tile the data section.
+    private static func layout(
+        header headerBytes: [UInt8], dataSize: Int, failure: (SafeTensorsError.Kind, String?, String) -> SafeTensorsError
+    ) throws -> (tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], range: Range<Int>)], metadata: [String: String]) {
         guard String(validating: headerBytes, as: UTF8.self) != nil else {
             throw failure(.header, nil, "the header is not valid UTF-8; the file is corrupt or not a safetensors file")
         }
@@ -122,11 +156,9 @@ public struct SafeTensors: Sendable {
             throw failure(.header, nil, "the header must be a JSON object, but it is \(json.kindName)")
         }
 
-        let dataSize = bytes.count - headerEnd
-        var names: [String] = []
-        var entries: [String: SafeTensorsEntry] = [:]
+        var tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], range: Range<Int>)] = []
+        var seen: Set<String> = []
         var metadata: [String: String]?
-        var ranges: [(name: String, range: Range<Int>)] = []
         for (name, value) in members {
             if name == "__metadata__" {
                 guard metadata == nil else { throw failure(.header, nil, "'__metadata__' appears twice in the header") }
@@ -135,19 +167,16 @@ public struct SafeTensors: Sendable {
                 metadata = try Self.parseMetadata(value, failure: failure)
                 continue
             }
-            guard entries[name] == nil else { throw failure(.entry, name, "the name appears twice in the header") }
+            guard seen.insert(name).inserted else { throw failure(.entry, name, "the name appears twice in the header") }
             let (dtype, shape, range) = try Self.parseEntry(value, dataSize: dataSize) { failure(.entry, name, $0) }
-            names.append(name)
-            ranges.append((name, range))
-            entries[name] = SafeTensorsEntry(name: name, dtype: dtype, shape: shape,
-                                             bytes: bytes[(headerEnd + range.lowerBound)..<(headerEnd + range.upperBound)])
+            tensors.append((name, dtype, shape, range))
         }
 
         // The reference implementation requires the ranges to tile the data section exactly; anything else
         // means a damaged file or hidden bytes, so it is refused here too.
         var covered = 0
         var previous: String?
-        for (name, range) in ranges.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
+        for (name, _, _, range) in tensors.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
             if range.lowerBound < covered {
                 throw failure(.layout, name, "its bytes \(range) overlap those of '\(previous ?? "")' (which end at \(covered)); the header is corrupt")
             }
@@ -160,7 +189,7 @@ public struct SafeTensors: Sendable {
         guard covered == dataSize else {
             throw failure(.layout, nil, "the data section has \(dataSize) bytes but the tensors cover only \(covered); the file has trailing bytes or a damaged header")
         }
-        (self.path, self.names, self.entries, self.metadata) = (path, names, entries, metadata ?? [:])
+        return (tensors, metadata ?? [:])
     }
 
     private static func parseMetadata(

@@ -15,6 +15,8 @@ public protocol AttentionConfig: Sendable {
     func makeLayer<S: TensorScalar>(weights: [String: Tensor<S>]) throws -> any AttentionLayer<S>
     /// Parameters, cache and FLOPs (see ``LayerCost``).
     var cost: LayerCost { get }
+    /// The keys and values of this config in a layer config file (see ``LayerConfigFile``).
+    var fileMembers: [(String, JSONValue)] { get }
 }
 
 extension AttentionConfig {

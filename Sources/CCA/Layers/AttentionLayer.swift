@@ -71,13 +71,7 @@ extension AttentionLayer {
     /// the `[S, E]` outputs stacked: the decode path of `cca forward --chunks`.
     public func forwardInChunks(_ x: Tensor<Scalar>, chunkLengths: [Int]) throws -> Tensor<Scalar> {
         let length = x.shape[0]
-        var total = 0
-        for chunk in chunkLengths {
-            let (sum, overflow) = total.addingReportingOverflow(chunk)
-            guard chunk >= 0, !overflow else { throw DecodeError.chunksDoNotSum(chunks: chunkLengths, length: length) }
-            total = sum
-        }
-        guard total == length else { throw DecodeError.chunksDoNotSum(chunks: chunkLengths, length: length) }
+        guard SequenceLayout.total(chunkLengths) == length else { throw DecodeError.chunksDoNotSum(chunks: chunkLengths, length: length) }
         let states = [try makeState(capacity: length)]
         var outputs: [Scalar] = []
         var start = 0

@@ -29,6 +29,9 @@ public struct GQAConfig: AttentionConfig, Codable, Equatable {
     public func validate() throws {
         try ConfigError.requirePositive(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
                                          "num_key_value_heads": keyValueHeads, "head_dim": headDim])
+        try ConfigLimits.requireDimensions(["hidden_size": hiddenSize, "num_attention_heads": queryHeads,
+                                            "num_key_value_heads": keyValueHeads, "head_dim": headDim])
+        try ConfigLimits.requireTensorSizes(weightShapes)
         guard queryHeads % keyValueHeads == 0 else {
             throw ConfigError.headsDoNotDivide(queryHeads: queryHeads, keyValueHeads: keyValueHeads)
         }
@@ -49,5 +52,9 @@ public struct GQAConfig: AttentionConfig, Codable, Equatable {
 
     public func makeLayer<S: TensorScalar>(weights: [String: Tensor<S>]) throws -> any AttentionLayer<S> {
         try GQA(config: self, weights: weights)
+    }
+
+    public var fileMembers: [(String, JSONValue)] {
+        [("attention", .string(kindName))] + headMembers(hiddenSize, queryHeads, keyValueHeads, headDim) + rope.fileMembers
     }
 }

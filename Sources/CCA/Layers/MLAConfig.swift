@@ -37,6 +37,15 @@ public struct MLAConfig: AttentionConfig, Codable, Equatable {
             "kv_lora_rank": keyValueRank, "qk_nope_head_dim": noPEHeadDim, "qk_rope_head_dim": ropeHeadDim,
             "v_head_dim": valueHeadDim,
         ])
+        try ConfigLimits.requireDimensions([
+            "hidden_size": hiddenSize, "num_attention_heads": heads, "q_lora_rank": queryRank,
+            "kv_lora_rank": keyValueRank, "qk_nope_head_dim": noPEHeadDim, "qk_rope_head_dim": ropeHeadDim,
+            "v_head_dim": valueHeadDim,
+        ])
+        try ConfigLimits.requireTensorSizes(weightShapes)
+        guard normEpsilon.isFinite, normEpsilon > 0 else {
+            throw ConfigError.invalidValue(name: "rms_norm_eps", value: "\(normEpsilon)", expected: "a small positive number such as 1e-6")
+        }
         _ = try RoPEConfig(theta: ropeTheta, fraction: 1).embedding(headDim: ropeHeadDim)
     }
 
@@ -63,5 +72,12 @@ public struct MLAConfig: AttentionConfig, Codable, Equatable {
 
     public func makeLayer<S: TensorScalar>(weights: [String: Tensor<S>]) throws -> any AttentionLayer<S> {
         try MLA(config: self, weights: weights)
+    }
+
+    public var fileMembers: [(String, JSONValue)] {
+        [("attention", .string(kindName)), ("hidden_size", .integer(hiddenSize)), ("num_attention_heads", .integer(heads)),
+         ("q_lora_rank", .integer(queryRank)), ("kv_lora_rank", .integer(keyValueRank)),
+         ("qk_nope_head_dim", .integer(noPEHeadDim)), ("qk_rope_head_dim", .integer(ropeHeadDim)),
+         ("v_head_dim", .integer(valueHeadDim)), ("rope_theta", .number("\(ropeTheta)"))]
     }
 }

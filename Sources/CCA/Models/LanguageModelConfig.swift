@@ -116,6 +116,20 @@ public struct LanguageModelConfig: Codable, Equatable, Sendable {
     public func validate() throws {
         try ConfigError.requirePositive(["vocab_size": vocabSize, "hidden_size": hiddenSize, "layers": layers,
                                          "heads": heads, "head_dim": headDim, "intermediate_size": intermediateSize])
+        try ConfigLimits.requireDimensions(["vocab_size": vocabSize, "hidden_size": hiddenSize, "heads": heads,
+                                            "head_dim": headDim, "intermediate_size": intermediateSize])
+        // Each layer adds its weights by name, so the count is held to what a model can sensibly have.
+        guard layers <= 4096 else { throw ConfigError.invalidValue(name: "layers", value: "\(layers)", expected: "at most 4096") }
+        guard normEpsilon.isFinite, normEpsilon > 0 else {
+            throw ConfigError.invalidValue(name: "norm_epsilon", value: "\(normEpsilon)", expected: "a small positive number such as 1e-6")
+        }
+        guard ropeTheta.isFinite, ropeTheta > 0 else {
+            throw ConfigError.invalidValue(name: "rope_theta", value: "\(ropeTheta)", expected: "a positive number")
+        }
         try attentionLayer().validate()
+        let total = try ConfigLimits.requireTensorSizes(parameterShapes)
+        guard total <= ConfigLimits.maxTensorElements else {
+            throw ConfigError.invalidValue(name: "parameter count", value: "\(total)", expected: "at most \(ConfigLimits.maxTensorElements)")
+        }
     }
 }

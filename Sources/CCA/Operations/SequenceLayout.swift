@@ -13,6 +13,18 @@ public struct SequenceLayout: Sendable, Equatable {
     /// Number of rows.
     public var rows: Int { sequences.last?.upperBound ?? 0 }
 
+    /// The sum of non-negative `lengths`, added with overflow checks (values near `Int.max` would otherwise
+    /// wrap to a plausible total); nil when one is negative or the sum overflows.
+    public static func total(_ lengths: [Int]) -> Int? {
+        var total = 0
+        for length in lengths {
+            let (sum, overflow) = total.addingReportingOverflow(length)
+            guard length >= 0, !overflow else { return nil }
+            total = sum
+        }
+        return total
+    }
+
     /// Sequences of the given lengths back to back.
     public init(lengths: [Int], keyValid: [Bool]? = nil) throws {
         var start = 0

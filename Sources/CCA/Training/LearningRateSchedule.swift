@@ -11,6 +11,18 @@ public struct LearningRateSchedule: Codable, Equatable, Sendable {
         (self.peak, self.warmupSteps, self.totalSteps) = (peak, warmupSteps, totalSteps)
     }
 
+    /// Throws ``TrainingError/invalidOption(name:value:expected:)`` when the schedule cannot be followed.
+    func validate() throws {
+        guard peak.isFinite, peak > 0, peak <= 10 else {
+            throw TrainingError.invalidOption(name: "learning rate", value: "\(peak)", expected: "a positive number of at most 10")
+        }
+        try TrainingError.require("steps", totalSteps, in: 1...TrainingOptions.maxSteps)
+        try TrainingError.require("warmup", warmupSteps, in: 0...totalSteps)
+        guard finalFraction.isFinite, (0...1).contains(finalFraction) else {
+            throw TrainingError.invalidOption(name: "final learning-rate fraction", value: "\(finalFraction)", expected: "a number from 0 to 1")
+        }
+    }
+
     /// The rate for update number `step` (0-based).
     public func rate(at step: Int) -> Double {
         if step < warmupSteps { return peak * Double(step + 1) / Double(warmupSteps) }

@@ -1,33 +1,61 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// What `cca train` runs; every field has the command-line default.
+/// What `cca train` asks for. A setting left nil takes the preset's default in a new run, or the run's own
+/// value when resuming (`--resume` needs no other flags; a flag that contradicts the run is an error).
 public struct TrainingOptions: Sendable {
-    public var attention: AttentionKind = .cca
-    public var preset: LanguageModelConfig.Preset = .tiny
+    /// Upper bounds of the settings, far above what a CPU run uses, so that no size arithmetic can overflow.
+    public static let maxSteps = 100_000_000, maxBatchSize = 4096, maxContextLength = 65536
+    /// Tokens in one batch (batch size × context length).
+    public static let maxTokensPerStep = 1 << 20
+    /// Bytes of a `--data` file (each byte becomes a token).
+    public static let maxDataBytes = 256 << 20
+
+    public var attention: AttentionKind?
+    public var preset: LanguageModelConfig.Preset?
     /// A UTF-8 text file to learn (byte tokens); nil for the built-in associative recall task.
     public var dataPath: String?
-    /// Total updates of the schedule; nil for the preset's.
+    /// Total updates of the schedule; when resuming, a larger number extends the run.
     public var steps: Int?
-    public var outDirectory: String?
-    public var resumeDirectory: String?
-    public var convolutions = 2, qkMean = true, valueShift = true
-    public var seed: UInt64 = 0
+    /// Peak learning rate of the warmup + cosine schedule.
+    public var learningRate: Double?
+    public var batchSize: Int?
+    /// Tokens per example of a `--data` text (the recall task's length is fixed by the task).
+    public var contextLength: Int?
+    public var warmupSteps: Int?
+    /// Updates between checkpoints (one is always written at the end).
+    public var saveInterval: Int?
+    public var convolutions: Int?, qkMean: Bool?, valueShift: Bool?
+    public var seed: UInt64?
     /// Widen or narrow the MLP so the model has the MHA model's parameter count (fair comparisons).
-    public var matchParameters = true
+    public var matchParameters: Bool?
+    /// Where checkpoints, `loss.csv` and `loss.svg` go; nil with no resume directory: nothing is saved.
+    public var outDirectory: String?
+    /// A run directory to continue; it is also the output directory unless ``outDirectory`` names another.
+    public var resumeDirectory: String?
+    /// Replace the run already in ``outDirectory`` instead of refusing to.
+    public var overwrite = false
     /// Stop after this many updates while keeping the schedule of ``steps``: an interruption, for tests.
     public var stopAfter: Int?
-    /// Called with progress text (a line ending in `\r` on a terminal, or `\n`); nil for silence.
-    public var progress: (@Sendable (String) -> Void)?
+    /// Where the progress line goes; nil for silence.
+    public var progress: ProgressReporter.Output?
 
     public init() {}
 
     /// The loss of guessing uniformly on the built-in recall task of `preset`.
     public static func recallChanceLoss(_ preset: LanguageModelConfig.Preset) -> Double {
         Trainer.Hyperparameters.of(preset).task.chanceLoss
+    }
+
+    /// Throws ``TrainingError/invalidOption(name:value:expected:)`` for the first given setting out of range.
+    public func validate() throws {
+        if let steps { try TrainingError.require("steps", steps, in: 1...Self.maxSteps) }
+        if let batchSize { try TrainingError.require("batch size", batchSize, in: 1...Self.maxBatchSize) }
+        if let contextLength { try TrainingError.require("context length", contextLength, in: 1...Self.maxContextLength) }
+        if let warmupSteps { try TrainingError.require("warmup", warmupSteps, in: 0...(steps ?? Self.maxSteps)) }
+        if let saveInterval { try TrainingError.require("save interval", saveInterval, in: 1...Self.maxSteps) }
+        if let convolutions { try TrainingError.require("convolutions", convolutions, in: 0...2) }
+        if let stopAfter { try TrainingError.require("stop after", stopAfter, in: 1...Self.maxSteps) }
+        if let learningRate, !(learningRate.isFinite && learningRate > 0 && learningRate <= 10) {
+            throw TrainingError.invalidOption(name: "learning rate", value: "\(learningRate)", expected: "a positive number of at most 10")
+        }
     }
 }
 
@@ -38,17 +66,19 @@ public struct TrainingSummary: Sendable {
     public var history: [LossRecord]
     /// Training tokens per second over the updates this run did.
     public var tokensPerSecond: Double
+    /// Where the checkpoint went; nil when nothing was saved.
+    public var outDirectory: String?
 }
 
 /// The training loop: AdamW, warmup + cosine schedule, global-norm clipping, periodic validation and
-/// atomic checkpoints that resume bit-exactly.
+/// atomic checkpoints that resume bit-exactly, in a run directory locked against a second writer.
 public enum Trainer {
-    /// Batch size, task and schedule of a preset.
+    /// The defaults of a preset: batch size, task, schedule and intervals.
     struct Hyperparameters {
         var batchSize: Int, steps: Int, peakRate: Double, warmup: Int, textLength: Int
         var task: AssociativeRecall
         var evaluationInterval: Int, checkpointInterval: Int
-        let weightDecay: Float = 0.01, clipNorm: Float = 1, validationBatches = 4
+        let weightDecay = 0.01, clipNorm = 1.0, validationBatches = 4
 
         static func of(_ preset: LanguageModelConfig.Preset) -> Hyperparameters {
             switch preset {
@@ -71,97 +101,181 @@ public enum Trainer {
         }
     }
 
-    /// The model config a run with `options` trains.
+    /// The model config a new run with `options` trains.
     public static func modelConfig(_ options: TrainingOptions) -> LanguageModelConfig {
-        var config = LanguageModelConfig.preset(options.preset, attention: options.attention)
-        (config.convolutions, config.qkMean, config.valueShift) = (options.convolutions, options.qkMean, options.valueShift)
-        guard options.matchParameters, options.attention != .mha else { return config }
-        return config.matchingParameterCount(LanguageModelConfig.preset(options.preset, attention: .mha).parameterCount)
+        let preset = options.preset ?? .tiny, attention = options.attention ?? .cca
+        var config = LanguageModelConfig.preset(preset, attention: attention)
+        (config.convolutions, config.qkMean, config.valueShift) = (options.convolutions ?? 2, options.qkMean ?? true, options.valueShift ?? true)
+        guard options.matchParameters ?? true, attention != .mha else { return config }
+        return config.matchingParameterCount(LanguageModelConfig.preset(preset, attention: .mha).parameterCount)
     }
 
     @discardableResult
     public static func run(_ options: TrainingOptions) throws -> TrainingSummary {
-        let hyper = Hyperparameters.of(options.preset)
-        let data: TrainingData = try options.dataPath.map { try .open($0, length: hyper.textLength) } ?? .recall(hyper.task)
-        var config = modelConfig(options)
-        config.vocabSize = data.vocabSize
-        try config.validate()
-        let schedule = LearningRateSchedule(peak: hyper.peakRate, warmupSteps: hyper.warmup, totalSteps: options.steps ?? hyper.steps)
-        var fresh = Checkpoint(model: config, schedule: schedule, batchSize: hyper.batchSize, seed: options.seed, step: 0,
-                               history: [], weightsFile: "", weightsBytes: 0)
-        var model = try LanguageModel<Float>(config: config, seed: options.seed)
-        var optimizer = AdamW<Float>(weightDecay: hyper.weightDecay)
-        if let resume = options.resumeDirectory {
-            let loaded = try Checkpoint.load(directory: resume)
-            let saved = loaded.checkpoint
-            guard saved.model == config, saved.schedule == schedule, saved.batchSize == hyper.batchSize, saved.seed == options.seed else {
-                throw TrainingError.configMismatch(checkpoint: describe(saved), requested: describe(fresh))
-            }
-            (fresh, model, optimizer) = (saved, loaded.model, loaded.optimizer)
-            optimizer.weightDecay = hyper.weightDecay
+        try options.validate()
+        let outPath = options.outDirectory ?? options.resumeDirectory
+        if let outPath, outPath != options.resumeDirectory, !options.overwrite, RunDirectory.holdsRun(outPath) {
+            throw TrainingError.runExists(directory: outPath, step: savedCheckpoint(in: outPath)?.step)
         }
-        var checkpoint = fresh
-        let outDirectory = options.outDirectory ?? options.resumeDirectory
+        // Locked (and checked writable) before anything is loaded or trained.
+        let run = try outPath.map(RunDirectory.init)
+        run?.removeLeftovers(keeping: run.flatMap { savedCheckpoint(in: $0.path)?.weightsFile })
+
+        var (checkpoint, model, optimizer, data) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
+        let settings = checkpoint.settings, schedule = checkpoint.schedule
         let last = min(schedule.totalSteps, options.stopAfter ?? schedule.totalSteps)
-        let tokensPerStep = hyper.batchSize * data.length
+        let tokensPerStep = settings.batchSize * data.length
+        let reporter = options.progress.map {
+            ProgressReporter("train \(checkpoint.model.attention.rawValue)", total: Double(last), unit: "steps",
+                             completed: Double(checkpoint.step), output: $0)
+        }
         let clock = ContinuousClock()
         let started = clock.now, firstStep = checkpoint.step
+        var lastValidation = checkpoint.history.last { $0.validationLoss != nil }?.validationLoss
         while checkpoint.step < last {
             let step = checkpoint.step
-            let batch = data.batch(step, of: .train, size: hyper.batchSize, seed: options.seed)
+            let batch = data.batch(step, of: .train, size: settings.batchSize, seed: settings.seed)
             let (loss, gradients) = try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, layout: batch.layout())
+            guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: Double(loss)) }
             var grads = gradients
-            GradientClipping.clip(&grads, maxNorm: hyper.clipNorm)
+            GradientClipping.clip(&grads, maxNorm: Float(settings.clipNorm))
             let rate = schedule.rate(at: step)
             try model.updateParameters { try optimizer.update(&$0, grads: grads, rate: Float(rate)) }
             checkpoint.step += 1
             var record = LossRecord(step: checkpoint.step, trainLoss: Double(loss), validationLoss: nil, learningRate: rate)
-            if checkpoint.step % hyper.evaluationInterval == 0 || checkpoint.step == schedule.totalSteps {
-                record.validationLoss = try validationLoss(model, data: data, hyper: hyper, seed: options.seed)
+            if checkpoint.step % settings.evaluationInterval == 0 || checkpoint.step == schedule.totalSteps {
+                record.validationLoss = try validationLoss(model, data: data, settings: settings)
+                lastValidation = record.validationLoss
             }
             checkpoint.history.append(record)
-            let elapsed = (clock.now - started).seconds, done = checkpoint.step - firstStep
-            let rateOfTokens = Double(done * tokensPerStep) / max(elapsed, 1e-9)
-            let eta = elapsed / Double(done) * Double(last - checkpoint.step)
-            options.progress?(progressLine(record, of: last, tokensPerSecond: rateOfTokens, eta: eta))
-            if let outDirectory, checkpoint.step % hyper.checkpointInterval == 0 || checkpoint.step == last {
-                try save(checkpoint, model: model, optimizer: optimizer, directory: outDirectory)
+            let elapsed = (clock.now - started).seconds
+            let tokensPerSecond = Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9)
+            reporter?.update(done: Double(checkpoint.step), status: "loss " + NumberFormatting.fixed(record.trainLoss, 4)
+                             + (lastValidation.map { ", val " + NumberFormatting.fixed($0, 4) } ?? "")
+                             + ", " + NumberFormatting.fixed(tokensPerSecond, 0) + " tok/s")
+            if let run, checkpoint.step % settings.saveInterval == 0 || checkpoint.step == last {
+                try save(checkpoint, model: model, optimizer: optimizer, in: run)
             }
         }
+        reporter?.finish()
         let elapsed = (clock.now - started).seconds
-        return TrainingSummary(config: config, parameterCount: config.parameterCount, history: checkpoint.history,
-                               tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9))
+        return TrainingSummary(config: checkpoint.model, parameterCount: checkpoint.model.parameterCount, history: checkpoint.history,
+                               tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9),
+                               outDirectory: run?.path)
+    }
+
+    private typealias State = (checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, data: TrainingData)
+
+    /// A new run: the preset's defaults with the given options applied.
+    private static func fresh(_ options: TrainingOptions) throws -> State {
+        let preset = options.preset ?? .tiny
+        let hyper = Hyperparameters.of(preset)
+        var config = modelConfig(options)
+        let data: TrainingData
+        if let path = options.dataPath {
+            data = try .open(path, length: options.contextLength ?? hyper.textLength)
+        } else {
+            if let length = options.contextLength, length != hyper.task.length {
+                throw TrainingError.invalidOption(name: "context length", value: "\(length)",
+                                                  expected: "the recall task's \(hyper.task.length) tokens; the context length is for --data text")
+            }
+            data = .recall(hyper.task)
+        }
+        config.vocabSize = data.vocabSize
+        try config.validate()
+        let steps = options.steps ?? hyper.steps
+        let schedule = LearningRateSchedule(peak: options.learningRate ?? hyper.peakRate,
+                                            warmupSteps: options.warmupSteps ?? min(hyper.warmup, steps), totalSteps: steps)
+        let settings = TrainingSettings(
+            preset: preset, matchParameters: options.matchParameters ?? true, dataPath: options.dataPath,
+            dataBytes: data.byteCount, dataChecksum: data.checksum, contextLength: data.length,
+            batchSize: options.batchSize ?? hyper.batchSize, seed: options.seed ?? 0, weightDecay: hyper.weightDecay,
+            clipNorm: hyper.clipNorm, evaluationInterval: hyper.evaluationInterval,
+            saveInterval: options.saveInterval ?? hyper.checkpointInterval, validationBatches: hyper.validationBatches)
+        try schedule.validate()
+        try settings.validate()
+        let checkpoint = Checkpoint(model: config, schedule: schedule, settings: settings, step: 0, history: [], weightsFile: "", weightsBytes: 0)
+        return (checkpoint, try LanguageModel<Float>(config: config, seed: settings.seed),
+                AdamW<Float>(weightDecay: Float(settings.weightDecay)), data)
+    }
+
+    /// The run saved in `directory`, with ``TrainingOptions/steps`` and ``TrainingOptions/saveInterval``
+    /// applied; any other option must agree with the run.
+    private static func resumed(_ options: TrainingOptions, from directory: String) throws -> State {
+        var (checkpoint, model, optimizer) = try Checkpoint.load(directory: directory)
+        try requireAgreement(options, with: checkpoint)
+        if let steps = options.steps, steps != checkpoint.schedule.totalSteps {
+            guard steps > checkpoint.step else { throw TrainingError.cannotExtend(directory: directory, step: checkpoint.step, requested: steps) }
+            // The cosine is stretched to the new total: the remaining steps follow the longer run's curve.
+            checkpoint.schedule.totalSteps = steps
+        } else if checkpoint.step >= checkpoint.schedule.totalSteps, options.stopAfter == nil {
+            throw TrainingError.runFinished(directory: directory, steps: checkpoint.schedule.totalSteps)
+        }
+        if let interval = options.saveInterval { checkpoint.settings.saveInterval = interval }
+        let settings = checkpoint.settings
+        let data: TrainingData
+        if let path = settings.dataPath {
+            data = try .open(path, length: settings.contextLength)
+            if data.byteCount != settings.dataBytes || data.checksum != settings.dataChecksum {
+                throw TrainingError.dataChanged(path: path, reason: "it has \(data.byteCount ?? 0) bytes, the run's had \(settings.dataBytes ?? 0), or its checksum differs")
+            }
+        } else {
+            data = .recall(Hyperparameters.of(settings.preset).task)
+            guard data.length == settings.contextLength else {
+                throw TrainingError.corruptCheckpoint(path: directory + "/" + Checkpoint.fileName,
+                                                      reason: "contextLength \(settings.contextLength) is not the recall task's \(data.length)")
+            }
+        }
+        return (checkpoint, model, optimizer, data)
+    }
+
+    /// Throws ``TrainingError/configMismatch(checkpoint:requested:)`` listing every given option that differs from the run.
+    private static func requireAgreement(_ options: TrainingOptions, with checkpoint: Checkpoint) throws {
+        var differences: [(name: String, saved: String, asked: String)] = []
+        func compare<T: Equatable>(_ name: String, _ asked: T?, _ saved: T) {
+            if let asked, asked != saved { differences.append((name, "\(saved)", "\(asked)")) }
+        }
+        let (model, settings) = (checkpoint.model, checkpoint.settings)
+        compare("attention", options.attention, model.attention)
+        compare("preset", options.preset, settings.preset)
+        compare("data", options.dataPath, settings.dataPath ?? "the built-in recall task")
+        compare("learning rate", options.learningRate, checkpoint.schedule.peak)
+        compare("warmup", options.warmupSteps, checkpoint.schedule.warmupSteps)
+        compare("batch size", options.batchSize, settings.batchSize)
+        compare("context length", options.contextLength, settings.contextLength)
+        compare("convolutions", options.convolutions, model.convolutions)
+        compare("qk mean", options.qkMean, model.qkMean)
+        compare("value shift", options.valueShift, model.valueShift)
+        compare("seed", options.seed, settings.seed)
+        compare("match parameters", options.matchParameters, settings.matchParameters)
+        guard differences.isEmpty else {
+            throw TrainingError.configMismatch(checkpoint: differences.map { "\($0.name) \($0.saved)" }.joined(separator: ", "),
+                                               requested: differences.map { "\($0.name) \($0.asked)" }.joined(separator: ", "))
+        }
+    }
+
+    /// The checkpoint.json in `directory` when it decodes, for messages and for which weights file to keep.
+    private static func savedCheckpoint(in directory: String) -> Checkpoint? {
+        let path = directory + "/" + Checkpoint.fileName
+        return (try? readFile(path, limit: Checkpoint.maxJSONBytes)).flatMap { try? Checkpoint.decode($0, path: path) }
     }
 
     /// Mean loss over the validation batches, forward only.
-    static func validationLoss(_ model: LanguageModel<Float>, data: TrainingData, hyper: Hyperparameters, seed: UInt64) throws -> Double {
+    static func validationLoss(_ model: LanguageModel<Float>, data: TrainingData, settings: TrainingSettings) throws -> Double {
         var total = 0.0
-        for index in 0..<hyper.validationBatches {
-            let batch = data.batch(index, of: .validation, size: hyper.batchSize, seed: seed)
+        for index in 0..<settings.validationBatches {
+            let batch = data.batch(index, of: .validation, size: settings.batchSize, seed: settings.seed)
             total += Double(try model.loss(inputs: batch.inputs, targets: batch.targets, layout: batch.layout()))
         }
-        return total / Double(hyper.validationBatches)
+        return total / Double(settings.validationBatches)
     }
 
-    static func save(_ checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, directory: String) throws {
-        try Checkpoint.save(checkpoint, model: model, optimizer: optimizer, directory: directory)
+    static func save(_ checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, in run: RunDirectory) throws {
+        try Checkpoint.save(checkpoint, model: model, optimizer: optimizer, in: run)
         let title = "\(checkpoint.model.attention.rawValue) — \(checkpoint.model.parameterCount) parameters"
-        try writeAtomically(Array(LossCurve.csv(checkpoint.history).utf8), to: directory + "/loss.csv")
-        try writeAtomically(Array(LossCurve.svg(checkpoint.history, title: title).utf8), to: directory + "/loss.svg")
-    }
-
-    static func describe(_ checkpoint: Checkpoint) -> String {
-        let m = checkpoint.model
-        return "\(m.attention.rawValue) E=\(m.hiddenSize) layers=\(m.layers) mlp=\(m.intermediateSize) conv=\(m.convolutions) "
-            + "qk_mean=\(m.qkMean) value_shift=\(m.valueShift) steps=\(checkpoint.schedule.totalSteps) "
-            + "batch=\(checkpoint.batchSize) seed=\(checkpoint.seed)"
-    }
-
-    static func progressLine(_ record: LossRecord, of total: Int, tokensPerSecond: Double, eta: Double) -> String {
-        let validation = record.validationLoss.map { "  val " + NumberFormatting.fixed($0, 4) } ?? ""
-        let terminal = isatty(STDOUT_FILENO) != 0
-        let line = "step \(record.step)/\(total)  loss " + NumberFormatting.fixed(record.trainLoss, 4) + validation
-            + "  " + NumberFormatting.fixed(tokensPerSecond, 0) + " tok/s  ETA " + NumberFormatting.fixed(eta, 0) + "s"
-        return terminal ? "\r" + line + "   " : line + "\n"
+        do {
+            try writeAtomically(Array(LossCurve.csv(checkpoint.history).utf8), to: run.path + "/loss.csv")
+            try writeAtomically(Array(LossCurve.svg(checkpoint.history, title: title).utf8), to: run.path + "/loss.svg")
+        } catch { throw TrainingError.cannotWrite(path: run.path, reason: "\(error)") }
     }
 }

@@ -26,15 +26,50 @@ public enum TrainingData: Sendable {
         return 256
     }
 
-    /// Reads `path` as bytes (the byte-level tokenizer: token = byte, vocabulary 256).
+    /// Reads `path` as bytes (the byte-level tokenizer: token = byte, vocabulary 256) for examples of
+    /// `length` tokens.
+    /// - Throws: ``TrainingError/dataTooShort(path:bytes:needed:)`` below ``minimumBytes(length:)`` bytes.
     public static func textFile(_ path: String, length: Int) throws -> TrainingData {
+        try TrainingError.require("context length", length, in: 1...TrainingOptions.maxContextLength)
         let tokens: [Int]
-        do { tokens = try readFile(path).map(Int.init) } catch { throw TrainingError.unreadableData(path: path, reason: "\(error)") }
-        let cut = tokens.count * 9 / 10
-        guard cut > length + 1, tokens.count - cut > length + 1 else {
-            throw TrainingError.dataTooShort(path: path, bytes: tokens.count, needed: 10 * (length + 2))
+        do { tokens = try readFile(path, limit: TrainingOptions.maxDataBytes).map(Int.init) } catch {
+            throw TrainingError.unreadableData(path: path, reason: "\(error)")
         }
+        let needed = minimumBytes(length: length)
+        guard tokens.count >= needed else { throw TrainingError.dataTooShort(path: path, bytes: tokens.count, needed: needed) }
+        let cut = tokens.count * 9 / 10
         return .text(train: Array(tokens[..<cut]), validation: Array(tokens[cut...]), length: length)
+    }
+
+    /// The smallest text that gives both splits (the first 90 % and the rest) at least `length + 2` tokens:
+    /// each example needs `length + 1` consecutive tokens, and its start is drawn from at least two places.
+    public static func minimumBytes(length: Int) -> Int {
+        // The validation part of n bytes has n - floor(9n/10) = ceil(n/10) tokens, the training part more.
+        10 * (length + 1) + 1
+    }
+
+    /// Bytes of the text file; nil for the recall task.
+    public var byteCount: Int? {
+        switch self {
+        case .recall: nil
+        case let .text(train, validation, _): train.count + validation.count
+        case let .tokens(train, validation): train.file.tokenCount + validation.file.tokenCount
+        }
+    }
+
+    /// FNV-1a hash of the text's bytes, to recognise the same file on resume; nil for the recall task.
+    public var checksum: UInt64? {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        switch self {
+        case .recall: return nil
+        case let .text(train, validation, _):
+            for token in train + validation { hash = (hash ^ UInt64(token)) &* 0x100_0000_01b3 }
+        case let .tokens(train, validation):
+            for file in [train.file, validation.file] {
+                for index in 0..<file.tokenCount { hash = (hash ^ UInt64(file.token(index))) &* 0x100_0000_01b3 }
+            }
+        }
+        return hash
     }
 
     /// Tokens per example.
