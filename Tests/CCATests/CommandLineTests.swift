@@ -69,7 +69,7 @@ import Testing
 
     @Test func invalidChoicesListTheValidOnes() throws {
         try Self.refused(["train", "--attention", "foo"], "Please provide one of 'mha', 'gqa', 'mla', 'cca' or 'ccgqa'")
-        try Self.refused(["train", "--preset", "medium"], "Please provide one of 'micro', 'tiny', 'small', 'gpt2-small', 'gpt2-medium' and 'wide'")
+        try Self.refused(["train", "--preset", "medium"], "Please provide one of the following:\n  - micro\n  - tiny\n  - small\n  - gpt2-small")
     }
 
     @Test func costRefusesSizesThatCannotWork() throws {
