@@ -1,0 +1,222 @@
+// The matrix product: GotoBLAS-style blocking (panels of A and B packed contiguously, a depth block that
+// keeps a B panel in L1 and the A block in L2) around a register tile of fused multiply-adds.
+// One source, compiled per instruction set with the tile that fits that set's registers.
+#include "CCAKernels.h"
+#include "Vector.h"
+
+#include <stdlib.h>
+
+// Register tiles (rows of A × vectors of 16 columns of B), sized so that the accumulators, the B
+// vectors and one broadcast fit the register file: AVX-512 28 + 2 of 32 zmm, AVX2 12 + 2 of 16 ymm,
+// NEON 24 + 4 of 32 q-registers; the portable tile suits SSE2's 16 registers.
+enum {
+    portable_rows = 4, portable_vectors = 1,
+    avx2_rows = 6, avx2_vectors = 1,
+    avx512_rows = 14, avx512_vectors = 2,
+    neon_rows = 6, neon_vectors = 1,
+    max_rows = 14, max_vectors = 2,
+};
+
+// Depth of one packed block, and the A rows (in tiles) and B columns packed at once.
+enum { depth_block = 256, row_block_tiles = 8, column_block = 1024 };
+
+// C[height, width] += alpha · A·B for packed panels `depth` deep: A as `rows` values per step, B as
+// `vectors` × 16 values per step, both zero-padded past the matrix edge.
+CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth, const float *restrict a,
+                              const float *restrict b, float *c, ptrdiff_t ldc, float alpha, ptrdiff_t height,
+                              ptrdiff_t width) {
+    cca_vector sums[max_rows][max_vectors];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) sums[r][v] = cca_splat(0);
+    }
+    for (ptrdiff_t p = 0; p < depth; p++) {
+        cca_vector bs[max_vectors];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) bs[v] = cca_load(b + v * cca_lanes);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < rows; r++) {
+            const cca_vector ar = cca_splat(a[r]);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < vectors; v++) sums[r][v] = cca_multiply_add(ar, bs[v], sums[r][v]);
+        }
+        a += rows;
+        b += vectors * cca_lanes;
+    }
+    const int columns = vectors * cca_lanes;
+    const cca_vector scale = cca_splat(alpha);
+    if (height == rows && width == columns) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+            for (int v = 0; v < vectors; v++) {
+                float *out = c + r * ldc + v * cca_lanes;
+                cca_store(out, cca_multiply_add(scale, sums[r][v], cca_load(out)));
+            }
+        }
+        return;
+    }
+    // An edge tile: spill with constant indices (so the sums stay in registers above), then add the part inside C.
+    float tile[max_rows][max_vectors * cca_lanes];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) cca_store(&tile[r][v * cca_lanes], sums[r][v]);
+    }
+    for (ptrdiff_t r = 0; r < height; r++) {
+        for (ptrdiff_t j = 0; j < width; j++) c[r * ldc + j] += alpha * tile[r][j];
+    }
+}
+
+// A[first rows, depth] as panels of `rows` rows: for each step of depth, `rows` consecutive values.
+CCA_INLINE void pack_a(const int rows, bool transposed, const float *a, ptrdiff_t lda, ptrdiff_t count,
+                       ptrdiff_t depth, float *restrict out) {
+    for (ptrdiff_t i0 = 0; i0 < count; i0 += rows) {
+        const ptrdiff_t height = count - i0 < rows ? count - i0 : rows;
+        for (ptrdiff_t p = 0; p < depth; p++) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < rows; r++) {
+                const ptrdiff_t i = i0 + (r < height ? r : 0);
+                const float value = transposed ? a[p * lda + i] : a[i * lda + p];
+                out[r] = r < height ? value : 0;
+            }
+            out += rows;
+        }
+    }
+}
+
+// B[depth, first columns] as panels of `columns` columns: for each step of depth, `columns` consecutive values.
+CCA_INLINE void pack_b(const int columns, bool transposed, const float *b, ptrdiff_t ldb, ptrdiff_t count,
+                       ptrdiff_t depth, float *restrict out) {
+    for (ptrdiff_t j0 = 0; j0 < count; j0 += columns) {
+        const ptrdiff_t width = count - j0 < columns ? count - j0 : columns;
+        if (!transposed && width == columns) {
+            for (ptrdiff_t p = 0; p < depth; p++) {
+                for (int v = 0; v < columns / cca_lanes; v++) cca_store(out + v * cca_lanes, cca_load(b + p * ldb + j0 + v * cca_lanes));
+                out += columns;
+            }
+        } else if (transposed) {
+            for (ptrdiff_t j = 0; j < columns; j++) {
+                const float *row = b + (j0 + (j < width ? j : 0)) * ldb;
+                for (ptrdiff_t p = 0; p < depth; p++) out[p * columns + j] = j < width ? row[p] : 0;
+            }
+            out += depth * columns;
+        } else {
+            for (ptrdiff_t p = 0; p < depth; p++) {
+                for (ptrdiff_t j = 0; j < columns; j++) out[j] = j < width ? b[p * ldb + j0 + j] : 0;
+                out += columns;
+            }
+        }
+    }
+}
+
+// C = beta · C, where beta 0 writes zeros whatever C held.
+CCA_INLINE void scale_c(ptrdiff_t m, ptrdiff_t n, float beta, float *c, ptrdiff_t ldc) {
+    if (beta == 1) return;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0) {
+            memset(row, 0, (size_t)n * sizeof(float));
+        } else {
+            for (ptrdiff_t j = 0; j < n; j++) row[j] *= beta;
+        }
+    }
+}
+
+CCA_INLINE ptrdiff_t round_up(ptrdiff_t value, ptrdiff_t multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+CCA_INLINE ptrdiff_t min_size(ptrdiff_t x, ptrdiff_t y) { return x < y ? x : y; }
+
+CCA_INLINE void sgemm_blocked(const int rows, const int vectors, bool transposeA, bool transposeB, ptrdiff_t m,
+                              ptrdiff_t n, ptrdiff_t k, float alpha, const float *a, ptrdiff_t lda, const float *b,
+                              ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return;
+    scale_c(m, n, beta, c, ldc);
+    if (k <= 0 || alpha == 0) return;
+    const int columns = vectors * cca_lanes;
+    const ptrdiff_t row_block = rows * row_block_tiles;
+    const ptrdiff_t depth = min_size(k, depth_block);
+    const ptrdiff_t packed_a_count = round_up(min_size(m, row_block), rows) * depth;
+    const ptrdiff_t packed_b_count = round_up(min_size(n, column_block), columns) * depth;
+    float *packed_a = aligned_alloc(64, (size_t)round_up(packed_a_count + packed_b_count, 16) * sizeof(float));
+    if (!packed_a) abort();
+    float *packed_b = packed_a + packed_a_count;
+    for (ptrdiff_t jc = 0; jc < n; jc += column_block) {
+        const ptrdiff_t nc = min_size(column_block, n - jc);
+        for (ptrdiff_t pc = 0; pc < k; pc += depth_block) {
+            const ptrdiff_t kc = min_size(depth_block, k - pc);
+            pack_b(columns, transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, nc, kc, packed_b);
+            for (ptrdiff_t ic = 0; ic < m; ic += row_block) {
+                const ptrdiff_t mc = min_size(row_block, m - ic);
+                pack_a(rows, transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, packed_a);
+                for (ptrdiff_t jr = 0; jr < nc; jr += columns) {
+                    for (ptrdiff_t ir = 0; ir < mc; ir += rows) {
+                        multiply_tile(rows, vectors, kc, packed_a + ir * kc, packed_b + jr * kc,
+                                      c + (ic + ir) * ldc + jc + jr, ldc, alpha, min_size(rows, mc - ir),
+                                      min_size(columns, nc - jr));
+                    }
+                }
+            }
+        }
+    }
+    free(packed_a);
+}
+
+#define SGEMM_PARAMETERS                                                                                        \
+    bool transposeA, bool transposeB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha, const float *a,     \
+        ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc
+#define SGEMM_ARGUMENTS transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc
+
+static void sgemm_portable(SGEMM_PARAMETERS) { sgemm_blocked(portable_rows, portable_vectors, SGEMM_ARGUMENTS); }
+
+#if defined(__x86_64__)
+CCA_TARGET_AVX2 static void sgemm_avx2(SGEMM_PARAMETERS) { sgemm_blocked(avx2_rows, avx2_vectors, SGEMM_ARGUMENTS); }
+
+CCA_TARGET_AVX512 static void sgemm_avx512(SGEMM_PARAMETERS) {
+    sgemm_blocked(avx512_rows, avx512_vectors, SGEMM_ARGUMENTS);
+}
+#endif
+
+#if defined(__aarch64__)
+static void sgemm_neon(SGEMM_PARAMETERS) { sgemm_blocked(neon_rows, neon_vectors, SGEMM_ARGUMENTS); }
+#endif
+
+void cca_sgemm(CCAKernelVariant variant, SGEMM_PARAMETERS) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case CCAKernelVariantAVX2: return sgemm_avx2(SGEMM_ARGUMENTS);
+    case CCAKernelVariantAVX512: return sgemm_avx512(SGEMM_ARGUMENTS);
+#endif
+#if defined(__aarch64__)
+    case CCAKernelVariantNEON: return sgemm_neon(SGEMM_ARGUMENTS);
+#endif
+    default: return sgemm_portable(SGEMM_ARGUMENTS);
+    }
+}
+
+int cca_sgemm_tile_rows(CCAKernelVariant variant) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case CCAKernelVariantAVX2: return avx2_rows;
+    case CCAKernelVariantAVX512: return avx512_rows;
+#endif
+#if defined(__aarch64__)
+    case CCAKernelVariantNEON: return neon_rows;
+#endif
+    default: return portable_rows;
+    }
+}
+
+int cca_sgemm_tile_columns(CCAKernelVariant variant) {
+    switch (variant) {
+#if defined(__x86_64__)
+    case CCAKernelVariantAVX2: return avx2_vectors * cca_lanes;
+    case CCAKernelVariantAVX512: return avx512_vectors * cca_lanes;
+#endif
+#if defined(__aarch64__)
+    case CCAKernelVariantNEON: return neon_vectors * cca_lanes;
+#endif
+    default: return portable_vectors * cca_lanes;
+    }
+}
