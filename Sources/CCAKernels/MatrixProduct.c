@@ -69,45 +69,99 @@ CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth
     }
 }
 
-// A[first rows, depth] as panels of `rows` rows: for each step of depth, `rows` consecutive values.
+// Transposes the 16×16 block whose row i is vector i: each level swaps one bit of the row index with
+// the same bit of the column index, exchanging the off-diagonal h×h blocks of each 2h×2h block.
+CCA_INLINE void transpose16(cca_vector v[cca_lanes]) {
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        const cca_vector a = v[i], b = v[i + 8];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+        v[i + 8] = __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += (i & 3) == 3 ? 5 : 1) {
+        const cca_vector a = v[i], b = v[i + 4];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+        v[i + 4] = __builtin_shufflevector(a, b, 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += (i & 1) ? 3 : 1) {
+        const cca_vector a = v[i], b = v[i + 2];
+        v[i] = __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+        v[i + 2] = __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+    }
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 16; i += 2) {
+        const cca_vector a = v[i], b = v[i + 1];
+        v[i] = __builtin_shufflevector(a, b, 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+        v[i + 1] = __builtin_shufflevector(a, b, 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31);
+    }
+}
+
+// Writes lanes 0..<count (≤ 16) of the transpose of the `count` rows at `rows[i]` (stride `stride`),
+// steps p ..< p + depth of each, to `out` with `outStride` between steps: the packing of a panel whose
+// source runs along depth. Full blocks of 16 steps go through `transpose16`; 16-lane stores may spill
+// up to 15 floats past the last step's `count`, which the caller's buffer has room for.
+CCA_INLINE void pack_transposing(const float *source, ptrdiff_t stride, ptrdiff_t count, ptrdiff_t depth,
+                                 float *restrict out, ptrdiff_t outStride) {
+    ptrdiff_t p = 0;
+    for (; p + cca_lanes <= depth; p += cca_lanes) {
+        cca_vector block[cca_lanes];
+#pragma clang loop unroll(full)
+        for (int i = 0; i < cca_lanes; i++) block[i] = i < count ? cca_load(source + i * stride + p) : cca_splat(0);
+        transpose16(block);
+#pragma clang loop unroll(full)
+        for (int q = 0; q < cca_lanes; q++) cca_store(out + (p + q) * outStride, block[q]);
+    }
+    for (; p < depth; p++) {
+        for (ptrdiff_t i = 0; i < cca_lanes; i++) out[p * outStride + i] = i < count ? source[i * stride + p] : 0;
+    }
+}
+
+// A[count rows, depth] as panels of `rows` rows: for each step of depth, `rows` consecutive values
+// (zero past the last row).
 CCA_INLINE void pack_a(const int rows, bool transposed, const float *a, ptrdiff_t lda, ptrdiff_t count,
                        ptrdiff_t depth, float *restrict out) {
     for (ptrdiff_t i0 = 0; i0 < count; i0 += rows) {
         const ptrdiff_t height = count - i0 < rows ? count - i0 : rows;
-        for (ptrdiff_t p = 0; p < depth; p++) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < rows; r++) {
-                const ptrdiff_t i = i0 + (r < height ? r : 0);
-                const float value = transposed ? a[p * lda + i] : a[i * lda + p];
-                out[r] = r < height ? value : 0;
+        if (!transposed) {
+            pack_transposing(a + i0 * lda, lda, height, depth, out, rows);
+        } else {
+            for (ptrdiff_t p = 0; p < depth; p++) {
+                const float *source = a + p * lda + i0;
+                if (height == rows) {
+                    memcpy(out + p * rows, source, (size_t)rows * sizeof(float));
+                } else {
+                    for (int r = 0; r < rows; r++) out[p * rows + r] = r < height ? source[r] : 0;
+                }
             }
-            out += rows;
         }
+        out += rows * depth;
     }
 }
 
-// B[depth, first columns] as panels of `columns` columns: for each step of depth, `columns` consecutive values.
+// B[depth, count columns] as panels of `columns` columns: for each step of depth, `columns` consecutive
+// values (zero past the last column).
 CCA_INLINE void pack_b(const int columns, bool transposed, const float *b, ptrdiff_t ldb, ptrdiff_t count,
                        ptrdiff_t depth, float *restrict out) {
     for (ptrdiff_t j0 = 0; j0 < count; j0 += columns) {
         const ptrdiff_t width = count - j0 < columns ? count - j0 : columns;
-        if (!transposed && width == columns) {
-            for (ptrdiff_t p = 0; p < depth; p++) {
-                for (int v = 0; v < columns / cca_lanes; v++) cca_store(out + v * cca_lanes, cca_load(b + p * ldb + j0 + v * cca_lanes));
-                out += columns;
+        if (transposed) {
+            for (int half = 0; half < columns; half += cca_lanes) {
+                const ptrdiff_t part = width - half < 0 ? 0 : width - half < cca_lanes ? width - half : cca_lanes;
+                pack_transposing(b + (j0 + half) * ldb, ldb, part, depth, out + half, columns);
             }
-        } else if (transposed) {
-            for (ptrdiff_t j = 0; j < columns; j++) {
-                const float *row = b + (j0 + (j < width ? j : 0)) * ldb;
-                for (ptrdiff_t p = 0; p < depth; p++) out[p * columns + j] = j < width ? row[p] : 0;
-            }
-            out += depth * columns;
         } else {
             for (ptrdiff_t p = 0; p < depth; p++) {
-                for (ptrdiff_t j = 0; j < columns; j++) out[j] = j < width ? b[p * ldb + j0 + j] : 0;
-                out += columns;
+                const float *source = b + p * ldb + j0;
+                if (width == columns) {
+                    memcpy(out + p * columns, source, (size_t)columns * sizeof(float));
+                } else {
+                    for (int j = 0; j < columns; j++) out[p * columns + j] = j < width ? source[j] : 0;
+                }
             }
         }
+        out += columns * depth;
     }
 }
 
@@ -139,9 +193,10 @@ CCA_INLINE void sgemm_blocked(const int rows, const int vectors, bool transposeA
     const ptrdiff_t depth = min_size(k, depth_block);
     const ptrdiff_t packed_a_count = round_up(min_size(m, row_block), rows) * depth;
     const ptrdiff_t packed_b_count = round_up(min_size(n, column_block), columns) * depth;
-    float *packed_a = aligned_alloc(64, (size_t)round_up(packed_a_count + packed_b_count, 16) * sizeof(float));
+    // Room for the 16-lane stores of pack_transposing past the end of each buffer.
+    float *packed_a = aligned_alloc(64, (size_t)round_up(packed_a_count + packed_b_count + 2 * cca_lanes, 16) * sizeof(float));
     if (!packed_a) abort();
-    float *packed_b = packed_a + packed_a_count;
+    float *packed_b = packed_a + packed_a_count + cca_lanes;
     for (ptrdiff_t jc = 0; jc < n; jc += column_block) {
         const ptrdiff_t nc = min_size(column_block, n - jc);
         for (ptrdiff_t pc = 0; pc < k; pc += depth_block) {

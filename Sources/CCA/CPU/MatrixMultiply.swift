@@ -7,7 +7,7 @@ import CCAKernels
 /// and every product issued from inside an already parallel region (`parallel: false`), runs the
 /// package's own kernel (the `CCAKernels` C target): GotoBLAS-style blocking around a register tile of
 /// fused multiply-adds, compiled for AVX-512, AVX2 + FMA, NEON and a portable baseline and run with the
-/// ``CPUKernelVariant/selected`` one.
+/// ``CPUKernelVariant/selected`` one. A parallel product is split into about two blocks of C per core.
 public enum MatrixMultiply {
     /// Which implementation handles products that may use threads.
     public static var backendName: String {
@@ -45,15 +45,11 @@ public enum MatrixMultiply {
             return
         }
         let variant = kernels ?? .selected
-        // Blocks of C whose rows are whole register tiles; each task packs its own panels.
-        let blockRows = variant.tileRows * 8, blockColumns = variant.tileColumns * 8
-        let rowBlocks = (m + blockRows - 1) / blockRows, columnBlocks = (n + blockColumns - 1) / blockColumns
-        let tasks = parallel && size >= 1 << 18 ? rowBlocks * columnBlocks : 1
-        parallelFor(tasks) { task in
-            let (i0, j0) = tasks == 1 ? (0, 0) : ((task / columnBlocks) * blockRows, (task % columnBlocks) * blockColumns)
-            let rows = tasks == 1 ? m : min(blockRows, m - i0), columns = tasks == 1 ? n : min(blockColumns, n - j0)
-            cca_sgemm(variant.kernel, transposeA, transposeB, rows, columns, k, alpha,
-                      a + (transposeA ? i0 : i0 * lda), lda, b + (transposeB ? j0 * ldb : j0), ldb,
+        let grid = TaskGrid(m: m, n: n, tasks: parallel && size >= 1 << 18 ? 2 * coreCount : 1, variant: variant)
+        parallelFor(grid.rowBlocks * grid.columnBlocks) { task in
+            let i0 = (task / grid.columnBlocks) * grid.blockRows, j0 = (task % grid.columnBlocks) * grid.blockColumns
+            cca_sgemm(variant.kernel, transposeA, transposeB, min(grid.blockRows, m - i0), min(grid.blockColumns, n - j0),
+                      k, alpha, a + (transposeA ? i0 : i0 * lda), lda, b + (transposeB ? j0 * ldb : j0), ldb,
                       beta, c + i0 * ldc + j0, ldc)
         }
     }
@@ -64,6 +60,29 @@ public enum MatrixMultiply {
                               into y: UnsafeMutablePointer<Float>, accumulate: Bool = false, parallel: Bool = true) {
         gemm(transposeB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
              b: weight, ldb: inFeatures, beta: accumulate ? 1 : 0, c: y, ldc: outFeatures, parallel: parallel)
+    }
+}
+
+/// How one product is split into blocks of C for the cores: about `tasks` blocks, whole register tiles,
+/// as square as the shape allows. A task packs the A rows and B columns of its block, so the packing per
+/// multiply-add, `1/blockColumns + 1/blockRows`, is smallest for square blocks.
+private struct TaskGrid {
+    let blockRows: Int, blockColumns: Int, rowBlocks: Int, columnBlocks: Int
+
+    init(m: Int, n: Int, tasks: Int, variant: CPUKernelVariant) {
+        var best = (rows: 1, columns: 1, cost: Double.infinity)
+        for columns in 1...tasks where tasks % columns == 0 {
+            let rows = tasks / columns, cost = Double(rows) / Double(m) + Double(columns) / Double(n)
+            if cost < best.cost { best = (rows, columns, cost) }
+        }
+        func blockSize(_ extent: Int, _ parts: Int, _ tile: Int) -> Int {
+            let tiles = (extent + tile - 1) / tile
+            return (tiles + parts - 1) / parts * tile
+        }
+        blockRows = blockSize(m, best.rows, variant.tileRows)
+        blockColumns = blockSize(n, best.columns, variant.tileColumns)
+        rowBlocks = (m + blockRows - 1) / blockRows
+        columnBlocks = (n + blockColumns - 1) / blockColumns
     }
 }
 
