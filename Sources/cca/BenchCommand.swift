@@ -20,9 +20,12 @@ struct CPUBench: ParsableCommand {
     @Option(help: "CCA heads (Hq = Hkv).") var heads: Int = 2
     @Option(name: .customLong("seq"), help: "Sequence length S.") var length: Int = 2048
     @Option(help: "Timed repeats (median reported).") var repeats: Int = 5
+    @Flag(help: "Time the two layers only, not the matrix-product rate (scripts/bench_cpu.sh alternates this with PyTorch).")
+    var layersOnly = false
 
     func run() throws {
-        print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName)")
+        print("CPU: \(coreCount) cores, kernels \(CPUKernelVariant.selected.rawValue) (runs: "
+              + "\(CPUKernelVariant.supported.map(\.rawValue).joined(separator: ", "))), matrix products by \(MatrixMultiply.backendName)")
         let x = Tensor<Float>(randomNormal: [1, length, hidden], seed: 1)
         let cca = try CCA<Float>(config: CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim), seed: 2)
         let mha = try GQA<Float>(config: .mha(hiddenSize: hidden, heads: hidden / headDim), seed: 3)
@@ -34,6 +37,7 @@ struct CPUBench: ParsableCommand {
             ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
              format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
         ])
+        guard !layersOnly else { return }
         let peak = PeakRate.measureGFLOPS()
         let n = 2048
         let a = Tensor<Float>(randomNormal: [n, n], seed: 4), b = Tensor<Float>(randomNormal: [n, n], seed: 5)
@@ -48,7 +52,7 @@ struct CPUBench: ParsableCommand {
         print("")
         printTable(["matrix product", "GFLOP/s", "of peak"], [
             ["\(n)×\(n)×\(n) float32 (\(MatrixMultiply.backendName))", format(rate), format(100 * rate / peak) + "%"],
-            ["FMA peak, 8-wide AVX2, \(coreCount) cores (measured)", format(peak), "100%"],
+            ["FMA peak, \(CPUKernelVariant.selected.rawValue) registers, \(coreCount) cores (measured)", format(peak), "100%"],
         ])
     }
 }
