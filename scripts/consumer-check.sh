@@ -44,8 +44,8 @@ import Glibc
 // A CCA layer forward pass: the output has the input's shape, is finite, and is causal (changing the
 // last token leaves every earlier output unchanged).
 let config = CCAConfig(hiddenSize: 64, queryHeads: 4, keyValueHeads: 2, headDim: 16)
-let layer = try CCA(config: config, seed: 1)
-var x = Tensor(randomNormal: [1, 9, 64], seed: 2)
+let layer = try CCA<Float>(config: config, seed: 1)
+var x = Tensor<Float>(randomNormal: [1, 9, 64], seed: 2)
 let y = try layer.forward(x)
 for i in (8 * 64)..<(9 * 64) { x.storage[i] += 1 }
 let changed = try layer.forward(x)
@@ -58,7 +58,7 @@ guard y.shape == [1, 9, 64], y.storage.allSatisfy(\.isFinite), earlierUnchanged,
 
 // A 37×29×41 matrix product by the package's kernel against a plain float64 loop.
 let (m, n, k) = (37, 29, 41)
-let a = Tensor(randomNormal: [m * k], seed: 3).storage, b = Tensor(randomNormal: [k * n], seed: 4).storage
+let a = Tensor<Float>(randomNormal: [m * k], seed: 3).storage, b = Tensor<Float>(randomNormal: [k * n], seed: 4).storage
 var c = [Float](repeating: 0, count: m * n)
 MatrixMultiply.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &c, ldc: n)
 var worst = 0.0

@@ -30,7 +30,7 @@ import Testing
     @Test func maximumAndScaleMatchPlainLoops() {
         for variant in CPUKernelVariant.supported {
             for count in Self.counts {
-                var values = Tensor(randomNormal: [count + 1], seed: UInt64(count)).storage
+                var values = Tensor<Float>(randomNormal: [count + 1], seed: UInt64(count)).storage
                 if count > 2 { values[count / 2] = .nan }
                 let expected = values[..<count].filter { !$0.isNaN }.max() ?? -.infinity
                 #expect(VectorMath.maximum(values, count: count, kernels: variant) == expected, "\(variant.rawValue) \(count)")
@@ -45,7 +45,7 @@ import Testing
     @Test func exponentiateShiftedSumsFloat64Exponentials() {
         for variant in CPUKernelVariant.supported {
             for count in Self.counts {
-                let inputs = Tensor(randomNormal: [count], std: 3, seed: UInt64(count)).storage
+                let inputs = Tensor<Float>(randomNormal: [count], std: 3, seed: UInt64(count)).storage
                 var values = inputs
                 let sum = VectorMath.exponentiateShifted(&values, count: count, shift: 2.5, kernels: variant)
                 // The difference to the shift is rounded to float32 first, as the kernel computes it.
@@ -62,7 +62,7 @@ import Testing
     @Test func softmaxRowsMatchFloat64Softmax() {
         let (rows, width, stride) = (21, 37, 41)
         for variant in CPUKernelVariant.supported {
-            var values = Tensor(randomNormal: [rows * stride], std: 4, seed: 9).storage
+            var values = Tensor<Float>(randomNormal: [rows * stride], std: 4, seed: 9).storage
             for r in 0..<rows where r % 5 == 1 { values[r * stride + r / 2] = -.infinity }
             for c in 0..<width { values[3 * stride + c] = -.infinity }
             let original = values
