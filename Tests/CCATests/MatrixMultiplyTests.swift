@@ -11,9 +11,9 @@ import Testing
         return [nil] + CPUKernelVariant.supported
     }()
 
-    /// Every transpose combination, edge sizes around the register tiles (4×16, 6×16, 14×32) and the 256-deep
+    /// Every transpose combination, edge sizes around the register tiles (4×16, 6×16, 8×32) and the 256-deep
     /// K block, strided operands, alpha/beta, for every variant, serial and parallel, against float64 loops.
-    @Test(arguments: [(1, 1, 1), (7, 17, 5), (14, 32, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600), (29, 1100, 3)])
+    @Test(arguments: [(1, 1, 1), (7, 17, 5), (8, 32, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600), (29, 1100, 3)])
     func everyVariantMatchesFloat64Loops(m: Int, n: Int, k: Int) {
         for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
             let pad = 3
