@@ -100,10 +100,10 @@ CCA_INLINE void transpose16(cca_vector v[cca_lanes]) {
     }
 }
 
-// Writes lanes 0..<count (≤ 16) of the transpose of the `count` rows at `rows[i]` (stride `stride`),
-// steps p ..< p + depth of each, to `out` with `outStride` between steps: the packing of a panel whose
-// source runs along depth. Full blocks of 16 steps go through `transpose16`; 16-lane stores may spill
-// up to 15 floats past the last step's `count`, which the caller's buffer has room for.
+// Transposes `count` (≤ 16) rows of `source` (row i at `source + i·stride`), steps p ..< depth of each,
+// into `out`: step p's 16 values (rows past `count` as zeros) at `out + p·outStride`. This packs a panel
+// whose source runs along depth. Blocks of 16 steps go through `transpose16`; a 16-lane store may spill
+// up to 15 floats past the last step's values, which the caller's buffer has room for.
 CCA_INLINE void pack_transposing(const float *source, ptrdiff_t stride, ptrdiff_t count, ptrdiff_t depth,
                                  float *restrict out, ptrdiff_t outStride) {
     ptrdiff_t p = 0;
@@ -120,50 +120,35 @@ CCA_INLINE void pack_transposing(const float *source, ptrdiff_t stride, ptrdiff_
     }
 }
 
-// A[count rows, depth] as panels of `rows` rows: for each step of depth, `rows` consecutive values
-// (zero past the last row).
-CCA_INLINE void pack_a(const int rows, bool transposed, const float *a, ptrdiff_t lda, ptrdiff_t count,
-                       ptrdiff_t depth, float *restrict out) {
-    for (ptrdiff_t i0 = 0; i0 < count; i0 += rows) {
-        const ptrdiff_t height = count - i0 < rows ? count - i0 : rows;
-        if (!transposed) {
-            pack_transposing(a + i0 * lda, lda, height, depth, out, rows);
+// Writes `width` values per step of depth, the first `count` from `source + p·stride` and zeros after,
+// to `out`: the packing of a panel whose source runs along the panel's width.
+CCA_INLINE void pack_copying(const int width, const float *source, ptrdiff_t stride, ptrdiff_t count,
+                             ptrdiff_t depth, float *restrict out) {
+    for (ptrdiff_t p = 0; p < depth; p++) {
+        if (count == width) {
+            memcpy(out + p * width, source + p * stride, (size_t)width * sizeof(float));
         } else {
-            for (ptrdiff_t p = 0; p < depth; p++) {
-                const float *source = a + p * lda + i0;
-                if (height == rows) {
-                    memcpy(out + p * rows, source, (size_t)rows * sizeof(float));
-                } else {
-                    for (int r = 0; r < rows; r++) out[p * rows + r] = r < height ? source[r] : 0;
-                }
-            }
+            for (int j = 0; j < width; j++) out[p * width + j] = j < count ? source[p * stride + j] : 0;
         }
-        out += rows * depth;
     }
 }
 
-// B[depth, count columns] as panels of `columns` columns: for each step of depth, `columns` consecutive
-// values (zero past the last column).
-CCA_INLINE void pack_b(const int columns, bool transposed, const float *b, ptrdiff_t ldb, ptrdiff_t count,
-                       ptrdiff_t depth, float *restrict out) {
-    for (ptrdiff_t j0 = 0; j0 < count; j0 += columns) {
-        const ptrdiff_t width = count - j0 < columns ? count - j0 : columns;
-        if (transposed) {
-            for (int half = 0; half < columns; half += cca_lanes) {
-                const ptrdiff_t part = width - half < 0 ? 0 : width - half < cca_lanes ? width - half : cca_lanes;
-                pack_transposing(b + (j0 + half) * ldb, ldb, part, depth, out + half, columns);
+// The first `count` rows of A (or columns of B) as panels of `size`: for each step of depth, `size`
+// consecutive values, zero past `count`. `alongDepth` says the matrix as stored runs along depth (A not
+// transposed, B transposed), so each panel is transposed on the way; otherwise it is copied.
+CCA_INLINE void pack_panels(const int size, bool alongDepth, const float *matrix, ptrdiff_t stride, ptrdiff_t count,
+                            ptrdiff_t depth, float *restrict out) {
+    for (ptrdiff_t first = 0; first < count; first += size) {
+        const ptrdiff_t extent = count - first < size ? count - first : size;
+        if (alongDepth) {
+            for (int part = 0; part < size; part += cca_lanes) {
+                const ptrdiff_t rows = extent - part < 0 ? 0 : extent - part < cca_lanes ? extent - part : cca_lanes;
+                pack_transposing(matrix + (first + part) * stride, stride, rows, depth, out + part, size);
             }
         } else {
-            for (ptrdiff_t p = 0; p < depth; p++) {
-                const float *source = b + p * ldb + j0;
-                if (width == columns) {
-                    memcpy(out + p * columns, source, (size_t)columns * sizeof(float));
-                } else {
-                    for (int j = 0; j < columns; j++) out[p * columns + j] = j < width ? source[j] : 0;
-                }
-            }
+            pack_copying(size, matrix + first, stride, extent, depth, out);
         }
-        out += columns * depth;
+        out += size * depth;
     }
 }
 
@@ -203,10 +188,10 @@ CCA_INLINE void sgemm_blocked(const int rows, const int vectors, bool transposeA
         const ptrdiff_t nc = min_size(column_block, n - jc);
         for (ptrdiff_t pc = 0; pc < k; pc += depth_block) {
             const ptrdiff_t kc = min_size(depth_block, k - pc);
-            pack_b(columns, transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, nc, kc, packed_b);
+            pack_panels(columns, transposeB, transposeB ? b + jc * ldb + pc : b + pc * ldb + jc, ldb, nc, kc, packed_b);
             for (ptrdiff_t ic = 0; ic < m; ic += row_block) {
                 const ptrdiff_t mc = min_size(row_block, m - ic);
-                pack_a(rows, transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, packed_a);
+                pack_panels(rows, !transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, packed_a);
                 for (ptrdiff_t jr = 0; jr < nc; jr += columns) {
                     for (ptrdiff_t ir = 0; ir < mc; ir += rows) {
                         multiply_tile(rows, vectors, kc, packed_a + ir * kc, packed_b + jr * kc,
