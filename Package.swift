@@ -13,9 +13,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
     ],
     targets: [
+        // The hot CPU kernels in C, each compiled for several instruction sets and chosen at run time
+        // (clang's per-function target attributes), so the package needs no CPU flag of its own.
+        .target(name: "CCAKernels"),
         .target(
             name: "CCA",
-            dependencies: [.product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["CCAKernels", .product(name: "RealModule", package: "swift-numerics")],
             resources: [
                 // CUDA kernels, compiled at run time by NVRTC; embedded as byte arrays (PackageResources).
                 .embedInCode("CUDA/Kernels/common.cuh"),
@@ -34,11 +37,6 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
                 .embedInCode("CUDA/Kernels/mla_split.cu"),
-            ],
-            swiftSettings: [
-                .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
-                // AVX2 + FMA for the SIMD matrix kernel: every x86-64 CPU since 2013 has them.
-                .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
             ]
         ),
         .executableTarget(

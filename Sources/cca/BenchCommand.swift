@@ -20,6 +20,8 @@ struct CPUBench: ParsableCommand {
     @Option(help: "CCA heads (Hq = Hkv).") var heads: Int = 2
     @Option(name: .customLong("seq"), help: "Sequence length S.") var length: Int = 2048
     @Option(help: "Timed repeats (median reported).") var repeats: Int = 5
+    @Flag(help: "Time the two layers only, not the matrix-product rate (scripts/bench_cpu.sh alternates this with PyTorch).")
+    var layersOnly = false
 
     var ccaConfig: CCAConfig { CCAConfig(hiddenSize: hidden, queryHeads: heads, keyValueHeads: heads, headDim: headDim) }
 
@@ -33,8 +35,9 @@ struct CPUBench: ParsableCommand {
     }
 
     func run() throws {
-        print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName)")
-        let progress = ProgressReporter("bench cpu", total: 4, unit: "parts")
+        print("CPU: \(coreCount) cores, kernels \(CPUKernelVariant.selected.rawValue) (runs: "
+              + "\(CPUKernelVariant.supported.map(\.rawValue).joined(separator: ", "))), matrix products by \(MatrixMultiply.backendName)")
+        let progress = ProgressReporter("bench cpu", total: layersOnly ? 2 : 4, unit: "parts")
         let x = Tensor<Float>(randomNormal: [1, length, hidden], seed: 1)
         let cca = try CCA<Float>(config: ccaConfig, seed: 2)
         let mha = try GQA<Float>(config: .mha(hiddenSize: hidden, heads: hidden / headDim), seed: 3)
@@ -43,6 +46,17 @@ struct CPUBench: ParsableCommand {
         progress.update(done: 1, status: "MHA forward")
         let mhaSeconds = try medianSeconds(repeats: repeats) { _ = try mha.forward(x) }
         let ccaFLOPs = cca.config.cost.forwardFLOPs(length: length), mhaFLOPs = mha.config.cost.forwardFLOPs(length: length)
+        func layerTable() {
+            printTable(["layer (B=1, S=\(length), E=\(hidden), float32)", "forward", "GFLOP/s", "vs MHA"], [
+                ["MHA (\(hidden / headDim) heads of \(headDim))", format(mhaSeconds * 1000) + " ms", format(mhaFLOPs / mhaSeconds / 1e9), "1.00x"],
+                ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
+                 format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
+            ])
+        }
+        guard !layersOnly else {
+            progress.finish()
+            return layerTable()
+        }
         progress.update(done: 2, status: "FMA peak")
         let peak = PeakRate.measureGFLOPS()
         progress.update(done: 3, status: "matrix product")
@@ -57,15 +71,11 @@ struct CPUBench: ParsableCommand {
         }
         let rate = Double(2 * n * n * n) / seconds / 1e9
         progress.finish()
-        printTable(["layer (B=1, S=\(length), E=\(hidden), float32)", "forward", "GFLOP/s", "vs MHA"], [
-            ["MHA (\(hidden / headDim) heads of \(headDim))", format(mhaSeconds * 1000) + " ms", format(mhaFLOPs / mhaSeconds / 1e9), "1.00x"],
-            ["CCA (Hq=Hkv=\(heads), d=\(headDim), C=\(hidden / (heads * headDim)))", format(ccaSeconds * 1000) + " ms",
-             format(ccaFLOPs / ccaSeconds / 1e9), format(mhaSeconds / ccaSeconds) + "x"],
-        ])
+        layerTable()
         print("")
         printTable(["matrix product", "GFLOP/s", "of peak"], [
             ["\(n)×\(n)×\(n) float32 (\(MatrixMultiply.backendName))", format(rate), format(100 * rate / peak) + "%"],
-            ["FMA peak, 8-wide AVX2, \(coreCount) cores (measured)", format(peak), "100%"],
+            ["FMA peak, \(CPUKernelVariant.selected.rawValue) registers, \(coreCount) cores (measured)", format(peak), "100%"],
         ])
     }
 }

@@ -108,3 +108,35 @@ import Testing
         try layer.forward(x, layout: SequenceLayout(batch: 1, length: x.shape[1]), states: nil, keep: true).saved!.v
     }
 }
+
+/// Bad numbers are never turned into plausible ones: a NaN or infinity in a weight reaches the output as
+/// NaN (as PyTorch's arithmetic would), and a mask that is not made of 0s and 1s is refused.
+@Suite struct NonFiniteTests {
+    @Test func nonFiniteWeightsGiveNaNOutputs() throws {
+        let x = Tensor<Float>(randomNormal: [1, 6, 32], seed: 50)
+        for (name, layer) in try LayerPropertyTests.layers() {
+            for poison in [Float.nan, .infinity] {
+                var weights = layer.weights
+                let weightName = weights.keys.sorted().first { $0.contains("q_") || $0.contains("q_a_proj") }!
+                weights[weightName]!.storage[3] = poison
+                let poisoned = try layer.config.makeLayer(weights: weights) as any AttentionLayer<Float>
+                let y = try poisoned.forward(x)
+                #expect(y.storage.contains { $0.isNaN }, "\(name): \(poison) in \(weightName) gave a finite output")
+            }
+        }
+        var config = CCAConfig(hiddenSize: 32, queryHeads: 2, keyValueHeads: 2, headDim: 8)
+        config.temperature = .linear
+        var weights = try CCA<Float>(config: config, seed: 51).weights
+        weights["qk_norm.temp"]!.storage[0] = .nan
+        #expect(try CCA<Float>(config: config, weights: weights).forward(x).storage.contains { $0.isNaN })
+    }
+
+    @Test func masksAreZerosAndOnes() throws {
+        let layer = try GQA<Float>(config: .mha(hiddenSize: 32, heads: 4), seed: 52)
+        let x = Tensor<Float>(randomNormal: [1, 3, 32], seed: 53)
+        for bad in [Float.nan, -1, 0.5] {
+            let mask = try Tensor<Float>(shape: [1, 3], storage: [1, bad, 1])
+            #expect(throws: MaskError.self) { try layer.forward(x, mask: mask) }
+        }
+    }
+}

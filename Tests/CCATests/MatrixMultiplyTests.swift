@@ -3,51 +3,81 @@ import RealModule
 import Testing
 
 @Suite struct MatrixMultiplyTests {
-    /// Every transpose combination, edge sizes around the 6×16 register tile and the 256-deep K block,
-    /// strided operands, alpha/beta, serial and parallel, against float64 loops.
-    @Test(arguments: [(1, 1, 1), (7, 17, 5), (6, 16, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600)])
-    func matchesFloat64Loops(m: Int, n: Int, k: Int) {
+    /// The automatic choice (BLAS when one loads) and every kernel variant this CPU runs, serial and parallel.
+    static let variants: [CPUKernelVariant?] = {
+        let untested = CPUKernelVariant.allCases.filter { !$0.isSupported }.map(\.rawValue)
+        print("MatrixMultiplyTests: kernel variants \(CPUKernelVariant.supported.map(\.rawValue).joined(separator: ", "))"
+              + (untested.isEmpty ? "" : "; not run on this CPU: \(untested.joined(separator: ", "))"))
+        return [nil] + CPUKernelVariant.supported
+    }()
+
+    /// Every transpose combination, edge sizes around the register tiles (4×16, 6×16, 8×32) and the 256-deep
+    /// K block, strided operands, alpha/beta, for every variant, serial and parallel, against float64 loops.
+    @Test(arguments: [(1, 1, 1), (7, 17, 5), (8, 32, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600), (29, 1100, 3)])
+    func everyVariantMatchesFloat64Loops(m: Int, n: Int, k: Int) {
         for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
-            for parallel in [false, true] {
-                let pad = 3
-                let (lda, ldb, ldc) = ((transposeA ? m : k) + pad, (transposeB ? k : n) + pad, n + pad)
-                let a = Tensor<Float>(randomNormal: [(transposeA ? k : m) * lda], seed: 1)
-                let b = Tensor<Float>(randomNormal: [(transposeB ? n : k) * ldb], seed: 2)
-                var c = Tensor<Float>(randomNormal: [m * ldc], seed: 3)
-                let before = c
-                let (alpha, beta): (Float, Float) = (0.5, 2)
-                a.storage.withUnsafeBufferPointer { pa in b.storage.withUnsafeBufferPointer { pb in c.storage.withUnsafeMutableBufferPointer { pc in
-                    MatrixMultiply.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
-                                        a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
-                                        c: pc.baseAddress!, ldc: ldc, parallel: parallel)
-                }}}
-                var worst = 0.0, scale = 0.0
-                for i in 0..<m {
-                    for j in 0..<n {
-                        var sum = 0.0
-                        for p in 0..<k {
-                            let x = Double(a.storage[transposeA ? p * lda + i : i * lda + p])
-                            let y = Double(b.storage[transposeB ? j * ldb + p : p * ldb + j])
-                            sum += x * y
-                        }
-                        let expected = Double(alpha) * sum + Double(beta) * Double(before.storage[i * ldc + j])
-                        worst = max(worst, abs(Double(c.storage[i * ldc + j]) - expected))
-                        scale = max(scale, abs(expected))
+            let pad = 3
+            let (lda, ldb, ldc) = ((transposeA ? m : k) + pad, (transposeB ? k : n) + pad, n + pad)
+            let a = Tensor<Float>(randomNormal: [(transposeA ? k : m) * lda], seed: 1).storage
+            let b = Tensor<Float>(randomNormal: [(transposeB ? n : k) * ldb], seed: 2).storage
+            let before = Tensor<Float>(randomNormal: [m * ldc], seed: 3).storage
+            let (alpha, beta): (Float, Float) = (0.5, 2)
+            var expected = [Double](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k {
+                        sum += Double(a[transposeA ? p * lda + i : i * lda + p]) * Double(b[transposeB ? j * ldb + p : p * ldb + j])
                     }
-                    for j in n..<ldc { #expect(c.storage[i * ldc + j] == before.storage[i * ldc + j], "wrote past the row") }
+                    expected[i * n + j] = Double(alpha) * sum + Double(beta) * Double(before[i * ldc + j])
                 }
-                #expect(worst / scale < 1e-5, "m\(m) n\(n) k\(k) tA \(transposeA) tB \(transposeB) parallel \(parallel)")
+            }
+            let scale = expected.map(abs).max()!
+            for variant in Self.variants {
+                for parallel in [false, true] {
+                    var c = before
+                    a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                        MatrixMultiply.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha,
+                                            a: pa.baseAddress!, lda: lda, b: pb.baseAddress!, ldb: ldb, beta: beta,
+                                            c: pc.baseAddress!, ldc: ldc, parallel: parallel, kernels: variant)
+                    }}}
+                    var worst = 0.0
+                    for i in 0..<m {
+                        for j in 0..<n { worst = max(worst, abs(Double(c[i * ldc + j]) - expected[i * n + j])) }
+                        #expect(c[(i * ldc + n)..<(i * ldc + ldc)] == before[(i * ldc + n)..<(i * ldc + ldc)], "wrote past the row")
+                    }
+                    #expect(worst / scale < 1e-5,
+                            "m\(m) n\(n) k\(k) tA \(transposeA) tB \(transposeB) parallel \(parallel) \(variant?.rawValue ?? "auto")")
+                }
             }
         }
     }
 
     @Test func betaZeroIgnoresGarbageInC() {
         let a = Tensor<Float>(randomNormal: [4 * 4], seed: 1)
-        var c = Tensor<Float>(zeros: [16], value: .nan)
-        a.storage.withUnsafeBufferPointer { pa in c.storage.withUnsafeMutableBufferPointer { pc in
-            MatrixMultiply.gemm(m: 4, n: 4, k: 4, a: pa.baseAddress!, lda: 4, b: pa.baseAddress!, ldb: 4, c: pc.baseAddress!, ldc: 4)
-        }}
-        #expect(c.storage.allSatisfy { $0.isFinite })
+        for variant in Self.variants {
+            var c = Tensor<Float>(zeros: [16], value: .nan)
+            a.storage.withUnsafeBufferPointer { pa in c.storage.withUnsafeMutableBufferPointer { pc in
+                MatrixMultiply.gemm(m: 4, n: 4, k: 4, a: pa.baseAddress!, lda: 4, b: pa.baseAddress!, ldb: 4, c: pc.baseAddress!,
+                                    ldc: 4, kernels: variant)
+            }}
+            #expect(c.storage.allSatisfy { $0.isFinite }, "\(variant?.rawValue ?? "auto")")
+        }
+    }
+
+    /// k = 0 leaves `beta · C`; alpha = 0 must not read A or B (NaN there does not reach C).
+    @Test func emptyDepthAndZeroAlphaScaleCOnly() {
+        let nans = [Float](repeating: .nan, count: 12)
+        for variant in CPUKernelVariant.supported {
+            for (k, alpha) in [(0, Float(1)), (3, 0)] {
+                var c: [Float] = [1, 2, 3, 4, 5, 6]
+                nans.withUnsafeBufferPointer { p in c.withUnsafeMutableBufferPointer { pc in
+                    MatrixMultiply.gemm(m: 2, n: 3, k: k, alpha: alpha, a: p.baseAddress!, lda: 3, b: p.baseAddress!, ldb: 3,
+                                        beta: 2, c: pc.baseAddress!, ldc: 3, kernels: variant)
+                }}
+                #expect(c == [2, 4, 6, 8, 10, 12], "\(variant.rawValue) k \(k) alpha \(alpha)")
+            }
+        }
     }
 }
 

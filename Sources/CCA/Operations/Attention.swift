@@ -113,19 +113,15 @@ public enum Attention {
     /// with a NaN or +∞ score becomes NaN, as the arithmetic would make it, never a plausible number.
     @_specialize(where S == Float)
     static func softmaxRow<S: TensorScalar>(_ row: UnsafeMutablePointer<S>, count: Int) -> S {
-        var maximum = -S.infinity
-        for i in 0..<count {
-            if row[i] > maximum || row[i].isNaN { maximum = row[i] }
-            if maximum.isNaN { break }
-        }
+        let maximum = S.maximum(row, count: count)
         guard maximum.isFinite else {
-            row.update(repeating: maximum == -.infinity ? 0 : .nan, count: count)
-            return maximum == -.infinity ? -.infinity : .nan
+            // The maximum skips NaN, so a NaN among −∞ (or a +∞) must still make the row NaN.
+            let poisoned = maximum == .infinity || (0..<count).contains { row[$0].isNaN }
+            row.update(repeating: poisoned ? .nan : 0, count: count)
+            return poisoned ? .nan : -.infinity
         }
-        for i in 0..<count { row[i] -= maximum }
-        S.exponentiate(row, count: count)
-        var sum: S = 0
-        for i in 0..<count { sum += row[i] }
+        // A NaN score makes the sum NaN, and so every probability and the log-sum-exp.
+        let sum = S.exponentiateShifted(row, count: count, shift: maximum)
         let inverse = 1 / sum
         for i in 0..<count { row[i] *= inverse }
         return maximum + S.log(sum)

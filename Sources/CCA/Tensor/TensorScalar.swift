@@ -15,6 +15,12 @@ public protocol TensorScalar: BinaryFloatingPoint, Real, Sendable {
 
     /// Replaces each of the `count` values by its exponential: the softmax and SiLU hot loops.
     static func exponentiate(_ values: UnsafeMutablePointer<Self>, count: Int)
+
+    /// The largest of the `count` values, NaNs skipped (-inf for none): a softmax row's maximum.
+    static func maximum(_ values: UnsafePointer<Self>, count: Int) -> Self
+
+    /// Replaces each value `x` by `exp(x − shift)` and returns their sum (NaN stays NaN).
+    static func exponentiateShifted(_ values: UnsafeMutablePointer<Self>, count: Int, shift: Self) -> Self
 }
 
 extension Float: TensorScalar {
@@ -26,6 +32,12 @@ extension Float: TensorScalar {
     }
 
     public static func exponentiate(_ values: UnsafeMutablePointer<Float>, count: Int) { vectorExp(values, count: count) }
+
+    public static func maximum(_ values: UnsafePointer<Float>, count: Int) -> Float { VectorMath.maximum(values, count: count) }
+
+    public static func exponentiateShifted(_ values: UnsafeMutablePointer<Float>, count: Int, shift: Float) -> Float {
+        VectorMath.exponentiateShifted(values, count: count, shift: shift)
+    }
 }
 
 extension Double: TensorScalar {
@@ -46,5 +58,18 @@ extension Double: TensorScalar {
 
     public static func exponentiate(_ values: UnsafeMutablePointer<Double>, count: Int) {
         for i in 0..<count { values[i] = Double.exp(values[i]) }
+    }
+
+    public static func maximum(_ values: UnsafePointer<Double>, count: Int) -> Double {
+        (0..<count).reduce(-Double.infinity) { values[$1] > $0 ? values[$1] : $0 }
+    }
+
+    public static func exponentiateShifted(_ values: UnsafeMutablePointer<Double>, count: Int, shift: Double) -> Double {
+        var sum = 0.0
+        for i in 0..<count {
+            values[i] = Double.exp(values[i] - shift)
+            sum += values[i]
+        }
+        return sum
     }
 }
