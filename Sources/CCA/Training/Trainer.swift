@@ -36,6 +36,9 @@ public struct TrainingOptions: Sendable {
     public var stopAfter: Int?
     /// Where the progress line goes; nil for silence.
     public var progress: ProgressReporter.Output?
+    /// Makes the engine the updates run on from the starting model and optimizer: the CPU by default,
+    /// the GPU with `CUDATrainingEngine` (`cca train --device cuda`).
+    public var engine: @Sendable (LanguageModel<Float>, AdamW<Float>) throws -> any TrainingEngine = { CPUTrainingEngine(model: $0, optimizer: $1) }
 
     public init() {}
 
@@ -122,6 +125,7 @@ public enum Trainer {
         run?.removeLeftovers(keeping: run.flatMap { savedCheckpoint(in: $0.path)?.weightsFile })
 
         var (checkpoint, model, optimizer, data) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
+        var engine = try options.engine(model, optimizer)
         let settings = checkpoint.settings, schedule = checkpoint.schedule
         let last = min(schedule.totalSteps, options.stopAfter ?? schedule.totalSteps)
         let tokensPerStep = settings.batchSize * data.length
@@ -134,17 +138,14 @@ public enum Trainer {
         var lastValidation = checkpoint.history.last { $0.validationLoss != nil }?.validationLoss
         while checkpoint.step < last {
             let step = checkpoint.step
-            let batch = data.batch(step, of: .train, size: settings.batchSize, seed: settings.seed)
-            let (loss, gradients) = try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, layout: batch.layout())
-            guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: Double(loss)) }
-            var grads = gradients
-            GradientClipping.clip(&grads, maxNorm: Float(settings.clipNorm))
             let rate = schedule.rate(at: step)
-            try model.updateParameters { try optimizer.update(&$0, grads: grads, rate: Float(rate)) }
+            let loss = try engine.step(data.batch(step, of: .train, size: settings.batchSize, seed: settings.seed),
+                                       rate: rate, clipNorm: settings.clipNorm)
+            guard loss.isFinite else { throw TrainingError.diverged(step: step + 1, loss: loss) }
             checkpoint.step += 1
-            var record = LossRecord(step: checkpoint.step, trainLoss: Double(loss), validationLoss: nil, learningRate: rate)
+            var record = LossRecord(step: checkpoint.step, trainLoss: loss, validationLoss: nil, learningRate: rate)
             if checkpoint.step % settings.evaluationInterval == 0 || checkpoint.step == schedule.totalSteps {
-                record.validationLoss = try validationLoss(model, data: data, settings: settings)
+                record.validationLoss = try validationLoss(engine, data: data, settings: settings)
                 lastValidation = record.validationLoss
             }
             checkpoint.history.append(record)
@@ -154,6 +155,7 @@ public enum Trainer {
                              + (lastValidation.map { ", val " + NumberFormatting.fixed($0, 4) } ?? "")
                              + ", " + NumberFormatting.fixed(tokensPerSecond, 0) + " tok/s")
             if let run, checkpoint.step % settings.saveInterval == 0 || checkpoint.step == last {
+                (model, optimizer) = try engine.snapshot()
                 try save(checkpoint, model: model, optimizer: optimizer, in: run)
             }
         }
@@ -261,11 +263,10 @@ public enum Trainer {
     }
 
     /// Mean loss over the validation batches, forward only.
-    static func validationLoss(_ model: LanguageModel<Float>, data: TrainingData, settings: TrainingSettings) throws -> Double {
+    static func validationLoss(_ engine: any TrainingEngine, data: TrainingData, settings: TrainingSettings) throws -> Double {
         var total = 0.0
         for index in 0..<settings.validationBatches {
-            let batch = data.batch(index, of: .validation, size: settings.batchSize, seed: settings.seed)
-            total += Double(try model.loss(inputs: batch.inputs, targets: batch.targets, layout: batch.layout()))
+            total += try engine.loss(data.batch(index, of: .validation, size: settings.batchSize, seed: settings.seed))
         }
         return total / Double(settings.validationBatches)
     }
