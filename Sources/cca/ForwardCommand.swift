@@ -25,14 +25,7 @@ struct ForwardCommand: ParsableCommand {
     var precision: CUDAPrecision = .bfloat16
 
     func run() throws {
-        let chunkLengths = try chunks.map { text in
-            try text.split(separator: ",").map { part -> Int in
-                guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
-                    throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
-                }
-                return value
-            }
-        }
+        let chunkLengths = try chunks.map { try parseChunkLengths($0) }
         let files = try LayerFiles(configPath: config, weightsPath: weights)
         guard device == .cpu else {
             guard chunkLengths == nil else { throw ValidationError("--chunks runs the CPU decode path; the GPU has no decode state yet") }
@@ -42,6 +35,16 @@ struct ForwardCommand: ParsableCommand {
             return
         }
         try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths)
+    }
+}
+
+/// The lengths of `--chunks`, e.g. `7,1,1,5`.
+func parseChunkLengths(_ text: String) throws -> [Int] {
+    try text.split(separator: ",").map { part -> Int in
+        guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
+            throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
+        }
+        return value
     }
 }
 

@@ -7,10 +7,12 @@ import Glibc
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a `cca train` checkpoint (byte tokens), streaming it as it is produced.")
+        abstract: "Generate text from a `cca train` checkpoint (byte tokens) or a ZAYA model directory, streaming it as it is produced.")
 
-    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
-    @Option(help: "Prompt text (UTF-8; one token per byte).") var prompt: String
+    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String?
+    @Option(help: "ZAYA model directory (Hugging Face layout) to run instead of a checkpoint.") var model: String?
+    @Option(help: "Prompt text (UTF-8; one token per byte for a checkpoint).") var prompt: String?
+    @Option(help: "Prompt token ids, comma-separated (with --model, instead of --prompt).") var promptIds: String?
     @Option(help: "Tokens to generate.") var maxTokens: Int = 128
     @Option(help: "Maximum context (prompt + generated tokens) the caches are allocated for.") var maxContext: Int = 2048
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature: Float = 0.8
@@ -18,8 +20,15 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Keep the most likely tokens up to this total probability.") var topP: Float?
     @Option(help: "Random seed of the sampler.") var seed: UInt64 = 0
 
-    func run() throws {
+    func validate() throws {
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
+        guard (checkpoint == nil) != (model == nil) else { throw ValidationError("give either --checkpoint or --model") }
+        guard (prompt == nil) != (promptIds == nil) else { throw ValidationError("give either --prompt or --prompt-ids") }
+        guard promptIds == nil || model != nil else { throw ValidationError("--prompt-ids goes with --model") }
+    }
+
+    func run() throws {
+        guard let checkpoint, let prompt else { return try generateZaya(modelPath: model!) }
         let promptTokens = Array(prompt.utf8).map(Int.init)
         guard !promptTokens.isEmpty else { throw GenerationError.emptyPrompt }
         guard promptTokens.count + maxTokens <= maxContext else {
