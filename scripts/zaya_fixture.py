@@ -9,7 +9,8 @@ every routing decision has a clear margin, so that float32 rounding cannot flip 
 implementations. It writes OUT/<case>/ with `save_pretrained` (config.json, generation_config.json,
 safetensors weights: one file, or shards with an index) and reference.safetensors holding `input_ids`
 (I64 [B, S]), `attention_mask` (I64 [B, S]), `logits` (F32 [B, S, vocab], the prefill) and, for unpadded
-cases, `decode_logits` (F32: transformers' own token-by-token decoding through its cache).
+cases, `decode_logits` (F32: transformers' own token-by-token decoding through its cache). It also writes OUT/zaya1-8b-config.json,
+transformers' default `ZayaConfig()` (ZAYA1-8B).
 
 Weights saved as bf16 are rounded first and the reference runs in float32 on the rounded values, so the
 reference is exact for the file as stored.
@@ -163,6 +164,8 @@ def main():
     root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "Tests", "CCATests", "Fixtures")
     for case in CASES:
         build(case, root)
+    # transformers' defaults (ZAYA1-8B), as save_pretrained writes them.
+    ZayaConfig().to_json_file(os.path.join(root, "zaya1-8b-config.json"))
 
 
 if __name__ == "__main__":
