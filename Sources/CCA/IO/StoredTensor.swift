@@ -61,8 +61,18 @@ extension SafeTensorsDType {
         case .F32:
             for i in 0..<count { destination[i] = Float(bitPattern: UInt32(littleEndian: source.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
         case .BF16:
-            for i in 0..<count {
+            // bf16 is the top half of a float32: widen 8 at a time and shift (little-endian hosts).
+            var i = 0
+            #if _endian(little)
+            while i + 8 <= count {
+                let bits = SIMD8<UInt32>(truncatingIfNeeded: source.loadUnaligned(fromByteOffset: 2 * i, as: SIMD8<UInt16>.self)) &<< 16
+                UnsafeMutableRawPointer(destination + i).storeBytes(of: unsafeBitCast(bits, to: SIMD8<Float>.self), as: SIMD8<Float>.self)
+                i += 8
+            }
+            #endif
+            while i < count {
                 destination[i] = HalfPrecision.float(bfloat16: UInt16(littleEndian: source.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+                i += 1
             }
         case .F16:
             for i in 0..<count {
