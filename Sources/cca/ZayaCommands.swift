@@ -46,6 +46,46 @@ struct LogitsCommand: ParsableCommand {
     }
 }
 
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Load a ZAYA model directory and describe it: architecture, weights, load time and memory.",
+        discussion: "Loading maps the weight files and converts only the small weights, so it takes seconds and little memory even for ZAYA1-8B.")
+
+    @Option(help: "ZAYA model directory.") var model: String
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let zaya = try ZayaModel(path: model)
+        let seconds = (clock.now - start).seconds
+        let config = zaya.config, directory = zaya.directory
+        let types = Dictionary(grouping: config.resolvedLayerTypes, by: \.rawValue).map { "\($0.key) ×\($0.value.count)" }.sorted()
+        print("ZAYA model \(model): \(config.hiddenLayers) layers (\(types.joined(separator: ", "))"
+              + (config.slidingWindow.map { ", window \($0)" } ?? "") + "), E = \(config.hiddenSize), CCGQA \(config.attentionHeads)/"
+              + "\(config.keyValueHeads) heads of \(config.headDim), \(config.experts) experts of \(config.moeIntermediateSize) (top-1 + skip), "
+              + "vocab \(config.vocabSize), \(config.tieWordEmbeddings ? "tied" : "untied") head")
+        let stored = directory.tensorNames.compactMap { directory.describe($0) }
+        let parameters = stored.reduce(0) { $0 + $1.shape.reduce(1, *) }
+        let bytes = stored.reduce(0) { $0 + $1.shape.reduce(1, *) * $1.dtype.byteSize }
+        let dtypes = Set(stored.map(\.dtype.rawValue)).sorted().joined(separator: ", ")
+        print("weights: \(formatCount(Double(parameters))) parameters, \(formatBytes(bytes)) (\(dtypes)) in \(directory.fileCount) files")
+        print("loaded in \(format(seconds)) s; peak resident memory \(formatBytes(peakResidentBytes()))")
+    }
+}
+
+/// The process's peak resident set size so far.
+func peakResidentBytes() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+    return usage.ru_maxrss * 1024  // kilobytes on Linux, bytes on Darwin
+    #else
+    guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+    return usage.ru_maxrss
+    #endif
+}
+
 /// The tokenizer of a model directory's `tokenizer.json`: the seam where the package's tokenizers plug in
 /// (they conform to ``ZayaTokenizer`` as they are). None is wired yet, so `--prompt` with `--model` asks
 /// for `--prompt-ids`.

@@ -88,6 +88,14 @@ public struct ModelDirectory: Sendable {
     /// Whether the checkpoint has a tensor called `name`.
     public func contains(_ name: String) -> Bool { fileOfTensor[name] != nil }
 
+    /// The dtype and shape of tensor `name` as stored, or nil when the checkpoint has none.
+    public func describe(_ name: String) -> (dtype: SafeTensorsDType, shape: [Int])? {
+        fileOfTensor[name].flatMap { files[$0]!.describe(name) }
+    }
+
+    /// Number of weight files.
+    public var fileCount: Int { files.count }
+
     /// The path of the weight file holding tensor `name`.
     public func filePath(of name: String) -> String? {
         fileOfTensor[name].map { files[$0]!.path }
