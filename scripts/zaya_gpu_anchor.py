@@ -4,10 +4,11 @@
         transformers' default ZayaConfig (ZAYA1-8B: 40 layers, E = 2048, 16 experts, vocab 262272), random
         weights in bf16 built on the device, written with save_pretrained (shards + index, as published).
         --layers/--experts shrink it for a mid-size directory on a CPU machine (every tensor keeps its 8B shape).
-    python3 scripts/zaya_gpu_anchor.py generate DIR [--prompt 4096] [--new 64]
-        loads DIR in bf16 on the GPU and times greedy `generate` at B = 1 (a random prompt of --prompt tokens,
-        exactly --new new tokens) after a warm-up; prints one JSON line (prefill seconds, decode tokens/s,
-        end-to-end tokens/s, versions, GPU).
+    python3 scripts/zaya_gpu_anchor.py generate DIR [--prompt 4096] [--new 64] [--device cuda|cpu]
+        loads DIR in bf16 on the device and times greedy `generate` at B = 1 (a random prompt of --prompt
+        tokens, exactly --new new tokens) after a warm-up; prints one JSON line (load seconds and peak memory,
+        prefill seconds, decode tokens/s, end-to-end tokens/s, versions, device). On the CPU it is the anchor
+        of `cca generate --model DIR` (same prompt length and token count).
     python3 scripts/zaya_gpu_anchor.py fixtures OUT
         the small random models of scripts/zaya_fixture.py (built and checked on the CPU, written to OUT/<case>),
         then each run again in float32 on the GPU: OUT/<case>/reference-gpu.safetensors holds its logits, and one
@@ -51,22 +52,32 @@ def save(args):
                       "total_s": round(time.perf_counter() - start, 1)}))
 
 
+def peak_resident_bytes():
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def generate(args):
-    assert torch.cuda.is_available(), "generate runs on the GPU"
+    cuda = args.device == "cuda"
+    assert not cuda or torch.cuda.is_available(), "no GPU; pass --device cpu"
+    synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     start = time.perf_counter()
-    model = ZayaForCausalLM.from_pretrained(args.directory, dtype=torch.bfloat16, device_map="cuda").eval()
-    torch.cuda.synchronize()
+    # device_map needs `accelerate`; the CPU is where from_pretrained puts the model without one.
+    placement = {"device_map": args.device} if cuda else {}
+    model = ZayaForCausalLM.from_pretrained(args.directory, dtype=torch.bfloat16, **placement).eval()
+    synchronize()
     load = time.perf_counter() - start
+    load_memory = peak_resident_bytes()
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(0)
-    prompt = torch.randint(3, vocab, (1, args.prompt), generator=generator).cuda()
+    prompt = torch.randint(3, vocab, (1, args.prompt), generator=generator).to(args.device)
     settings = dict(do_sample=False, max_new_tokens=args.new, min_new_tokens=args.new, pad_token_id=0)
 
     def timed(fn):
-        torch.cuda.synchronize()
+        synchronize()
         begin = time.perf_counter()
         result = fn()
-        torch.cuda.synchronize()
+        synchronize()
         return result, time.perf_counter() - begin
 
     with torch.no_grad():
@@ -76,9 +87,10 @@ def generate(args):
     new = output.shape[1] - prompt.shape[1]
     print(json.dumps({
         "model": os.path.basename(os.path.normpath(args.directory)), "dtype": "bfloat16", "batch": 1,
-        "prompt_tokens": args.prompt, "new_tokens": new, "load_s": round(load, 2), "prefill_s": round(prefill, 4),
+        "prompt_tokens": args.prompt, "new_tokens": new, "load_s": round(load, 2),
+        "peak_resident_after_load_bytes": load_memory, "prefill_s": round(prefill, 4),
         "generate_s": round(total, 4), "decode_tokens_per_s": round(new / max(total - prefill, 1e-9), 2),
-        "end_to_end_tokens_per_s": round(new / total, 2), "gpu": torch.cuda.get_device_name(),
+        "end_to_end_tokens_per_s": round(new / total, 2), "device": torch.cuda.get_device_name() if cuda else "cpu",
         "torch": torch.__version__, "transformers": transformers.__version__,
         "attn_implementation": model.config._attn_implementation,
         "experts_implementation": getattr(model.config, "_experts_implementation", None)}))
@@ -118,6 +130,7 @@ def main():
     p.add_argument("directory")
     p.add_argument("--prompt", type=int, default=4096)
     p.add_argument("--new", type=int, default=64)
+    p.add_argument("--device", default="cuda")
     p.set_defaults(run=generate)
     p = commands.add_parser("fixtures")
     p.add_argument("out")
