@@ -62,9 +62,8 @@ def generate(args):
     assert not cuda or torch.cuda.is_available(), "no GPU; pass --device cpu"
     synchronize = torch.cuda.synchronize if cuda else (lambda: None)
     start = time.perf_counter()
-    # device_map needs `accelerate`; the CPU is where from_pretrained puts the model without one.
-    placement = {"device_map": args.device} if cuda else {}
-    model = ZayaForCausalLM.from_pretrained(args.directory, dtype=torch.bfloat16, **placement).eval()
+    # Loaded on the CPU, then moved: from_pretrained's device_map needs `accelerate`, which may be missing.
+    model = ZayaForCausalLM.from_pretrained(args.directory, dtype=torch.bfloat16).to(args.device).eval()
     synchronize()
     load = time.perf_counter() - start
     load_memory = peak_resident_bytes()
@@ -105,7 +104,7 @@ def fixtures(args):
         zaya_fixture.build(case, args.out)
         directory = os.path.join(args.out, case["name"])
         reference = load_file(os.path.join(directory, "reference.safetensors"))
-        model = ZayaForCausalLM.from_pretrained(directory, dtype=torch.float32, device_map="cuda").eval()
+        model = ZayaForCausalLM.from_pretrained(directory, dtype=torch.float32).to("cuda").eval()
         with torch.no_grad():
             logits = model(input_ids=reference["input_ids"].cuda(),
                            attention_mask=reference["attention_mask"].cuda()).logits.float().cpu()
