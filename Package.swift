@@ -45,7 +45,9 @@ let package = Package(
         ),
         .testTarget(
             name: "CCATests",
-            dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")],
+            // Model directories the tests read from disk, as a user's would be.
+            exclude: ["Fixtures"]
         ),
     ]
 )

@@ -26,14 +26,7 @@ struct ForwardCommand: ParsableCommand {
     var precision: CUDAPrecision = .bfloat16
 
     func chunkLengths() throws -> [Int]? {
-        try chunks.map { text in
-            try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
-                guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
-                    throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
-                }
-                return value
-            }
-        }
+        try chunks.map { try parseChunkLengths($0) }
     }
 
     func validate() throws {
@@ -61,6 +54,16 @@ struct ForwardCommand: ParsableCommand {
 /// The largest absolute value of a tensor (NaN if any element is NaN).
 func maxMagnitude(_ tensor: Tensor<Float>) -> Double {
     tensor.storage.reduce(0.0) { largest, value in value.isNaN ? .nan : max(largest, Double(abs(value))) }
+}
+
+/// The lengths of `--chunks`, e.g. `7,1,1,5`.
+func parseChunkLengths(_ text: String) throws -> [Int] {
+    try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int in
+        guard let value = Int(part.trimmingCharacters(in: " ")), value >= 0 else {
+            throw ValidationError("--chunks takes comma-separated non-negative lengths, got '\(text)'")
+        }
+        return value
+    }
 }
 
 extension Substring {

@@ -7,10 +7,12 @@ import Glibc
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a `cca train` checkpoint (byte tokens), streaming it as it is produced.")
+        abstract: "Generate text from a `cca train` checkpoint (byte tokens) or a ZAYA model directory, streaming it as it is produced.")
 
-    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
-    @Option(help: "Prompt text (UTF-8; one token per byte).") var prompt: String
+    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String?
+    @Option(help: "ZAYA model directory (Hugging Face layout) to run instead of a checkpoint.") var model: String?
+    @Option(help: "Prompt text (UTF-8; one token per byte for a checkpoint).") var prompt: String?
+    @Option(help: "Prompt token ids, comma-separated (with --model, instead of --prompt).") var promptIds: String?
     // `.unconditional` reads `--temperature -1` as a value (refused with a reason), not as a missing value.
     @Option(parsing: .unconditional, help: "Tokens to generate.") var maxTokens: Int = 128
     @Option(parsing: .unconditional, help: "Maximum context (prompt + generated tokens) the caches are allocated for.")
@@ -24,20 +26,29 @@ struct GenerateCommand: ParsableCommand {
     static let contextLimit = 1 << 24
 
     func validate() throws {
+        guard (checkpoint == nil) != (model == nil) else { throw ValidationError("give either --checkpoint or --model") }
+        guard (prompt == nil) != (promptIds == nil) else { throw ValidationError("give either --prompt or --prompt-ids") }
+        guard promptIds == nil || model != nil else { throw ValidationError("--prompt-ids goes with --model") }
         guard (1...Self.contextLimit).contains(maxContext) else {
             throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }
-        let promptLength = prompt.utf8.count
-        guard promptLength > 0 else { throw ValidationError("\(GenerationError.emptyPrompt)") }
-        // Compared without adding, so that values near Int.max cannot wrap.
-        guard maxTokens >= 0, promptLength <= maxContext, maxTokens <= maxContext - promptLength else {
-            throw ValidationError("--max-tokens \(maxTokens) after a prompt of \(promptLength) tokens does not fit --max-context \(maxContext); "
-                                  + "use --max-tokens from 0 to \(max(0, maxContext - promptLength)) or raise --max-context")
-        }
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more, got \(maxTokens)") }
+        if let prompt, checkpoint != nil { try requireFits(promptLength: prompt.utf8.count) }
         try validating { _ = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) }
     }
 
+    /// Throws unless a prompt of `promptLength` tokens and `--max-tokens` fit `--max-context`.
+    func requireFits(promptLength: Int) throws {
+        guard promptLength > 0 else { throw ValidationError("\(GenerationError.emptyPrompt)") }
+        // Compared without adding, so that values near Int.max cannot wrap.
+        guard promptLength <= maxContext, maxTokens <= maxContext - promptLength else {
+            throw ValidationError("--max-tokens \(maxTokens) after a prompt of \(promptLength) tokens does not fit --max-context \(maxContext); "
+                                  + "use --max-tokens from 0 to \(max(0, maxContext - promptLength)) or raise --max-context")
+        }
+    }
+
     func run() throws {
+        guard let checkpoint, let prompt else { return try generateZaya(modelPath: model!) }
         let promptTokens = Array(prompt.utf8).map(Int.init)
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         try requireMemory(forContext: promptTokens.count + maxTokens, of: model.config)

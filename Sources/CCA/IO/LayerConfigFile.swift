@@ -32,22 +32,10 @@ public enum LayerConfigFile {
 
     /// Builds a configuration from the bytes of a JSON file; `source` names it in errors.
     public static func parse(jsonBytes: [UInt8], source: String) throws -> any AttentionConfig {
-        guard String(validating: jsonBytes, as: UTF8.self) != nil else {
-            throw ConfigFileError.notJSON(path: source, reason: "the file is not UTF-8 text")
-        }
-        let json: JSONValue
-        do { json = try JSONParser.parse(jsonBytes) } catch {
-            throw ConfigFileError.notJSON(path: source, reason: "\(error.message) at byte \(error.offset)")
-        }
-        guard case let .object(members) = json else { throw ConfigFileError.notAnObject(path: source) }
-        var keys: [String: JSONValue] = [:]
-        for (key, value) in members {
-            guard keys.updateValue(value, forKey: key) == nil else { throw ConfigFileError.duplicateKey(path: source, key: key) }
-        }
-        if let unknown = keys.keys.filter({ !knownKeys.contains($0) }).sorted().first {
+        let reader = try KeyReader(jsonBytes: jsonBytes, source: source)
+        if let unknown = reader.keys.keys.filter({ !knownKeys.contains($0) }).sorted().first {
             throw ConfigFileError.unknownKey(path: source, key: unknown, known: knownKeys.sorted())
         }
-        let reader = KeyReader(keys: keys, source: source)
         let hidden = try reader.integer("hidden_size", default: 2048)
         let queryHeads = try reader.integer("num_attention_heads", default: 8)
         let keyValueHeads = try reader.integer("num_key_value_heads", default: 2)
@@ -122,42 +110,5 @@ public enum ConfigFileError: Error, CustomStringConvertible, Equatable {
         case let .wrongType(path, key, expected): return "\(path): '\(key)' must be \(expected)"
         case let .duplicateKey(path, key): return "\(path): '\(key)' is given twice"
         }
-    }
-}
-
-/// Typed access to the keys of a config object, with defaults for missing keys.
-private struct KeyReader {
-    let keys: [String: JSONValue]
-    let source: String
-
-    func number(_ key: String, default fallback: Double) throws -> Double {
-        switch keys[key] {
-        case nil: return fallback
-        case let .integer(value)?: return Double(value)
-        case let .number(text)?:
-            if let value = Double(text), value.isFinite { return value }
-        default: break
-        }
-        throw ConfigFileError.wrongType(path: source, key: key, expected: "a number")
-    }
-
-    func integer(_ key: String, default fallback: Int) throws -> Int {
-        let value = try number(key, default: Double(fallback))
-        guard value.rounded() == value, abs(value) < 1e15 else {
-            throw ConfigFileError.wrongType(path: source, key: key, expected: "a whole number")
-        }
-        return Int(value)
-    }
-
-    func string(_ key: String, default fallback: String) throws -> String {
-        guard let value = keys[key] else { return fallback }
-        guard case let .string(text) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "a string") }
-        return text
-    }
-
-    func bool(_ key: String, default fallback: Bool) throws -> Bool {
-        guard let value = keys[key] else { return fallback }
-        guard case let .bool(flag) = value else { throw ConfigFileError.wrongType(path: source, key: key, expected: "true or false") }
-        return flag
     }
 }

@@ -91,190 +91,28 @@ public struct SafeTensors: Sendable {
     /// refused before its data section (which may be gigabytes) is read.
     /// - Throws: ``SafeTensorsError``.
     public init(contentsOf path: String) throws {
-        func failure(_ kind: SafeTensorsError.Kind, _ tensor: String?, _ message: String) -> SafeTensorsError {
-            SafeTensorsError(kind: kind, path: path, tensor: tensor, message: message)
-        }
-        let bytes: [UInt8]
+        let (header, bytes): (SafeTensorsHeader, [UInt8])
         do {
             let file = try OpenFile(path)
-            let headerEnd = try Self.headerEnd(lengthField: file.read(count: min(8, file.size), at: 0), fileSize: file.size, failure: failure)
-            _ = try Self.layout(header: file.read(count: headerEnd - 8, at: 8), dataSize: file.size - headerEnd, failure: failure)
+            header = try SafeTensorsHeader(fileSize: file.size, path: path) { try file.read(count: $0.count, at: $0.lowerBound) }
             bytes = try file.read(count: file.size, at: 0)
         } catch let error as FileIOError {
-            throw failure(.io, nil, error.description)
+            throw SafeTensorsError(kind: .io, path: path, tensor: nil, message: error.description)
         }
-        try self.init(bytes: bytes, path: path)
+        self.init(header: header, bytes: bytes, path: path)
     }
 
     /// Validates a whole file already in memory; `path` only names it in error messages.
     /// - Throws: ``SafeTensorsError``.
     public init(bytes: [UInt8], path: String = "<memory>") throws {
-        func failure(_ kind: SafeTensorsError.Kind, _ tensor: String?, _ message: String) -> SafeTensorsError {
-            SafeTensorsError(kind: kind, path: path, tensor: tensor, message: message)
-        }
-        let headerEnd = try Self.headerEnd(lengthField: Array(bytes.prefix(8)), fileSize: bytes.count, failure: failure)
-        let (layout, metadata) = try Self.layout(header: Array(bytes[8..<headerEnd]), dataSize: bytes.count - headerEnd, failure: failure)
-        var entries: [String: SafeTensorsEntry] = [:]
-        for (name, dtype, shape, range) in layout {
-            entries[name] = SafeTensorsEntry(name: name, dtype: dtype, shape: shape,
-                                             bytes: bytes[(headerEnd + range.lowerBound)..<(headerEnd + range.upperBound)])
-        }
-        (self.path, self.names, self.entries, self.metadata) = (path, layout.map(\.name), entries, metadata)
+        self.init(header: try bytes.withUnsafeBytes { try SafeTensorsHeader(file: $0, path: path) }, bytes: bytes, path: path)
     }
 
-    /// Where the header ends, from the 8-byte length field, checked against the limit and the file size.
-    private static func headerEnd(
-        lengthField: [UInt8], fileSize: Int, failure: (SafeTensorsError.Kind, String?, String) -> SafeTensorsError
-    ) throws -> Int {
-        guard lengthField.count == 8 else {
-            throw failure(.header, nil, "the file is \(fileSize) bytes long, too short for the 8-byte header length; it is truncated or not a safetensors file")
-        }
-        let headerLength = (0..<8).reduce(UInt64(0)) { $0 | UInt64(lengthField[$1]) << (8 * $1) }
-        guard headerLength <= UInt64(Self.maxHeaderSize) else {
-            throw failure(.header, nil, "the header length field says \(headerLength) bytes, above the \(Self.maxHeaderSize)-byte limit; the file is corrupt or not a safetensors file")
-        }
-        let headerEnd = 8 + Int(headerLength)
-        guard headerEnd <= fileSize else {
-            throw failure(.header, nil, "the header length field says \(headerLength) bytes but only \(fileSize - 8) follow; the file is truncated")
-        }
-        return headerEnd
-    }
-
-    /// Every tensor's name, dtype, shape and byte range within a data section of `dataSize` bytes, in header
-    /// order, and the metadata map; checks that the ranges tile the data section.
-    private static func layout(
-        header headerBytes: [UInt8], dataSize: Int, failure: (SafeTensorsError.Kind, String?, String) -> SafeTensorsError
-    ) throws -> (tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], range: Range<Int>)], metadata: [String: String]) {
-        guard String(validating: headerBytes, as: UTF8.self) != nil else {
-            throw failure(.header, nil, "the header is not valid UTF-8; the file is corrupt or not a safetensors file")
-        }
-        let json: JSONValue
-        do { json = try JSONParser.parse(headerBytes) } catch {
-            throw failure(.header, nil, "the header is not valid JSON: \(error.message) (at file byte \(8 + error.offset))")
-        }
-        guard case .object(let members) = json else {
-            throw failure(.header, nil, "the header must be a JSON object, but it is \(json.kindName)")
-        }
-
-        var tensors: [(name: String, dtype: SafeTensorsDType, shape: [Int], range: Range<Int>)] = []
-        var seen: Set<String> = []
-        var metadata: [String: String]?
-        for (name, value) in members {
-            if name == "__metadata__" {
-                guard metadata == nil else { throw failure(.header, nil, "'__metadata__' appears twice in the header") }
-                // null is how the reference implementation's optional map may be written.
-                if case .null = value { metadata = [:]; continue }
-                metadata = try Self.parseMetadata(value, failure: failure)
-                continue
-            }
-            guard seen.insert(name).inserted else { throw failure(.entry, name, "the name appears twice in the header") }
-            let (dtype, shape, range) = try Self.parseEntry(value, dataSize: dataSize) { failure(.entry, name, $0) }
-            tensors.append((name, dtype, shape, range))
-        }
-
-        // The reference implementation requires the ranges to tile the data section exactly; anything else
-        // means a damaged file or hidden bytes, so it is refused here too.
-        var covered = 0
-        var previous: String?
-        for (name, _, _, range) in tensors.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
-            if range.lowerBound < covered {
-                throw failure(.layout, name, "its bytes \(range) overlap those of '\(previous ?? "")' (which end at \(covered)); the header is corrupt")
-            }
-            if range.lowerBound > covered {
-                throw failure(.layout, name, "data bytes \(covered)..<\(range.lowerBound) before this tensor belong to no tensor; the header is corrupt")
-            }
-            covered = range.upperBound
-            previous = name
-        }
-        guard covered == dataSize else {
-            throw failure(.layout, nil, "the data section has \(dataSize) bytes but the tensors cover only \(covered); the file has trailing bytes or a damaged header")
-        }
-        return (tensors, metadata ?? [:])
-    }
-
-    private static func parseMetadata(
-        _ value: JSONValue, failure: (SafeTensorsError.Kind, String?, String) -> SafeTensorsError
-    ) throws -> [String: String] {
-        guard case .object(let members) = value else {
-            throw failure(.header, nil, "'__metadata__' must be an object of strings, but it is \(value.kindName)")
-        }
-        var metadata: [String: String] = [:]
-        for (key, value) in members {
-            guard case .string(let text) = value else {
-                throw failure(.header, nil, "'__metadata__' entry '\(key)' must be a string, but it is \(value.kindName)")
-            }
-            guard metadata.updateValue(text, forKey: key) == nil else {
-                throw failure(.header, nil, "'__metadata__' has the key '\(key)' twice")
-            }
-        }
-        return metadata
-    }
-
-    /// One header entry's dtype, shape and byte range within the data section, all checked.
-    private static func parseEntry(
-        _ value: JSONValue, dataSize: Int, failure: (String) -> SafeTensorsError
-    ) throws -> (SafeTensorsDType, [Int], Range<Int>) {
-        guard case .object(let members) = value else {
-            throw failure("its description must be an object with dtype, shape and data_offsets, but it is \(value.kindName)")
-        }
-        var fields: [String: JSONValue] = [:]
-        for (key, value) in members where ["dtype", "shape", "data_offsets"].contains(key) {
-            guard fields.updateValue(value, forKey: key) == nil else { throw failure("the field '\(key)' appears twice") }
-        }
-        guard let dtypeValue = fields["dtype"] else { throw failure("the field 'dtype' is missing") }
-        guard case .string(let dtypeName) = dtypeValue else {
-            throw failure("'dtype' must be a string, but it is \(dtypeValue.kindName)")
-        }
-        guard let dtype = SafeTensorsDType(rawValue: dtypeName) else {
-            let known = SafeTensorsDType.allCases.map(\.rawValue).joined(separator: ", ")
-            throw failure("unknown dtype '\(dtypeName)' (supported: \(known))")
-        }
-
-        let shape = try integers(fields["shape"], field: "shape", failure: failure)
-        // Zero dimensions are left out of the overflow check so that no partial product of the shape,
-        // which later code may compute in any order, can overflow either.
-        var nonZeroProduct = 1
-        for (axis, dimension) in shape.enumerated() {
-            guard dimension >= 0 else { throw failure("dimension \(axis) of shape \(shape) is negative") }
-            let (product, overflow) = nonZeroProduct.multipliedReportingOverflow(by: max(dimension, 1))
-            guard !overflow else { throw failure("shape \(shape) has more elements than can be addressed") }
-            nonZeroProduct = product
-        }
-        let elementCount = shape.contains(0) ? 0 : nonZeroProduct
-        let (byteCount, overflow) = elementCount.multipliedReportingOverflow(by: dtype.byteSize)
-        guard !overflow else { throw failure("shape \(shape) of \(dtype) needs more bytes than can be addressed") }
-
-        let offsets = try integers(fields["data_offsets"], field: "data_offsets", failure: failure)
-        guard offsets.count == 2 else {
-            throw failure("'data_offsets' must be [begin, end], but it has \(offsets.count) numbers")
-        }
-        let (begin, end) = (offsets[0], offsets[1])
-        guard begin >= 0, begin <= end else {
-            throw failure("'data_offsets' [\(begin), \(end)] must satisfy 0 <= begin <= end")
-        }
-        guard end <= dataSize else {
-            throw failure("'data_offsets' end \(end) lies beyond the \(dataSize)-byte data section; the file is truncated or the header corrupt")
-        }
-        guard end - begin == byteCount else {
-            throw failure("it spans \(end - begin) bytes but shape \(shape) of \(dtype) needs \(byteCount)")
-        }
-        return (dtype, shape, begin..<end)
-    }
-
-    /// An array of JSON integers, as shapes and offsets are written.
-    private static func integers(
-        _ value: JSONValue?, field: String, failure: (String) -> SafeTensorsError
-    ) throws -> [Int] {
-        guard let value else { throw failure("the field '\(field)' is missing") }
-        guard case .array(let elements) = value else {
-            throw failure("'\(field)' must be an array of integers, but it is \(value.kindName)")
-        }
-        return try elements.enumerated().map { index, element in
-            switch element {
-            case .integer(let number): return number
-            case .number(let text): throw failure("'\(field)' element \(index) is \(text), not an integer in range")
-            default: throw failure("'\(field)' element \(index) must be an integer, but it is \(element.kindName)")
-            }
+    private init(header: SafeTensorsHeader, bytes: [UInt8], path: String) {
+        (self.path, self.names, self.metadata) = (path, header.names, header.metadata)
+        entries = header.placements.reduce(into: [:]) { entries, item in
+            let (name, placement) = item
+            entries[name] = SafeTensorsEntry(name: name, dtype: placement.dtype, shape: placement.shape, bytes: bytes[placement.bytes])
         }
     }
 }
@@ -294,14 +132,13 @@ extension SafeTensors {
     /// - Throws: ``WeightError/missing(name:available:)`` or ``WeightError/wrongDType(name:dtype:expected:)``.
     public func tensor(_ name: String) throws -> Tensor<Float> {
         let entry = try entry(name)
-        let values: [Float]
-        switch entry.dtype {
-        case .F32: values = Self.load(entry.bytes, as: UInt32.self).map(Float.init(bitPattern:))
-        case .F16: values = Self.load(entry.bytes, as: UInt16.self).map { HalfPrecision.float(float16: $0) }
-        case .BF16: values = Self.load(entry.bytes, as: UInt16.self).map { HalfPrecision.float(bfloat16: $0) }
-        case .F64: values = Self.load(entry.bytes, as: UInt64.self).map { Float(Double(bitPattern: $0)) }
-        default: throw WeightError.wrongDType(name: name, dtype: entry.dtype.rawValue, expected: "F32, F16, BF16 or F64")
+        guard entry.dtype.isFloat else {
+            throw WeightError.wrongDType(name: name, dtype: entry.dtype.rawValue, expected: "F32, F16, BF16 or F64")
         }
+        var values = [Float](repeating: 0, count: entry.count)
+        entry.bytes.withUnsafeBytes { raw in values.withUnsafeMutableBufferPointer { destination in
+            if let source = raw.baseAddress { entry.dtype.decodeFloats(source, count: entry.count, into: destination.baseAddress!) }
+        }}
         return try Tensor<Float>(shape: entry.shape, storage: values)
     }
 

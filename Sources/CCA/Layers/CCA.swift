@@ -30,7 +30,7 @@ public struct CCA<Scalar: TensorScalar>: AttentionLayer {
 
     var heads: Attention.Heads {
         Attention.Heads(queryHeads: config.queryHeads, keyValueHeads: config.keyValueHeads, keyDim: config.headDim,
-                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
+                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot(), window: config.slidingWindow)
     }
     var historyCount: Int { 2 * config.convolutionChannels }
     var carryCount: Int { historyCount + config.keyWidth / 2 }

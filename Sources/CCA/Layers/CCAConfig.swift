@@ -23,11 +23,13 @@ public struct CCAConfig: AttentionConfig, Codable, Equatable {
     public var qkMean: Bool
     /// Gives the second half of the value channels the previous token's projection.
     public var valueShift: Bool
+    /// Keys a query sees at most, itself included (ZAYA's `hybrid_sliding` layers); nil: every earlier key.
+    public var slidingWindow: Int?
 
     /// The defaults are ZAYA1-8B's attention: E = 2048, Hq = 8, Hkv = 2, d = 128, RoPE 0.5 at theta 5e6.
     public init(hiddenSize: Int = 2048, queryHeads: Int = 8, keyValueHeads: Int = 2, headDim: Int = 128,
                 rope: RoPEConfig = RoPEConfig(), temperature: TemperatureMode = .linear,
-                convolutions: Int = 2, qkMean: Bool = true, valueShift: Bool = true) {
+                convolutions: Int = 2, qkMean: Bool = true, valueShift: Bool = true, slidingWindow: Int? = nil) {
         self.hiddenSize = hiddenSize
         self.queryHeads = queryHeads
         self.keyValueHeads = keyValueHeads
@@ -37,6 +39,7 @@ public struct CCAConfig: AttentionConfig, Codable, Equatable {
         self.convolutions = convolutions
         self.qkMean = qkMean
         self.valueShift = valueShift
+        self.slidingWindow = slidingWindow
     }
 
     public var queryWidth: Int { queryHeads * headDim }
@@ -57,6 +60,7 @@ public struct CCAConfig: AttentionConfig, Codable, Equatable {
         }
         guard (0...2).contains(convolutions) else { throw ConfigError.convolutionCount(convolutions) }
         guard keyWidth % 2 == 0 else { throw ConfigError.oddValueWidth(valueWidth: keyWidth) }
+        if let slidingWindow { try ConfigError.requirePositive(["sliding_window": slidingWindow]) }
         _ = try rope.embedding(headDim: headDim)
     }
 

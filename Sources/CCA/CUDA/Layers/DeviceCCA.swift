@@ -26,6 +26,10 @@ struct DeviceCCA: DeviceAttentionLayer {
     let prologue: PrologueWeights
 
     init(config: CCAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+        // The kernels attend every earlier key; refusing a window keeps them from giving a wrong answer.
+        if let window = config.slidingWindow {
+            throw ConfigError.invalidValue(name: "sliding_window", value: "\(window)", expected: "none on the GPU (its attention has no window yet); run on the CPU")
+        }
         self.config = config
         let rotary = try config.rope.embedding(headDim: config.headDim)
         func floats(_ name: String) throws -> DeviceBuffer? { try weights[name].map { try context.upload($0.storage) } }
