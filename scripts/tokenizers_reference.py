@@ -4,7 +4,8 @@
 Reads one JSON request on stdin and writes one JSON answer on stdout, so that a test needs a single
 Python start:
 
-    {"build_dir": DIR or null, "corpus": FILE, "tokenizers": [FILE, ...], "texts": [TEXT, ...]}
+    {"build_dir": DIR or null, "corpus": FILE, "tokenizers": [FILE, ...], "texts": [TEXT, ...],
+     "patterns": [PATTERN, ...]}
 
 With `build_dir`, tokenizer files of several styles are first built there with `tokenizers` itself
 (trained on `corpus`): GPT-2-like byte level, the same with added tokens of every flag, Llama-3-like
@@ -18,6 +19,9 @@ text with and without special tokens skipped, and the decoding of a few seeded r
 
     {"files": [FILE, ...], "results": {FILE: {"ids": [[...]], "ids_plain": [[...]], "decoded": [...],
      "decoded_skip": [...], "random_ids": [[...]], "random_decoded": [...]}}}
+
+For every pattern and text, "matches" holds the byte ranges [start, end) of the pattern's non-empty
+matches as `tokenizers` finds them (a `Split` pre-tokenizer that keeps only the matches).
 
 Usage: python3 scripts/tokenizers_reference.py < request.json
 """
@@ -58,12 +62,13 @@ def edit(path, change):
     return path
 
 
-def build(directory, corpus):
+def build(directory, corpus, scale=1):
+    """Writes the reference files; `scale` multiplies the (small) vocabulary sizes, for benchmarks."""
     lines = corpus_lines(corpus)
     paths = []
 
     gpt2 = ByteLevelBPETokenizer(add_prefix_space=False)
-    gpt2.train_from_iterator(lines, vocab_size=600, min_frequency=2, special_tokens=["<|endoftext|>"],
+    gpt2.train_from_iterator(lines, vocab_size=600 * scale, min_frequency=2, special_tokens=["<|endoftext|>"],
                              show_progress=False)
     paths.append(save(gpt2, directory, "gpt2_like.json"))
 
@@ -79,7 +84,7 @@ def build(directory, corpus):
         pre_tokenizers.Split(Regex(LLAMA3_PATTERN), behavior="isolated", invert=False),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     llama3.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=700, min_frequency=2, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=700 * scale, min_frequency=2, show_progress=False,
                                   special_tokens=["<|begin_of_text|>", "<|end_of_text|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     llama3.train_from_iterator(lines, trainer)
@@ -90,7 +95,7 @@ def build(directory, corpus):
     paths.append(save(llama3, directory, "llama3_like.json"))
 
     piece = SentencePieceBPETokenizer(unk_token="<unk>", replacement="▁")
-    piece.train_from_iterator(lines, vocab_size=500, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"],
+    piece.train_from_iterator(lines, vocab_size=500 * scale, min_frequency=2, special_tokens=["<unk>", "<s>", "</s>"],
                               show_progress=False)
     base = save(piece, directory, "metaspace_split.json")
 
@@ -178,12 +183,23 @@ def answer(paths, texts):
     return {"files": paths, "results": results}
 
 
+def byte_ranges(pattern, text):
+    splitter = pre_tokenizers.Split(Regex(pattern), behavior="removed", invert=True)
+    ranges = []
+    for _, (start, end) in splitter.pre_tokenize_str(text):
+        byte_start = len(text[:start].encode("utf-8"))
+        ranges.append([byte_start, byte_start + len(text[start:end].encode("utf-8"))])
+    return ranges
+
+
 def main():
     request = json.load(sys.stdin)
     paths = list(request.get("tokenizers", []))
     if request.get("build_dir"):
         paths = build(request["build_dir"], request["corpus"]) + paths
-    json.dump(answer(paths, request["texts"]), sys.stdout, ensure_ascii=True)
+    result = answer(paths, request["texts"])
+    result["matches"] = [[byte_ranges(pattern, text) for text in request["texts"]] for pattern in request.get("patterns", [])]
+    json.dump(result, sys.stdout, ensure_ascii=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ struct CCACommand: ParsableCommand {
         abstract: "Compressed Convolutional Attention (CCA / CCGQA): run layers, cost tables and benchmarks.",
         discussion: "With no subcommand, `cca` runs a short tour on built-in defaults.",
         subcommands: [TourCommand.self, ForwardCommand.self, BackwardCommand.self, TrainCommand.self, GenerateCommand.self, CostCommand.self, SelfTestCommand.self,
-                      BenchCommand.self],
+                      BenchCommand.self, TokenizerCommand.self],
         defaultSubcommand: TourCommand.self
     )
 }

@@ -18,6 +18,10 @@ struct BPEModel: Sendable {
     private let ignoreMerges: Bool
     private let continuingSubwordPrefix: [UInt8]?
     private let endOfWordSuffix: [UInt8]?
+    /// For words still in raw bytes (``TextPiece/spellsAlphabet``): each byte's alphabet-character token (-1 where
+    /// missing), and, for `ignore_merges`, the tokens spelled in the alphabet keyed by the bytes they spell.
+    private let byteSymbolIDs: [Int]
+    private let idsByAlphabetBytes: [[UInt8]: Int]
 
     /// Number of vocabulary entries (the base for added tokens' ids, as `get_vocab_size` in `tokenizers`).
     var count: Int { idsByToken.count }
@@ -66,6 +70,12 @@ struct BPEModel: Sendable {
             byteFallbackIDs = nil
         }
         merges = try Self.readMerges(try object.array("merges"), field: field + ".merges", ids: ids, prefix: continuingSubwordPrefix)
+        byteSymbolIDs = ByteLevelAlphabet.utf8ForByte.map { ids[$0] ?? -1 }
+        var alphabetIDs: [[UInt8]: Int] = [:]
+        if ignoreMerges {
+            for (token, id) in ids { if let bytes = ByteLevelAlphabet.decode(token) { alphabetIDs[bytes] = id } }
+        }
+        idsByAlphabetBytes = alphabetIDs
     }
 
     /// Merges in rank order, either "left right" strings or [left, right] pairs, as `tokenizers` accepts them.
@@ -106,13 +116,37 @@ struct BPEModel: Sendable {
         return merges
     }
 
-    /// Appends the ids of one pre-tokenized word; `cache` remembers words already seen in this call.
-    func tokenize(_ word: [UInt8], into ids: inout [Int], cache: inout [[UInt8]: [Int]]) {
+    /// Words already tokenized in one `encode` call, by text and by raw bytes.
+    struct WordCache {
+        static let capacity = 1 << 18
+        var byText: [[UInt8]: [Int]] = [:]
+        var byAlphabetBytes: [[UInt8]: [Int]] = [:]
+    }
+
+    /// Appends the ids of one pre-tokenized piece.
+    func tokenize(_ piece: TextPiece, into ids: inout [Int], cache: inout WordCache) {
+        let word = piece.bytes
         guard !word.isEmpty else { return }
-        if ignoreMerges, let id = idsByToken[word] { ids.append(id); return }
-        if let cached = cache[word] { ids += cached; return }
-        let result = mergedWord(word)
-        if cache.count < 1 << 18 { cache[word] = result }
+        guard piece.spellsAlphabet else {
+            if ignoreMerges, let id = idsByToken[word] { ids.append(id); return }
+            if let cached = cache.byText[word] { ids += cached; return }
+            let result = mergedWord(word)
+            if cache.byText.count < WordCache.capacity { cache.byText[word] = result }
+            ids += result
+            return
+        }
+        if ignoreMerges, let id = idsByAlphabetBytes[word] { ids.append(id); return }
+        if let cached = cache.byAlphabetBytes[word] { ids += cached; return }
+        let symbols = word.map { byteSymbolIDs[Int($0)] }
+        let result: [Int]
+        if continuingSubwordPrefix == nil, endOfWordSuffix == nil, !symbols.contains(-1) {
+            result = applyMerges(symbols)
+        } else {
+            var text = piece
+            text.mapToAlphabet()
+            result = mergedWord(text.bytes)
+        }
+        if cache.byAlphabetBytes.count < WordCache.capacity { cache.byAlphabetBytes[word] = result }
         ids += result
     }
 

@@ -55,7 +55,7 @@ public struct BPETokenizer: Tokenizer {
 
     /// Reads the contents of a `tokenizer.json`; `source` names it in error messages.
     public init(jsonBytes: [UInt8], source: String = "the tokenizer JSON") throws(TokenizerError) {
-        if let offset = firstInvalidUTF8Offset(jsonBytes) { throw .invalidUTF8(source: source, offset: offset) }
+        if let offset = firstInvalidUTF8Offset(in: jsonBytes) { throw .invalidUTF8(source: source, offset: offset) }
         let root: JSONValue
         do { root = try JSONParser.parse(jsonBytes) } catch { throw .invalidJSON(source: source, offset: error.offset, message: error.message) }
         let file = try TokenizerJSONObject(root, field: "(top level)")
@@ -122,9 +122,9 @@ public struct BPETokenizer: Tokenizer {
         if let preTokenizer { pieces = preTokenizer.apply(pieces) }
         var ids: [Int] = []
         ids.reserveCapacity(text.utf8.count / 3)
-        var cache: [[UInt8]: [Int]] = [:]
+        var cache = BPEModel.WordCache()
         for piece in pieces {
-            if let id = piece.addedTokenID { ids.append(id) } else { model.tokenize(piece.bytes, into: &ids, cache: &cache) }
+            if let id = piece.addedTokenID { ids.append(id) } else { model.tokenize(piece, into: &ids, cache: &cache) }
         }
         return postProcessor?.apply(ids, addSpecialTokens: addSpecialTokens) ?? ids
     }

@@ -116,7 +116,8 @@ indirect enum PreTokenizer {
                 if addPrefixSpace && piece.bytes.first != 0x20 { piece.prepend([0x20]) }
                 return useRegex ? Self.split(piece, Self.gpt2Program, .isolated, invert: false) : [piece]
             }
-            for index in split.indices where split[index].addedTokenID == nil { split[index].mapBytesToAlphabet() }
+            // The mapping itself waits until a later step reads the text (see `TextPiece.spellsAlphabet`).
+            for index in split.indices where split[index].addedTokenID == nil { split[index].spellsAlphabet = true }
             return split
         case let .metaspace(replacement, scheme, splits):
             let marker = RegexProgram(literal: String(decoding: replacement, as: UTF8.self))
@@ -138,8 +139,9 @@ indirect enum PreTokenizer {
     private static func splitEach(_ pieces: [TextPiece], _ body: (TextPiece) -> [TextPiece]) -> [TextPiece] {
         var result: [TextPiece] = []
         result.reserveCapacity(pieces.count)
-        for piece in pieces {
+        for var piece in pieces {
             if piece.addedTokenID != nil { result.append(piece); continue }
+            piece.mapToAlphabet()
             for part in body(piece) where !part.bytes.isEmpty { result.append(part) }
         }
         return result
@@ -147,8 +149,10 @@ indirect enum PreTokenizer {
 }
 
 extension TextPiece {
-    /// Replaces each byte by the UTF-8 of its ``ByteLevelAlphabet`` scalar; all of them keep the byte's origin.
-    mutating func mapBytesToAlphabet() {
+    /// Replaces each byte by the UTF-8 of its ``ByteLevelAlphabet`` scalar, if a byte-level step left that
+    /// pending; all of them keep the byte's origin.
+    mutating func mapToAlphabet() {
+        guard spellsAlphabet else { return }
         var mapped: [UInt8] = []
         mapped.reserveCapacity(bytes.count * 2)
         var mappedOrigins: [Int]? = origins.map { _ in [] }
@@ -157,6 +161,6 @@ extension TextPiece {
             mapped += scalar
             if let origins { mappedOrigins! += repeatElement(origins[index], count: scalar.count) }
         }
-        (bytes, origins) = (mapped, mappedOrigins)
+        (bytes, origins, spellsAlphabet) = (mapped, mappedOrigins, false)
     }
 }

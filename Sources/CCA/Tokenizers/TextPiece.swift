@@ -9,6 +9,10 @@ struct TextPiece {
     /// alignment rules of `tokenizers`. Only a Metaspace pre-tokenizer with `prepend_scheme: first` asks for it
     /// (it prepends only to the piece that starts the text), so it is nil unless the pipeline has one.
     var origins: [Int]?
+    /// Whether `bytes` still holds raw bytes that stand for their ``ByteLevelAlphabet`` characters: the
+    /// `ByteLevel` pre-tokenizer's mapping is deferred so that the BPE model can work on the bytes directly
+    /// (``mapToAlphabet()`` performs it when a later step needs the text).
+    var spellsAlphabet = false
 
     init(bytes: [UInt8], addedTokenID: Int? = nil, origins: [Int]? = nil) {
         (self.bytes, self.addedTokenID, self.origins) = (bytes, addedTokenID, origins)

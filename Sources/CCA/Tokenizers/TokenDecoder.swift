@@ -83,7 +83,7 @@ indirect enum TokenDecoder: Sendable {
         var pending: [UInt8] = []
         func flush() {
             guard !pending.isEmpty else { return }
-            if firstInvalidUTF8Offset(pending) == nil { output.append(pending) } else {
+            if firstInvalidUTF8Offset(in: pending) == nil { output.append(pending) } else {
                 output += repeatElement(Array("\u{FFFD}".utf8), count: pending.count)
             }
             pending.removeAll()

@@ -33,7 +33,7 @@ extension Tokenizer {
     ///
     /// - Throws: ``TokenizerError/invalidUTF8(source:offset:)`` naming the first invalid byte.
     public func encode(utf8 bytes: [UInt8], addSpecialTokens: Bool) throws(TokenizerError) -> [Int] {
-        if let offset = firstInvalidUTF8Offset(bytes) { throw .invalidUTF8(source: "the text", offset: offset) }
+        if let offset = firstInvalidUTF8Offset(in: bytes) { throw .invalidUTF8(source: "the text", offset: offset) }
         return encode(String(decoding: bytes, as: UTF8.self), addSpecialTokens: addSpecialTokens)
     }
 }

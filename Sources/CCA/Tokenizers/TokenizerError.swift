@@ -37,9 +37,9 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 /// The offset of the first byte that breaks UTF-8 well-formedness, or nil when `bytes` is valid UTF-8.
 ///
 /// Overlong forms, surrogates and scalars above U+10FFFF count as invalid, as in Unicode's definition.
-func firstInvalidUTF8Offset<C: Collection<UInt8>>(_ bytes: C) -> Int? where C.Index == Int {
-    var index = bytes.startIndex
-    let end = bytes.endIndex
+public func firstInvalidUTF8Offset(in bytes: [UInt8]) -> Int? {
+    var index = 0
+    let end = bytes.count
     while index < end {
         let lead = bytes[index]
         if lead < 0x80 { index += 1; continue }
@@ -53,11 +53,11 @@ func firstInvalidUTF8Offset<C: Collection<UInt8>>(_ bytes: C) -> Int? where C.In
         case 0xF0: length = 4; lower = 0x90
         case 0xF1...0xF3: length = 4
         case 0xF4: length = 4; upper = 0x8F
-        default: return index - bytes.startIndex
+        default: return index
         }
-        guard index + length <= end else { return index - bytes.startIndex }
-        guard (lower...upper).contains(bytes[index + 1]) else { return index - bytes.startIndex }
-        for next in 2..<length where bytes[index + next] & 0xC0 != 0x80 { return index - bytes.startIndex }
+        guard index + length <= end else { return index }
+        guard (lower...upper).contains(bytes[index + 1]) else { return index }
+        for next in 2..<length where bytes[index + next] & 0xC0 != 0x80 { return index }
         index += length
     }
     return nil
