@@ -77,7 +77,11 @@ def build(directory, corpus, scale=1):
                      AddedToken(" world", normalized=True),
                      AddedToken("ands", normalized=False)])
     gpt2.add_special_tokens([AddedToken("<|pad|>", special=True, normalized=False)])
-    paths.append(save(gpt2, directory, "gpt2_added.json"))
+
+    def legacy_merges(data):
+        # The older "left right" string form of merges (byte-level tokens never contain a space).
+        data["model"]["merges"] = [" ".join(pair) for pair in data["model"]["merges"]]
+    paths.append(edit(save(gpt2, directory, "gpt2_added.json"), legacy_merges))
 
     llama3 = Tokenizer(models.BPE(ignore_merges=True))
     llama3.pre_tokenizer = pre_tokenizers.Sequence([
@@ -118,10 +122,15 @@ def build(directory, corpus, scale=1):
         {"type": "ByteFallback"}, {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
 
     def metaspace_split(data):
-        add_byte_fallback(data)
+        # No byte fallback: characters outside the vocabulary become <unk>, one each.
         data["normalizer"] = None  # SentencePieceBPETokenizer's NFKC, which the Swift side refuses (no NFKC tables)
         data["decoder"] = {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}
     paths.append(edit(base, metaspace_split))
+
+    def fused_unknowns(data):
+        metaspace_split(data)
+        data["model"]["fuse_unk"] = True
+    paths.append(edit(save(piece, directory, "unk_fused.json"), fused_unknowns))
 
     def llama2(data):
         add_byte_fallback(data)
@@ -160,6 +169,13 @@ def build(directory, corpus, scale=1):
         data["post_processor"] = {"type": "RobertaProcessing", "sep": ["<|endoftext|>", 0], "cls": ["<|endoftext|>", 0],
                                   "trim_offsets": True, "add_prefix_space": True}
     paths.append(edit(save(gpt2, directory, "mixed_pipeline.json"), mixed))
+
+    affixes = Tokenizer(models.BPE(unk_token="<unk>", continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    affixes.pre_tokenizer = pre_tokenizers.Split(Regex(r"\s+"), behavior="removed", invert=False)
+    affixes.train_from_iterator(lines, trainers.BpeTrainer(
+        vocab_size=500 * scale, min_frequency=2, show_progress=False, special_tokens=["<unk>"],
+        continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    paths.append(save(affixes, directory, "affixes_no_decoder.json"))
     return paths
 
 

@@ -26,6 +26,9 @@ struct RegexProgram: Sendable {
     let pattern: String
     private let code: [RegexInstruction]
     private let sets: [ScalarSet]
+    /// For each instruction, the bytes a match from there can begin with (a quick test that skips hopeless
+    /// alternatives without trying them).
+    private let firstBytes: [FirstBytes]
     private let wordSet = ScalarSet(items: [.word(negated: false)], negated: false)
 
     init(pattern: String) throws(TokenizerError) {
@@ -37,6 +40,7 @@ struct RegexProgram: Sendable {
             throw .unsupportedPattern(pattern: pattern, reason: "it expands to more than \(Self.maxInstructions) steps")
         }
         (code, sets) = (compiler.code, compiler.sets)
+        firstBytes = FirstBytes.table(code, sets)
     }
 
     /// A pattern matching `literal` exactly (what `tokenizers` builds from a `{"String": ...}` pattern).
@@ -44,13 +48,14 @@ struct RegexProgram: Sendable {
         self.pattern = literal
         code = literal.unicodeScalars.map { .scalar($0.value) } + [.match]
         sets = []
+        firstBytes = FirstBytes.table(code, sets)
     }
 
     /// The non-overlapping matches in `text` (valid UTF-8), left to right, as byte ranges; an empty match right
     /// after the previous match is skipped, as Oniguruma's `find_iter` does.
     func matches(in text: UnsafeBufferPointer<UInt8>) -> [Range<Int>] {
         code.withUnsafeBufferPointer { code in
-            var run = RegexRun(text: text, code: code, sets: sets, wordSet: wordSet)
+            var run = RegexRun(text: text, code: code, sets: sets, firstBytes: firstBytes, wordSet: wordSet)
             var results: [Range<Int>] = []
             var searchFrom = 0
             var lastMatchEnd = -1
@@ -131,6 +136,7 @@ private struct RegexRun {
     let text: UnsafeBufferPointer<UInt8>
     let code: UnsafeBufferPointer<RegexInstruction>
     let sets: [ScalarSet]
+    let firstBytes: [FirstBytes]
     let wordSet: ScalarSet
     /// Pairs (instruction, position); a negative instruction -(pc + 1) marks that state's alternatives as done.
     private var stack: [Int] = []
@@ -139,8 +145,9 @@ private struct RegexRun {
     private var failedStates: Set<Int>?
     private var abandoned = false
 
-    init(text: UnsafeBufferPointer<UInt8>, code: UnsafeBufferPointer<RegexInstruction>, sets: [ScalarSet], wordSet: ScalarSet) {
-        (self.text, self.code, self.sets, self.wordSet) = (text, code, sets, wordSet)
+    init(text: UnsafeBufferPointer<UInt8>, code: UnsafeBufferPointer<RegexInstruction>, sets: [ScalarSet],
+         firstBytes: [FirstBytes], wordSet: ScalarSet) {
+        (self.text, self.code, self.sets, self.firstBytes, self.wordSet) = (text, code, sets, firstBytes, wordSet)
         stepBudget = 100_000 + 256 * text.count
         stack.reserveCapacity(64)
     }
@@ -149,7 +156,7 @@ private struct RegexRun {
     mutating func search(from start: Int) -> Range<Int>? {
         var position = start
         while true {
-            if let end = attempt(at: position) { return position..<end }
+            if admits(0, at: position), let end = attempt(at: position) { return position..<end }
             if position >= text.count { return nil }
             position += scalarLength(at: position)
         }
@@ -164,6 +171,14 @@ private struct RegexRun {
             stack.removeAll(keepingCapacity: true)
             failedStates = failedStates ?? []
         }
+    }
+
+    /// Whether a match from instruction `pc` could begin at `position` (false only when it certainly cannot).
+    @inline(__always) private func admits(_ pc: Int, at position: Int) -> Bool {
+        let first = firstBytes[pc]
+        if first.canBeEmpty { return true }
+        guard position < text.count else { return false }
+        return first.contains(text[position])
     }
 
     @inline(__always) func scalarLength(at index: Int) -> Int {
@@ -238,8 +253,12 @@ private struct RegexRun {
                 case .anyButNewline:
                     if position < count, text[position] != 0x0A { position += scalarLength(at: position); pc += 1 } else { failed = true }
                 case let .split(first, second):
-                    stack.append(second); stack.append(position)
-                    pc = first
+                    if admits(first, at: position) {
+                        if admits(second, at: position) { stack.append(second); stack.append(position) }
+                        pc = first
+                    } else {
+                        pc = second
+                    }
                 case let .jump(target): pc = target
                 case let .lookahead(negated, next):
                     let found = run(from: pc + 1, at: position) != nil
@@ -264,6 +283,59 @@ private struct RegexRun {
                 }
             }
             if !resumed { return nil }
+        }
+    }
+}
+
+/// The bytes a match from one instruction can start with: exact for ASCII, "maybe" for every non-ASCII lead
+/// byte when any non-ASCII scalar may come first; `canBeEmpty` when a path reaches a zero-width test or the end
+/// without consuming, in which case nothing is ruled out.
+struct FirstBytes: Sendable {
+    var low: UInt64 = 0, high: UInt64 = 0
+    var nonASCII = false
+    var canBeEmpty = false
+
+    @inline(__always) func contains(_ byte: UInt8) -> Bool {
+        if byte < 64 { return low >> UInt64(byte) & 1 != 0 }
+        if byte < 128 { return high >> UInt64(byte - 64) & 1 != 0 }
+        return nonASCII
+    }
+
+    private mutating func add(_ scalar: UInt32) {
+        if scalar < 64 { low |= 1 << UInt64(scalar) } else if scalar < 128 { high |= 1 << UInt64(scalar - 64) } else { nonASCII = true }
+    }
+
+    private mutating func formUnion(_ other: FirstBytes) {
+        low |= other.low; high |= other.high
+        nonASCII = nonASCII || other.nonASCII
+        canBeEmpty = canBeEmpty || other.canBeEmpty
+    }
+
+    /// The first bytes of every instruction, following jumps and splits to the instructions that consume.
+    static func table(_ code: [RegexInstruction], _ sets: [ScalarSet]) -> [FirstBytes] {
+        code.indices.map { start in
+            var result = FirstBytes()
+            var visited = Set<Int>()
+            var pending = [start]
+            while let pc = pending.popLast() {
+                guard visited.insert(pc).inserted else { continue }
+                switch code[pc] {
+                case let .scalar(value): result.add(value)
+                case let .foldedScalar(value):
+                    // Any scalar folding to `value`: its ASCII forms, and possibly non-ASCII ones (ſ, K).
+                    for ascii in UInt32(0)..<128 where simpleCaseFold(ascii) == value { result.add(ascii) }
+                    result.nonASCII = true
+                case let .set(index):
+                    for ascii in UInt32(0)..<128 where sets[index].contains(ascii) { result.add(ascii) }
+                    result.nonASCII = true
+                case .anyButNewline:
+                    result.formUnion(FirstBytes(low: ~(1 << 10), high: ~0, nonASCII: true))
+                case let .split(first, second): pending += [first, second]
+                case let .jump(target): pending.append(target)
+                case .lookahead, .lookaheadSucceeded, .assertion, .match: result.canBeEmpty = true
+                }
+            }
+            return result
         }
     }
 }
