@@ -16,9 +16,7 @@ indirect enum Normalizer {
         let object = try TokenizerJSONObject(json, field: field)
         switch try object.type() {
         case "Sequence":
-            self = .sequence(try object.array("normalizers").enumerated().map { (index, value) throws(TokenizerError) in
-                try Normalizer(json: value, field: "\(field).normalizers[\(index)]")
-            })
+            self = .sequence(try object.elements("normalizers", Normalizer.init))
         case "Prepend": self = .prepend(Array(try object.string("prepend").utf8))
         case "Replace":
             self = .replace(try object.pattern("pattern"), content: Array(try object.string("content").utf8))

@@ -11,9 +11,7 @@ indirect enum PostProcessor: Sendable {
         let object = try TokenizerJSONObject(json, field: field)
         switch try object.type() {
         case "Sequence":
-            self = .sequence(try object.array("processors").enumerated().map { (index, value) throws(TokenizerError) in
-                try PostProcessor(json: value, field: "\(field).processors[\(index)]")
-            })
+            self = .sequence(try object.elements("processors", PostProcessor.init))
         case "ByteLevel": self = .byteLevel
         case "TemplateProcessing": self = try Self.template(object)
         case "RobertaProcessing", "BertProcessing":

@@ -65,9 +65,7 @@ indirect enum PreTokenizer {
         let object = try TokenizerJSONObject(json, field: field)
         switch try object.type() {
         case "Sequence":
-            self = .sequence(try object.array("pretokenizers").enumerated().map { (index, value) throws(TokenizerError) in
-                try PreTokenizer(json: value, field: "\(field).pretokenizers[\(index)]")
-            })
+            self = .sequence(try object.elements("pretokenizers", PreTokenizer.init))
         case "Split":
             let behaviorName = try object.string("behavior")
             guard let behavior = SplitBehavior(rawValue: behaviorName) else {

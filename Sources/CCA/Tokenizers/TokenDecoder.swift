@@ -18,9 +18,7 @@ indirect enum TokenDecoder: Sendable {
         let object = try TokenizerJSONObject(json, field: field)
         switch try object.type() {
         case "Sequence":
-            self = .sequence(try object.array("decoders").enumerated().map { (index, value) throws(TokenizerError) in
-                try TokenDecoder(json: value, field: "\(field).decoders[\(index)]")
-            })
+            self = .sequence(try object.elements("decoders", TokenDecoder.init))
         case "ByteLevel": self = .byteLevel
         case "Metaspace":
             // The pre-tokenizer's reading of the same fields decides the scheme.

@@ -64,6 +64,13 @@ struct TokenizerJSONObject {
         return elements
     }
 
+    /// Each element of the array `key` read by `read(element, its field path)`, e.g. a Sequence's parts.
+    func elements<Element>(_ key: String, _ read: (JSONValue, String) throws(TokenizerError) -> Element) throws(TokenizerError) -> [Element] {
+        var result: [Element] = []
+        for (index, value) in try array(key).enumerated() { result.append(try read(value, "\(path(key))[\(index)]")) }
+        return result
+    }
+
     func object(_ key: String) throws(TokenizerError) -> TokenizerJSONObject {
         guard let value = self[key] else { throw .malformed(field: path(key), reason: "is missing") }
         return try TokenizerJSONObject(value, field: path(key))
