@@ -189,10 +189,10 @@ struct BPEModel: Sendable {
         var next = Array(1...initial.count)
         next[initial.count - 1] = -1
         var removed = [Bool](repeating: false, count: initial.count)
-        var heap = MergeHeap()
+        var heap = BinaryHeap<MergeCandidate>()
         for position in 0..<initial.count - 1 {
             if let merge = merges[UInt64(symbol[position]) << 32 | UInt64(symbol[position + 1])] {
-                heap.push(rank: merge >> 32, position: position, mergedID: Int(merge & 0xFFFF_FFFF))
+                heap.push(MergeCandidate(rank: merge >> 32, position: position, mergedID: Int(merge & 0xFFFF_FFFF)))
             }
         }
         while let top = heap.pop() {
@@ -206,10 +206,10 @@ struct BPEModel: Sendable {
             next[position] = next[right]
             if next[right] != -1 { previous[next[right]] = position }
             if previous[position] >= 0, let merge = merges[UInt64(symbol[previous[position]]) << 32 | UInt64(symbol[position])] {
-                heap.push(rank: merge >> 32, position: previous[position], mergedID: Int(merge & 0xFFFF_FFFF))
+                heap.push(MergeCandidate(rank: merge >> 32, position: previous[position], mergedID: Int(merge & 0xFFFF_FFFF)))
             }
             if next[position] != -1, let merge = merges[UInt64(symbol[position]) << 32 | UInt64(symbol[next[position]])] {
-                heap.push(rank: merge >> 32, position: position, mergedID: Int(merge & 0xFFFF_FFFF))
+                heap.push(MergeCandidate(rank: merge >> 32, position: position, mergedID: Int(merge & 0xFFFF_FFFF)))
             }
         }
         return symbol.indices.compactMap { removed[$0] ? nil : symbol[$0] }
@@ -224,40 +224,15 @@ func byteFallbackToken(_ byte: UInt8) -> String {
 
 @inline(__always) func utf8Width(_ lead: UInt8) -> Int { lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4 }
 
-/// A binary min-heap of merge candidates ordered by (rank, position).
-private struct MergeHeap {
-    private var keys: [UInt64] = []  // rank << 32 | position
-    private var mergedIDs: [Int] = []
+/// A merge waiting in `applyMerges`: ordered by rank, then position, as `tokenizers`' `Merge` is.
+private struct MergeCandidate: Comparable {
+    /// rank << 32 | position
+    let key: UInt64
+    let mergedID: Int
 
-    mutating func push(rank: UInt64, position: Int, mergedID: Int) {
-        keys.append(rank << 32 | UInt64(position))
-        mergedIDs.append(mergedID)
-        var child = keys.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard keys[child] < keys[parent] else { break }
-            keys.swapAt(child, parent); mergedIDs.swapAt(child, parent)
-            child = parent
-        }
-    }
+    init(rank: UInt64, position: Int, mergedID: Int) { (key, self.mergedID) = (rank << 32 | UInt64(position), mergedID) }
 
-    mutating func pop() -> (position: Int, mergedID: Int)? {
-        guard let first = keys.first else { return nil }
-        let result = (Int(first & 0xFFFF_FFFF), mergedIDs[0])
-        let lastKey = keys.removeLast(), lastID = mergedIDs.removeLast()
-        if !keys.isEmpty {
-            keys[0] = lastKey; mergedIDs[0] = lastID
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1, right = left + 1
-                var smallest = parent
-                if left < keys.count, keys[left] < keys[smallest] { smallest = left }
-                if right < keys.count, keys[right] < keys[smallest] { smallest = right }
-                if smallest == parent { break }
-                keys.swapAt(parent, smallest); mergedIDs.swapAt(parent, smallest)
-                parent = smallest
-            }
-        }
-        return result
-    }
+    var position: Int { Int(key & 0xFFFF_FFFF) }
+
+    static func < (a: Self, b: Self) -> Bool { a.key < b.key }
 }

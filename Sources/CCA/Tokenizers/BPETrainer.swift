@@ -98,8 +98,8 @@ public struct BPETrainer {
                 wordsWithPair[pair, default: []].append(index)
             }
         }
-        var heap = PairHeap()
-        for (pair, count) in pairCounts { heap.push(count: count, pair: pair) }
+        var heap = BinaryHeap<PairCandidate>()
+        for (pair, count) in pairCounts { heap.push(PairCandidate(count: count, pair: pair)) }
 
         let targetMerges = vocabularySize - tokenBytes.count
         var merges: [(Int, Int)] = []
@@ -108,7 +108,7 @@ public struct BPETrainer {
         while merges.count < targetMerges, let top = heap.pop() {
             let current = pairCounts[top.pair] ?? 0
             if current != top.count {
-                if current >= minimumPairCount { heap.push(count: current, pair: top.pair) }
+                if current >= minimumPairCount { heap.push(PairCandidate(count: current, pair: top.pair)) }
                 continue
             }
             guard current >= minimumPairCount else { break }
@@ -150,7 +150,7 @@ public struct BPETrainer {
                 words[index] = word
             }
             pairCounts[top.pair] = nil
-            for pair in created { heap.push(count: pairCounts[pair]!, pair: pair) }
+            for pair in created { heap.push(PairCandidate(count: pairCounts[pair]!, pair: pair)) }
 
             if let progress, (clock.now - lastReport).seconds >= progressInterval {
                 lastReport = clock.now
@@ -167,41 +167,10 @@ public struct BPETrainer {
     private static func key(_ left: Int, _ right: Int) -> UInt64 { UInt64(left) << 32 | UInt64(right) }
 }
 
-/// A max-heap of (count, pair) entries; equal counts pop the smaller pair first.
-private struct PairHeap {
-    private var entries: [(count: Int, pair: UInt64)] = []
+/// A pair waiting to be merged: the larger count first, then the pair of smaller ids.
+private struct PairCandidate: Comparable {
+    let count: Int
+    let pair: UInt64
 
-    private static func before(_ a: (count: Int, pair: UInt64), _ b: (count: Int, pair: UInt64)) -> Bool {
-        a.count != b.count ? a.count > b.count : a.pair < b.pair
-    }
-
-    mutating func push(count: Int, pair: UInt64) {
-        entries.append((count, pair))
-        var child = entries.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard Self.before(entries[child], entries[parent]) else { break }
-            entries.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    mutating func pop() -> (count: Int, pair: UInt64)? {
-        guard let first = entries.first else { return nil }
-        let last = entries.removeLast()
-        if !entries.isEmpty {
-            entries[0] = last
-            var parent = 0
-            while true {
-                let left = 2 * parent + 1, right = left + 1
-                var best = parent
-                if left < entries.count, Self.before(entries[left], entries[best]) { best = left }
-                if right < entries.count, Self.before(entries[right], entries[best]) { best = right }
-                if best == parent { break }
-                entries.swapAt(parent, best)
-                parent = best
-            }
-        }
-        return first
-    }
+    static func < (a: Self, b: Self) -> Bool { a.count != b.count ? a.count > b.count : a.pair < b.pair }
 }

@@ -77,15 +77,12 @@ indirect enum PreTokenizer {
         case "Metaspace":
             let replacement = try object.character("replacement")
             let schemeName = try object.optionalString("prepend_scheme") ?? "always"
-            guard var scheme = PrependScheme(rawValue: schemeName) else {
+            guard let scheme = PrependScheme(rawValue: schemeName) else {
                 throw .malformed(field: field + ".prepend_scheme", reason: "must be first, always or never, not '\(schemeName)'")
             }
             // Older files say add_prefix_space: false; tokenizers then insists on prepend_scheme "never".
-            if try object.bool("add_prefix_space", default: true) == false {
-                guard scheme == .never else {
-                    throw .malformed(field: field + ".add_prefix_space", reason: "is false but prepend_scheme is '\(schemeName)'")
-                }
-                scheme = .never
+            if try object.bool("add_prefix_space", default: true) == false, scheme != .never {
+                throw .malformed(field: field + ".add_prefix_space", reason: "is false but prepend_scheme is '\(schemeName)'")
             }
             self = .metaspace(replacement: replacement, prependScheme: scheme, split: try object.bool("split", default: true))
         case let other: throw .unsupported(component: "pre-tokenizer", type: other)
