@@ -14,6 +14,8 @@ struct TokenizerJSONObject {
     /// The value of `key`, nil when absent (a JSON null is returned as `.null`).
     subscript(key: String) -> JSONValue? { members.first(where: { $0.key == key })?.value }
 
+    // Members by index: iterating `members` itself inside a typed-throws initializer makes Swift 6.3 fail
+    // with "circular reference" through `JSONValue`.
     var count: Int { members.count }
     func key(at index: Int) -> String { members[index].key }
     func value(at index: Int) -> JSONValue { members[index].value }
