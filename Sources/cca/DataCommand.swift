@@ -15,7 +15,8 @@ struct DataPrepareCommand: ParsableCommand {
         discussion: """
         Each file is a document (or, with --split-on, each piece between separators). Every k-th document, \
         k = 1/--validation-fraction, goes to validation, so no validation text is ever trained on. Tokens are \
-        UTF-8 bytes (vocabulary 256). Train on the result with `cca train --data DIR`.
+        UTF-8 bytes (vocabulary 256), or with --tokenizer the ids of a tokenizer.json (its special tokens, \
+        such as BOS/EOS, added to each document). Train on the result with `cca train --data DIR`.
         """)
 
     @Option(help: "Output directory (created if needed).") var output: String
@@ -23,12 +24,18 @@ struct DataPrepareCommand: ParsableCommand {
     var splitOn: String?
     @Option(name: .customLong("validation-fraction"), help: "Share of documents held out for validation.")
     var validationFraction: Double = 0.1
+    @Option(help: "A Hugging Face tokenizer.json (for example one written by `cca tokenizer train`); default: bytes.")
+    var tokenizer: String?
     @Argument(help: "Text files.") var files: [String]
 
     func run() throws {
+        let tokenizer = try self.tokenizer.map { try BPETokenizer(contentsOf: $0) }
         let documents = try CorpusPreparation.documents(paths: files, separator: splitOn.map { $0.replacingEscapes() })
-        let summary = try CorpusPreparation.prepare(documents, vocabSize: 256, validationFraction: validationFraction,
-                                                    directory: output) { $0.map(Int.init) }
+        // Bytes need no decoding (any byte is a token); a tokenizer takes text, so invalid UTF-8 is refused.
+        let summary = try CorpusPreparation.prepare(documents, vocabSize: tokenizer?.vocabSize ?? 256, validationFraction: validationFraction,
+                                                    directory: output) { bytes in
+            try tokenizer.map { try $0.encode(utf8: bytes, addSpecialTokens: true) } ?? bytes.map(Int.init)
+        }
         print("\(output): train \(summary.trainDocuments) documents, \(summary.trainTokens) tokens; "
               + "validation \(summary.validationDocuments) documents, \(summary.validationTokens) tokens")
     }

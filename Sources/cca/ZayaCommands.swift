@@ -86,10 +86,11 @@ func peakResidentBytes() -> Int {
     #endif
 }
 
-/// The tokenizer of a model directory's `tokenizer.json`: the seam where the package's tokenizers plug in
-/// (they conform to ``ZayaTokenizer`` as they are). None is wired yet, so `--prompt` with `--model` asks
-/// for `--prompt-ids`.
-func zayaTokenizer(model: ZayaModel) throws -> (any ZayaTokenizer)? { nil }
+/// The tokenizer of a model directory's `tokenizer.json`, or nil when the directory has none (then
+/// `--prompt` with `--model` asks for `--prompt-ids`).
+func zayaTokenizer(model: ZayaModel) throws -> (any Tokenizer)? {
+    try model.directory.tokenizerPath.map { try BPETokenizer(contentsOf: $0) }
+}
 
 extension GenerateCommand {
     /// `cca generate --model DIR`: ZAYA decoding on the CPU, streaming tokens (text with a tokenizer, ids
@@ -109,7 +110,7 @@ extension GenerateCommand {
         } else if let tokenizer, let prompt {
             promptTokens = tokenizer.encode(prompt)
         } else {
-            throw ValidationError("no tokenizer is wired for \(modelPath)/tokenizer.json yet; pass the prompt as --prompt-ids")
+            throw ValidationError("\(modelPath) has no tokenizer.json; pass the prompt as --prompt-ids")
         }
         try requireFits(promptLength: promptTokens.count)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
