@@ -20,6 +20,7 @@ let package = Package(
                 // CUDA kernels, compiled at run time by NVRTC; embedded as byte arrays (PackageResources).
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/mma.cuh"),
+                .embedInCode("CUDA/Kernels/reduce.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),
@@ -29,6 +30,16 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
                 .embedInCode("CUDA/Kernels/mla_split.cu"),
+                // The training path's operations.
+                .embedInCode("CUDA/Kernels/column_sums.cu"),
+                .embedInCode("CUDA/Kernels/swiglu.cu"),
+                .embedInCode("CUDA/Kernels/embedding.cu"),
+                .embedInCode("CUDA/Kernels/residual.cu"),
+                .embedInCode("CUDA/Kernels/cross_entropy.cu"),
+                .embedInCode("CUDA/Kernels/adamw.cu"),
+                .embedInCode("CUDA/Kernels/gradient_norm.cu"),
+                .embedInCode("CUDA/Kernels/cca_convolution.cu"),
+                .embedInCode("CUDA/Kernels/cca_prologue_heads.cu"),
             ],
             swiftSettings: [
                 .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),

@@ -22,7 +22,7 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                for testCase in operationCases + layerCases {
+                for testCase in operationCases + trainingOperationCases + layerCases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
@@ -71,7 +71,8 @@ public enum CUDASelfTest {
                 let weight = Tensor<Float>(randomNormal: [96], std: 0.1, seed: 4).storage.map { $0 + 1 }
                 let gpu = try context.exclusive {
                     let input = try context.upload(x, precision).columns(0..<96)
-                    return try context.download(try context.rmsNorm(input, weight: try context.upload(weight), epsilon: 1e-6))
+                    let deviceWeight = try context.upload(Tensor(checked: [96], weight), .float32)
+                    return try context.download(try RMSNorm.forward(input, weight: deviceWeight, epsilon: 1e-6, context: context).y)
                 }
                 let reference = RMSNorm.forward(x.columns(0..<96), weight: Tensor(checked: [96], weight), epsilon: 1e-6).y
                 return [(gpu, reference)]

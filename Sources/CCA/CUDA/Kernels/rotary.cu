@@ -4,11 +4,13 @@
 // each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
 // One thread per (row, head, pair). The angle and its sine and cosine are computed in double, as the
 // CPU path does, so that long positions keep their precision; the rotation itself runs in float.
+// With `inverse`, the rotation is by minus the angle (the sine negated): the backward pass, since a
+// rotation's transpose is its inverse.
 #include "common.cuh"
 
 extern "C" __global__ void rotary_embedding(
     T* data, int rows, int seq_len, int heads, long long row_stride, int head_stride, int offset,
-    int rotary_dim, const double* __restrict__ inv_freq)
+    int rotary_dim, const double* __restrict__ inv_freq, int inverse)
 {
     const int half = rotary_dim / 2;
     const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -19,7 +21,7 @@ extern "C" __global__ void rotary_embedding(
 
     double sine, cosine;
     sincos(static_cast<double>(row % seq_len) * inv_freq[i], &sine, &cosine);
-    const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
+    const float c = static_cast<float>(cosine), s = static_cast<float>(inverse ? -sine : sine);
     T* x = data + row * row_stride + static_cast<long long>(head) * head_stride + offset;
     const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
     x[i] = from_float<T>(x1 * c - x2 * s);
