@@ -21,6 +21,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/mma.cuh"),
                 .embedInCode("CUDA/Kernels/reduce.cuh"),
+                .embedInCode("CUDA/Kernels/elementwise.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),

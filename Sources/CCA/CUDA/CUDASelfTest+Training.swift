@@ -1,11 +1,11 @@
 extension CUDASelfTest {
-    /// The GPU operations of training against their CPU operations (``RMSNorm``, ``SwiGLU``,
-    /// ``Embedding``, ``CrossEntropy``, ``AdamW``, ``GradientClipping``, ``ValueShift``,
-    /// ``RotaryEmbedding``, ``CCAPrologue``), or against float64 sums written here: one row, widths of 1,
-    /// odd widths, widths past a block, rows past a reduction chunk (so the sums over rows take two
-    /// passes), a 262144-token vocabulary, NaN and infinite logits.
+    /// The GPU operations of training against their CPU operations (``RMSNorm``, ``SwiGLU``, ``Embedding``,
+    /// ``CrossEntropy``, ``AdamW``, ``GradientClipping``, ``ValueShift``, ``CCAPrologue``; RoPE's backward
+    /// pass is beside its forward pass in ``operationCases``), or against float64 sums written here: one
+    /// row, widths of 1, odd widths, widths past a block, rows past a reduction chunk (so the sums over rows
+    /// take two passes), a 262144-token vocabulary, NaN and infinite logits.
     static var trainingOperationCases: [Case] {
-        normalizationCases + activationCases + lossCases + optimizerCases + shiftCases + prologueTrainingCases
+        normalizationCases + activationCases + lossCases + optimizerCases + valueShiftCases + prologueTrainingCases
     }
 
     static var normalizationCases: [Case] {
@@ -241,7 +241,7 @@ extension CUDASelfTest {
         return cases
     }
 
-    static var shiftCases: [Case] {
+    static var valueShiftCases: [Case] {
         var cases: [Case] = []
         // (batch, length, value width, shifted): one row per sequence, a width of 2, no shift.
         for (batch, length, width, shifted) in [(3, 5, 8, true), (2, 1, 4, true), (1, 70, 2, true), (2, 9, 6, false)] {
@@ -255,24 +255,6 @@ extension CUDASelfTest {
                     return try context.download(wide).columns(16..<(16 + width))
                 }
                 return [(gpu, shifted ? ValueShift.backward(dv, layout: layout) : dv)]
-            })
-        }
-        // (batch, length, heads, head dim, offset of the rotated channels, rotated channels)
-        for (batch, length, heads, headDim, offset, rotaryDim) in [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)] {
-            cases.append(Case(name: "rotary backward B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)") { context, precision in
-                let dy = representable(Tensor<Float>(randomNormal: [batch, length, heads, headDim], seed: 44), precision)
-                let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
-                let gpu = try context.exclusive {
-                    let device = try context.upload(dy, precision)
-                    try context.rotate(device.reshaped([batch * length, heads * headDim]).matrix, heads: heads, headStride: headDim,
-                                       offset: offset, sequenceLength: length, rotary: try DeviceRotary(rotary, context: context),
-                                       inverse: true)
-                    return try context.download(device)
-                }
-                var reference = dy
-                rotary.backward(&reference, positions: (0..<(batch * length)).map { $0 % length }, heads: heads,
-                                headStride: headDim, offset: offset)
-                return [(gpu, reference)]
             })
         }
         return cases

@@ -45,7 +45,7 @@ enum KernelSource: String, CaseIterable, Sendable {
 
     /// Headers the sources include, by include name.
     static let headers: [String: [UInt8]] = ["common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
-                                             "reduce.cuh": PackageResources.reduce_cuh]
+                                             "reduce.cuh": PackageResources.reduce_cuh, "elementwise.cuh": PackageResources.elementwise_cuh]
 
     /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
     func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }

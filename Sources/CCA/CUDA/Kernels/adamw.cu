@@ -9,6 +9,8 @@
 // of its own. The T copy is written from the updated master value in the same pass; in float32 storage it
 // is the master buffer itself and the second write stores the same value.
 #include "common.cuh"
+#include "elementwise.cuh"
+#include "elementwise.cuh"
 
 extern "C" __global__ void adamw_update(
     float* master, T* compute, const float* __restrict__ gradients, float* __restrict__ first_moments,
@@ -16,8 +18,7 @@ extern "C" __global__ void adamw_update(
     float rate, float beta1, float beta2, float epsilon, float weight_decay, float correction1, float correction2)
 {
     const float scale = clip ? clip[1] : 1.f;
-    for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < count;
-         i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(count, [&](long long i) {
         const float g = gradients[i] * scale;
         const float m = beta1 * first_moments[i] + (1.f - beta1) * g;
         const float v = beta2 * second_moments[i] + (1.f - beta2) * g * g;
@@ -29,5 +30,5 @@ extern "C" __global__ void adamw_update(
         second_moments[i] = v;
         master[i] = parameter;
         compute[i] = from_float<T>(parameter);
-    }
+    });
 }

@@ -18,6 +18,7 @@
 //   to and from two [ct, d] matrices, tap 0 first, which cuBLAS reads; one thread per element. The merge
 //   adds into the float32 gradient when `accumulate`.
 #include "common.cuh"
+#include "elementwise.cuh"
 #include "reduce.cuh"
 
 // Element c of row j of sequence b's padded input: zero for the `convolutions` rows before the sequence.
@@ -31,16 +32,14 @@ extern "C" __global__ void conv_a_forward(
     const float* __restrict__ bias, float* __restrict__ out, int batch, int seq_len, int channels, int convolutions)
 {
     const int rows_per_sequence = seq_len + convolutions - 1;
-    const long long count = static_cast<long long>(batch) * rows_per_sequence * channels;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(static_cast<long long>(batch) * rows_per_sequence * channels, [&](long long e) {
         const int c = static_cast<int>(e % channels);
         const long long row = e / channels;
         const int b = static_cast<int>(row / rows_per_sequence), i = static_cast<int>(row % rows_per_sequence);
         const float older = padded_latent(latents, latent_stride, b, i, c, seq_len, convolutions);
         const float newer = padded_latent(latents, latent_stride, b, i + 1, c, seq_len, convolutions);
         out[e] = weight[2 * c] * older + weight[2 * c + 1] * newer + bias[c];
-    }
+    });
 }
 
 extern "C" __global__ void conv_a_backward_input(
@@ -48,9 +47,7 @@ extern "C" __global__ void conv_a_backward_input(
     T* __restrict__ d_latents, long long d_stride, int batch, int seq_len, int channels, int convolutions)
 {
     const int rows_per_sequence = seq_len + (convolutions > 0 ? convolutions - 1 : 0);
-    const long long count = static_cast<long long>(batch) * seq_len * channels;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(static_cast<long long>(batch) * seq_len * channels, [&](long long e) {
         const int c = static_cast<int>(e % channels);
         const long long row = e / channels;
         const int b = static_cast<int>(row / seq_len), t = static_cast<int>(row % seq_len);
@@ -66,7 +63,7 @@ extern "C" __global__ void conv_a_backward_input(
         }
         if (d_mean) gradient += d_mean[e];
         d_latents[row * d_stride + c] = from_float<T>(gradient);
-    }
+    });
 }
 
 extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) conv_a_weight_gradient(
@@ -83,20 +80,18 @@ extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) conv_a_weight_gradi
 
 extern "C" __global__ void conv_b_split_taps(const float* __restrict__ weight, float* __restrict__ taps, long long count)
 {
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < 2 * count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(2 * count, [&](long long e) {
         const long long tap = e / count, index = e % count;
         taps[e] = weight[index * 2 + tap];
-    }
+    });
 }
 
 extern "C" __global__ void conv_b_merge_taps(const float* __restrict__ taps, float* __restrict__ weight, long long count,
                                              int accumulate)
 {
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < 2 * count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(2 * count, [&](long long e) {
         const long long index = e / 2, tap = e % 2;
         const float value = taps[tap * count + index];
         weight[e] = accumulate ? weight[e] + value : value;
-    }
+    });
 }

@@ -20,6 +20,7 @@
 // qk_mean_backward: one thread per element of d_mean [B*S, ct] float32, the QK-mean's share of dLatents:
 // a query channel gets dq / 2 + dk / (2g), a key channel the sum of its group's dq / 2 plus dk / 2.
 #include "common.cuh"
+#include "elementwise.cuh"
 #include "reduce.cuh"
 
 constexpr int MAX_HEAD_DIM = 1024;
@@ -121,9 +122,7 @@ extern "C" __global__ void qk_mean_backward(const float* __restrict__ d_pre, flo
                                             int q_heads, int kv_heads, int head_dim)
 {
     const int d = head_dim, eq = q_heads * d, ct = (q_heads + kv_heads) * d, group = q_heads / kv_heads;
-    const long long count = rows * ct;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(rows * ct, [&](long long e) {
         const long long row = e / ct;
         const int channel = static_cast<int>(e % ct), c = channel % d;
         const float* dq = d_pre + row * ct;
@@ -138,5 +137,5 @@ extern "C" __global__ void qk_mean_backward(const float* __restrict__ d_pre, flo
             value += dk[j * d + c] / 2.f;
         }
         d_mean[e] = value;
-    }
+    });
 }

@@ -10,6 +10,7 @@
 // receives row t + 1's, and 0 on the last row of each sequence (whose delayed value no row of this chunk
 // reads); without it, a copy. One thread per element, the same flat grid-stride loop.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 // The shift in units of `Unit`: `stride`, `first` and `width` count units, not elements.
 template <typename Unit>
@@ -47,13 +48,11 @@ extern "C" __global__ void cca_values_backward(
     long long rows, int stride, int first, int value_width, int seq_len, int value_shift)
 {
     const int half = value_width / 2;
-    const long long count = rows * value_width;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(rows * value_width, [&](long long e) {
         const long long row = e / value_width;
         const int column = static_cast<int>(e % value_width);
         const bool delayed = value_shift && column >= half;
         d_projections[row * stride + first + column] =
             delayed && row % seq_len == seq_len - 1 ? from_float<T>(0.f) : dv[e + (delayed ? value_width : 0)];
-    }
+    });
 }

@@ -2,11 +2,11 @@
 // float, rounded to T. `y` may be `a` or `b` (an in-place add): each element is read and written by the
 // same thread. One thread per element, a flat grid-stride loop.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 extern "C" __global__ void residual_add(const T* a, const T* b, T* y, long long count)
 {
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(count, [&](long long e) {
         y[e] = from_float<T>(to_float(a[e]) + to_float(b[e]));
-    }
+    });
 }

@@ -5,28 +5,25 @@
 // columns, so every read and write is coalesced. The backward pass recomputes sigma(gate) instead of
 // reading it back from the forward pass, which saves a [rows, I] float32 buffer per layer.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 __device__ __forceinline__ float sigmoid(float z) { return 1.f / (1.f + expf(-z)); }
 
 extern "C" __global__ void swiglu_forward(const T* __restrict__ gate_up, T* __restrict__ h, long long rows, int width)
 {
-    const long long count = rows * width;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(rows * width, [&](long long e) {
         const long long row = e / width;
         const int i = static_cast<int>(e % width);
         const float z = to_float(gate_up[row * 2 * width + i]), u = to_float(gate_up[row * 2 * width + width + i]);
         h[e] = from_float<T>(z * sigmoid(z) * u);
-    }
+    });
 }
 
 // d gate = dh * u * sigma * (1 + z * (1 - sigma)), d up = dh * z * sigma, into dense [rows, 2I].
 extern "C" __global__ void swiglu_backward(const T* __restrict__ dh, const T* __restrict__ gate_up,
                                            T* __restrict__ d_gate_up, long long rows, int width)
 {
-    const long long count = rows * width;
-    for (long long e = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; e < count;
-         e += static_cast<long long>(gridDim.x) * blockDim.x) {
+    for_each_element(rows * width, [&](long long e) {
         const long long row = e / width;
         const int i = static_cast<int>(e % width);
         const long long gate = row * 2 * width + i, up = gate + width;
@@ -34,5 +31,5 @@ extern "C" __global__ void swiglu_backward(const T* __restrict__ dh, const T* __
         const float sigma = sigmoid(z);
         d_gate_up[gate] = from_float<T>(g * u * sigma * (1.f + z * (1.f - sigma)));
         d_gate_up[up] = from_float<T>(g * z * sigma);
-    }
+    });
 }
