@@ -24,6 +24,8 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/mma.cuh"),
                 .embedInCode("CUDA/Kernels/attention.cuh"),
+                .embedInCode("CUDA/Kernels/reduce.cuh"),
+                .embedInCode("CUDA/Kernels/elementwise.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),
@@ -37,6 +39,16 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
                 .embedInCode("CUDA/Kernels/mla_split.cu"),
+                // The training path's operations.
+                .embedInCode("CUDA/Kernels/column_sums.cu"),
+                .embedInCode("CUDA/Kernels/swiglu.cu"),
+                .embedInCode("CUDA/Kernels/embedding.cu"),
+                .embedInCode("CUDA/Kernels/residual.cu"),
+                .embedInCode("CUDA/Kernels/cross_entropy.cu"),
+                .embedInCode("CUDA/Kernels/adamw.cu"),
+                .embedInCode("CUDA/Kernels/gradient_norm.cu"),
+                .embedInCode("CUDA/Kernels/cca_convolution.cu"),
+                .embedInCode("CUDA/Kernels/cca_prologue_heads.cu"),
             ]
         ),
         .executableTarget(

@@ -44,10 +44,15 @@ public enum CUDAKernels {
     /// - Returns: each build's description and CUBIN size in bytes.
     /// - Throws: the first ``CUDAError/compilation(kernel:options:log:)`` (with NVRTC's log).
     public static func compileAll(architecture: String = "sm_90a") throws -> [(build: String, byteCount: Int)] {
+        try cubins(architecture: architecture).map { ($0.variant.description, $0.cubin.count) }
+    }
+
+    /// The CUBIN of every build ``compileAll(architecture:)`` makes.
+    static func cubins(architecture: String) throws -> [(variant: KernelVariant, cubin: [UInt8])] {
         try KernelSource.allCases.filter { $0.builds(for: architecture) }.flatMap { source in
             try source.precisions.map { precision in
                 let variant = KernelVariant(source: source, precision: precision, defines: [:])
-                return (variant.description, try KernelCompiler.cubin(variant, architecture: architecture, diskCache: nil).count)
+                return (variant, try KernelCompiler.cubin(variant, architecture: architecture, diskCache: nil))
             }
         }
     }

@@ -14,6 +14,15 @@ enum KernelSource: String, CaseIterable, Sendable {
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
     case mlaSplit = "mla_split.cu"
+    case columnSums = "column_sums.cu"
+    case swiGLU = "swiglu.cu"
+    case embedding = "embedding.cu"
+    case residual = "residual.cu"
+    case crossEntropy = "cross_entropy.cu"
+    case adamW = "adamw.cu"
+    case gradientNorm = "gradient_norm.cu"
+    case ccaConvolution = "cca_convolution.cu"
+    case ccaPrologueHeads = "cca_prologue_heads.cu"
 
     var text: [UInt8] {
         switch self {
@@ -30,13 +39,23 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
         case .mlaSplit: return PackageResources.mla_split_cu
+        case .columnSums: return PackageResources.column_sums_cu
+        case .swiGLU: return PackageResources.swiglu_cu
+        case .embedding: return PackageResources.embedding_cu
+        case .residual: return PackageResources.residual_cu
+        case .crossEntropy: return PackageResources.cross_entropy_cu
+        case .adamW: return PackageResources.adamw_cu
+        case .gradientNorm: return PackageResources.gradient_norm_cu
+        case .ccaConvolution: return PackageResources.cca_convolution_cu
+        case .ccaPrologueHeads: return PackageResources.cca_prologue_heads_cu
         }
     }
 
     /// Headers the sources include, by include name.
     static let headers: [String: [UInt8]] = [
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
-        "attention.cuh": PackageResources.attention_cuh,
+        "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
+        "elementwise.cuh": PackageResources.elementwise_cuh,
     ]
 
     /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.

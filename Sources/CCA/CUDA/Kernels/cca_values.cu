@@ -4,7 +4,13 @@
 // Tiling: one thread per unit of v ([B*S, ek]), a flat grid-stride loop; consecutive threads take
 // consecutive units, so reads and writes are coalesced. cca_values copies single elements;
 // cca_values_vectors copies 16 bytes at a time, for widths and offsets that are multiples of 16 bytes.
+//
+// cca_values_backward (Operations/ValueShift.swift's backward): the gradient of the projections from dv
+// [B*S, ek], into the same columns of a [B*S, stride] gradient: with the shift, row t's delayed half
+// receives row t + 1's, and 0 on the last row of each sequence (whose delayed value no row of this chunk
+// reads); without it, a copy. One thread per element, the same flat grid-stride loop.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 // The shift in units of `Unit`: `stride`, `first` and `width` count units, not elements.
 template <typename Unit>
@@ -34,4 +40,19 @@ extern "C" __global__ void cca_values_vectors(const uint4* __restrict__ projecti
                                               int stride, int first, int value_width, int seq_len, int value_shift)
 {
     shift_values(projections, v, rows, stride, first, value_width, seq_len, value_shift);
+}
+
+extern "C" __global__ void cca_values_backward(
+    const T* __restrict__ dv,             // [B*S, ek]
+    T* __restrict__ d_projections,        // [B*S, stride]: written in columns [first, first + ek)
+    long long rows, int stride, int first, int value_width, int seq_len, int value_shift)
+{
+    const int half = value_width / 2;
+    for_each_element(rows * value_width, [&](long long e) {
+        const long long row = e / value_width;
+        const int column = static_cast<int>(e % value_width);
+        const bool delayed = value_shift && column >= half;
+        d_projections[row * stride + first + column] =
+            delayed && row % seq_len == seq_len - 1 ? from_float<T>(0.f) : dv[e + (delayed ? value_width : 0)];
+    });
 }

@@ -5,6 +5,8 @@
 // each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
 // One thread per (row, head, pair). The angle and its sine and cosine are computed in double, as the
 // CPU path does, so that long positions keep their precision; the rotation itself runs in float.
+// With `inverse`, the rotation is by minus the angle (the sine negated): the backward pass, since a
+// rotation's transpose is its inverse.
 #include "common.cuh"
 
 extern "C" __global__ void rotary_embedding(

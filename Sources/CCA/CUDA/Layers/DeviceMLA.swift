@@ -4,7 +4,7 @@ struct DeviceMLA: DeviceAttentionLayer {
     let config: MLAConfig
     let queryDown: DeviceTensor, queryUp: DeviceTensor, keyValueDown: DeviceTensor, keyValueUp: DeviceTensor
     let outputWeight: DeviceTensor
-    let queryNorm: DeviceBuffer, keyValueNorm: DeviceBuffer
+    let queryNorm: DeviceTensor, keyValueNorm: DeviceTensor
     let rotary: DeviceRotary
 
     init(config: MLAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
@@ -14,8 +14,8 @@ struct DeviceMLA: DeviceAttentionLayer {
         keyValueDown = try context.upload(weights["kv_a_proj_with_mqa.weight"]!, precision)
         keyValueUp = try context.upload(weights["kv_b_proj.weight"]!, precision)
         outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
-        queryNorm = try context.upload(weights["q_a_layernorm.weight"]!.storage)
-        keyValueNorm = try context.upload(weights["kv_a_layernorm.weight"]!.storage)
+        queryNorm = try context.upload(weights["q_a_layernorm.weight"]!, .float32)
+        keyValueNorm = try context.upload(weights["kv_a_layernorm.weight"]!, .float32)
         rotary = try DeviceRotary(try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim), context: context)
     }
 
@@ -26,16 +26,16 @@ struct DeviceMLA: DeviceAttentionLayer {
         let (batch, length, heads) = (x.shape[0], x.shape[1], c.heads)
         let (dn, dr, dv, dc) = (c.noPEHeadDim, c.ropeHeadDim, c.valueHeadDim, c.keyValueRank)
 
-        let compressedQuery = try context.rmsNorm(try Linear.forward(x, queryDown, context: context).matrix, weight: queryNorm,
-                                                  epsilon: c.normEpsilon)
+        let compressedQuery = try RMSNorm.forward(try Linear.forward(x, queryDown, context: context).matrix, weight: queryNorm,
+                                                  epsilon: c.normEpsilon, context: context).y
         let q = try Linear.forward(compressedQuery, queryUp, context: context)  // [B·S, H·(dn+dr)]
         try rotary.forward(q.matrix, heads: heads, headStride: dn + dr, offset: dn, sequenceLength: length, context: context)
 
         let keyValueInput = try Linear.forward(x, keyValueDown, context: context)  // [B, S, dc + dr]
         try rotary.forward(keyValueInput.matrix, heads: 1, headStride: dc + dr, offset: dc, sequenceLength: length,
                            context: context)
-        let compressedKeyValue = try context.rmsNorm(keyValueInput.columns(0..<dc), weight: keyValueNorm,
-                                                     epsilon: c.normEpsilon)
+        let compressedKeyValue = try RMSNorm.forward(keyValueInput.columns(0..<dc), weight: keyValueNorm,
+                                                     epsilon: c.normEpsilon, context: context).y
         let (k, v) = try context.mlaSplit(keyValue: try Linear.forward(compressedKeyValue, keyValueUp, context: context),
                                           ropeKey: keyValueInput.columns(dc..<(dc + dr)), heads: heads,
                                           noPEDim: dn, valueDim: dv)

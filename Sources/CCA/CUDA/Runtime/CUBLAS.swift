@@ -12,6 +12,11 @@ struct CUBLAS: Sendable {
     let gemmEx: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32,
                                 UnsafeRawPointer, UInt64, Int32, Int32, UInt64, Int32, Int32,
                                 UnsafeRawPointer, UInt64, Int32, Int32, Int32, Int32) -> Int32
+    /// `cublasGemmStridedBatchedEx`: `gemmEx`'s arguments with a stride (in elements) after each matrix's
+    /// leading dimension, then the batch count before the compute type.
+    let gemmStridedBatchedEx: @convention(c) (Handle, Int32, Int32, Int32, Int32, Int32,
+                                              UnsafeRawPointer, UInt64, Int32, Int32, Int64, UInt64, Int32, Int32, Int64,
+                                              UnsafeRawPointer, UInt64, Int32, Int32, Int64, Int32, Int32, Int32) -> Int32
 
     /// `cudaDataType` values.
     static let float32: Int32 = 0, bfloat16: Int32 = 14
@@ -31,6 +36,7 @@ struct CUBLAS: Sendable {
         create = try library.function("cublasCreate_v2")
         setStream = try library.function("cublasSetStream_v2")
         gemmEx = try library.function("cublasGemmEx")
+        gemmStridedBatchedEx = try library.function("cublasGemmStridedBatchedEx")
     }
 
     func check(_ status: Int32, _ call: @autoclosure () -> String) throws {

@@ -22,7 +22,7 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                for testCase in operationCases + decodeCases + layerCases {
+                for testCase in operationCases + trainingOperationCases + decodeCases + layerCases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
@@ -71,25 +71,33 @@ public enum CUDASelfTest {
                 let weight = Tensor<Float>(randomNormal: [96], std: 0.1, seed: 4).storage.map { $0 + 1 }
                 let gpu = try context.exclusive {
                     let input = try context.upload(x, precision).columns(0..<96)
-                    return try context.download(try context.rmsNorm(input, weight: try context.upload(weight), epsilon: 1e-6))
+                    let deviceWeight = try context.upload(Tensor(checked: [96], weight), .float32)
+                    return try context.download(try RMSNorm.forward(input, weight: deviceWeight, epsilon: 1e-6, context: context).y)
                 }
                 let reference = RMSNorm.forward(x.columns(0..<96), weight: Tensor(checked: [96], weight), epsilon: 1e-6).y
                 return [(gpu, reference)]
             },
         ]
         // (batch, length, heads, head dim, offset of the rotated channels, rotated channels)
-        for (batch, length, heads, headDim, offset, rotaryDim) in [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)] {
-            cases.append(Case(name: "rotary B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)") { context, precision in
+        // The forward rotation and the backward one (the inverse, for gradients).
+        let rotaryShapes = [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)]
+        for ((batch, length, heads, headDim, offset, rotaryDim), inverse) in rotaryShapes.flatMap({ shape in [false, true].map { (shape, $0) } }) {
+            let name = "rotary\(inverse ? " backward" : "") B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)"
+            cases.append(Case(name: name) { context, precision in
                 let data = representable(Tensor<Float>(randomNormal: [batch, length, heads, headDim], seed: 5), precision)
                 let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
                 let gpu = try context.exclusive {
                     let device = try context.upload(data, precision)
-                    try DeviceRotary(rotary, context: context).forward(device.reshaped([batch * length, heads * headDim]).matrix,
-                                                                       heads: heads, headStride: headDim, offset: offset,
-                                                                       sequenceLength: length, context: context)
+                    let rows = device.reshaped([batch * length, heads * headDim]).matrix
+                    let deviceRotary = try DeviceRotary(rotary, context: context)
+                    if inverse {
+                        try deviceRotary.backward(rows, heads: heads, headStride: headDim, offset: offset, sequenceLength: length, context: context)
+                    } else {
+                        try deviceRotary.forward(rows, heads: heads, headStride: headDim, offset: offset, sequenceLength: length, context: context)
+                    }
                     return try context.download(device)
                 }
-                return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: offset))]
+                return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: offset, inverse: inverse))]
             })
         }
         // (batch, length, query heads, KV heads, key dim, value dim, padding mask)
@@ -252,12 +260,17 @@ public enum CUDASelfTest {
         return mask
     }
 
-    /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor.
-    static func rotatedOnCPU(_ data: Tensor<Float>, rotary: RotaryEmbedding, offset: Int) -> Tensor<Float> {
+    /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor, or
+    /// its backward pass (the inverse rotation).
+    static func rotatedOnCPU(_ data: Tensor<Float>, rotary: RotaryEmbedding, offset: Int, inverse: Bool) -> Tensor<Float> {
         let (batch, length, heads, headDim) = (data.shape[0], data.shape[1], data.shape[2], data.shape[3])
+        let positions = (0..<(batch * length)).map { $0 % length }
         var result = data
-        rotary.forward(&result, positions: (0..<(batch * length)).map { $0 % length }, heads: heads, headStride: headDim,
-                       offset: offset)
+        if inverse {
+            rotary.backward(&result, positions: positions, heads: heads, headStride: headDim, offset: offset)
+        } else {
+            rotary.forward(&result, positions: positions, heads: heads, headStride: headDim, offset: offset)
+        }
         return result
     }
 

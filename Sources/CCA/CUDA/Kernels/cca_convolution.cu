@@ -1,0 +1,97 @@
+// cca_convolution.cu: the pieces of CCA's causal convolutions (Operations/CCAConvolution.swift) that the
+// training path runs as kernels; conv B's products run on cuBLAS (CCAConvolutionKernel.swift).
+//
+// Shapes: latents [B*S, ct] (T, rows `latent_stride` apart: the first ct columns of the fused projection);
+// conv A's output A [B * (S + convolutions - 1), ct] float32: S + 1 rows per sequence before conv B, S rows
+// when conv A is the only convolution. A sequence's padded input P has `convolutions` zero rows before its
+// latents (a fresh sequence: no history), and A[i] = w0 * P[i] + w1 * P[i + 1] + bias per channel.
+//
+// conv_a_forward: one thread per element of A, a flat grid-stride loop (consecutive threads, consecutive
+//   channels: coalesced).
+// conv_a_backward_input: one thread per element of d_latents [B*S, ct]: the conv A path
+//   w1 * dA[t + convolutions - 1] + w0 * dA[t + convolutions] (the second while inside the sequence), or dA
+//   itself with no convolution, plus the QK-mean path d_mean when given; written as T into a column range
+//   of a wider matrix (`d_stride`), the fused projection's gradient.
+// conv_a_weight_gradient: dW[c, tap] = sum over the rows i of A of dA[i, c] * P[i + tap, c], as 2 * ct
+//   columns (column 2c + tap: the [ct, 1, 2] layout) through reduce_columns (reduce.cuh).
+// conv_b_split_taps / conv_b_merge_taps: conv B's weight [ct, d, 2] (interchange layout, taps innermost)
+//   to and from two [ct, d] matrices, tap 0 first, which cuBLAS reads; one thread per element. The merge
+//   adds into the float32 gradient when `accumulate`.
+#include "common.cuh"
+#include "elementwise.cuh"
+#include "reduce.cuh"
+
+// Element c of row j of sequence b's padded input: zero for the `convolutions` rows before the sequence.
+__device__ __forceinline__ float padded_latent(const T* latents, long long latent_stride, int b, int j, int c,
+                                               int seq_len, int convolutions) {
+    return j < convolutions ? 0.f : to_float(latents[(static_cast<long long>(b) * seq_len + j - convolutions) * latent_stride + c]);
+}
+
+extern "C" __global__ void conv_a_forward(
+    const T* __restrict__ latents, long long latent_stride, const float* __restrict__ weight,
+    const float* __restrict__ bias, float* __restrict__ out, int batch, int seq_len, int channels, int convolutions)
+{
+    const int rows_per_sequence = seq_len + convolutions - 1;
+    for_each_element(static_cast<long long>(batch) * rows_per_sequence * channels, [&](long long e) {
+        const int c = static_cast<int>(e % channels);
+        const long long row = e / channels;
+        const int b = static_cast<int>(row / rows_per_sequence), i = static_cast<int>(row % rows_per_sequence);
+        const float older = padded_latent(latents, latent_stride, b, i, c, seq_len, convolutions);
+        const float newer = padded_latent(latents, latent_stride, b, i + 1, c, seq_len, convolutions);
+        out[e] = weight[2 * c] * older + weight[2 * c + 1] * newer + bias[c];
+    });
+}
+
+extern "C" __global__ void conv_a_backward_input(
+    const float* __restrict__ d_a, const float* __restrict__ weight, const float* __restrict__ d_mean,
+    T* __restrict__ d_latents, long long d_stride, int batch, int seq_len, int channels, int convolutions)
+{
+    const int rows_per_sequence = seq_len + (convolutions > 0 ? convolutions - 1 : 0);
+    for_each_element(static_cast<long long>(batch) * seq_len * channels, [&](long long e) {
+        const int c = static_cast<int>(e % channels);
+        const long long row = e / channels;
+        const int b = static_cast<int>(row / seq_len), t = static_cast<int>(row % seq_len);
+        const long long base = static_cast<long long>(b) * rows_per_sequence;
+        float gradient;
+        if (convolutions == 0) {
+            gradient = d_a[e];
+        } else {
+            // Latent t is the newer input (tap 1) of row t + convolutions - 1 and the older (tap 0) of the next.
+            const int newer_of = t + convolutions - 1, older_of = t + convolutions;
+            gradient = weight[2 * c + 1] * d_a[(base + newer_of) * channels + c];
+            if (older_of < rows_per_sequence) gradient += weight[2 * c] * d_a[(base + older_of) * channels + c];
+        }
+        if (d_mean) gradient += d_mean[e];
+        d_latents[row * d_stride + c] = from_float<T>(gradient);
+    });
+}
+
+extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) conv_a_weight_gradient(
+    const float* __restrict__ d_a, const T* __restrict__ latents, long long latent_stride, int seq_len,
+    int channels, int convolutions, long long rows, float* __restrict__ out, int accumulate)
+{
+    const int rows_per_sequence = seq_len + convolutions - 1;
+    reduce_columns(rows, 2 * channels, [&](long long row, int column) {
+        const int c = column / 2, tap = column % 2;
+        const int b = static_cast<int>(row / rows_per_sequence), i = static_cast<int>(row % rows_per_sequence);
+        return d_a[row * channels + c] * padded_latent(latents, latent_stride, b, i + tap, c, seq_len, convolutions);
+    }, out, accumulate);
+}
+
+extern "C" __global__ void conv_b_split_taps(const float* __restrict__ weight, float* __restrict__ taps, long long count)
+{
+    for_each_element(2 * count, [&](long long e) {
+        const long long tap = e / count, index = e % count;
+        taps[e] = weight[index * 2 + tap];
+    });
+}
+
+extern "C" __global__ void conv_b_merge_taps(const float* __restrict__ taps, float* __restrict__ weight, long long count,
+                                             int accumulate)
+{
+    for_each_element(2 * count, [&](long long e) {
+        const long long index = e / 2, tap = e % 2;
+        const float value = taps[tap * count + index];
+        weight[e] = accumulate ? weight[e] + value : value;
+    });
+}

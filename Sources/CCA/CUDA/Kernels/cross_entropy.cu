@@ -1,0 +1,81 @@
+// cross_entropy.cu: softmax cross-entropy of each row of logits [rows, vocab], fused with its gradient,
+// which replaces the logits in place: the GPU twin of Operations/CrossEntropy.swift.
+//
+// One block of THREADS threads per row. Pass 1: each thread keeps an online (maximum, sum of
+// exp(x - maximum)) over a strided slice of the row (coalesced: consecutive threads, consecutive columns),
+// and flags for NaN and +infinity; the block merges the threads' states (butterfly shuffles, then the warp
+// states in warp order). The log-sum-exp follows CrossEntropy.logSumExp: NaN if the row holds a NaN, +inf
+// if it holds +inf, -inf if every logit is -inf, log(sum) + maximum otherwise; so a NaN anywhere in a row
+// gives a NaN loss. losses[row] = lse - logit[target] (float32, unweighted), 0 for an ignored row
+// (target < 0). Pass 2 (with write_gradient): logits[row] = (softmax - onehot(target)) * weight, where the
+// caller's weight is 1 / (rows counted in the whole batch), so that chunks of rows give the gradient of one
+// mean; ignored rows become 0.
+#include "common.cuh"
+
+constexpr int THREADS = 1024;
+
+// The online softmax state of a set of logits: their maximum and sum of exp(x - maximum).
+struct SoftmaxState {
+    float maximum, sum;
+};
+
+__device__ __forceinline__ SoftmaxState merge(SoftmaxState a, SoftmaxState b) {
+    const float maximum = fmaxf(a.maximum, b.maximum);
+    if (maximum == negative_infinity()) return {maximum, 0.f};
+    return {maximum, a.sum * expf(a.maximum - maximum) + b.sum * expf(b.maximum - maximum)};
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS) cross_entropy(
+    T* logits, const int* __restrict__ targets, float* __restrict__ losses, int vocab, float weight, int write_gradient)
+{
+    __shared__ SoftmaxState warp_states[THREADS / 32];
+    const long long row = blockIdx.x;
+    T* x = logits + row * vocab;
+    const int target = targets[row];
+    if (target < 0) {
+        if (threadIdx.x == 0) losses[row] = 0.f;
+        if (write_gradient) for (int c = threadIdx.x; c < vocab; c += THREADS) x[c] = from_float<T>(0.f);
+        return;
+    }
+    // Read before pass 2 overwrites it; the block barriers below order this read before any write.
+    const float target_logit = to_float(x[target]);
+
+    SoftmaxState state = {negative_infinity(), 0.f};
+    int saw_nan = 0, saw_infinity = 0;
+    for (int c = threadIdx.x; c < vocab; c += THREADS) {
+        const float value = to_float(x[c]);
+        if (value != value) {
+            saw_nan = 1;
+        } else if (value == -negative_infinity()) {
+            saw_infinity = 1;
+        } else if (value > state.maximum) {
+            state = {value, state.sum * expf(state.maximum - value) + 1.f};
+        } else if (value != negative_infinity()) {
+            state.sum += expf(value - state.maximum);
+        }
+    }
+    for (int offset = 16; offset > 0; offset /= 2) {
+        const SoftmaxState other = {__shfl_xor_sync(0xffffffffu, state.maximum, offset),
+                                    __shfl_xor_sync(0xffffffffu, state.sum, offset)};
+        state = merge(state, other);
+    }
+    if (threadIdx.x % 32 == 0) warp_states[threadIdx.x / 32] = state;
+    saw_nan = __syncthreads_or(saw_nan);
+    saw_infinity = __syncthreads_or(saw_infinity);
+    SoftmaxState total = warp_states[0];
+    for (int w = 1; w < THREADS / 32; ++w) total = merge(total, warp_states[w]);
+
+    float lse;
+    if (saw_nan) lse = __int_as_float(0x7fc00000);
+    else if (saw_infinity) lse = -negative_infinity();
+    else if (total.maximum == negative_infinity()) lse = total.maximum;
+    else lse = logf(total.sum) + total.maximum;
+
+    if (threadIdx.x == 0) losses[row] = lse - target_logit;
+    if (!write_gradient) return;
+    for (int c = threadIdx.x; c < vocab; c += THREADS) {
+        float gradient = expf(to_float(x[c]) - lse) * weight;
+        if (c == target) gradient -= weight;
+        x[c] = from_float<T>(gradient);
+    }
+}

@@ -1,0 +1,165 @@
+/// ``CCAConvolution`` on the GPU for training, forward and backward, for `B` sequences of `S` rows, each
+/// starting from zero history: conv A as kernels (`cca_convolution.cu`), conv B as float32 cuBLAS products
+/// batched over the heads, all accumulating in float32.
+///
+/// The weights are float32 tensors under their interchange names (views of ``DeviceParameters``' master
+/// weights, or uploads): conv A's `[ct, 1, 2]` and `[ct]`, conv B's `[ct, d, 2]` and `[ct]`, those of the
+/// convolutions that run.
+struct DeviceCCAConvolution: Sendable {
+    let count: Int, channels: Int, headDim: Int
+    /// The weights' shapes by interchange name, which are their gradients' too.
+    let shapes: [String: [Int]]
+    let depthwiseWeight: DeviceTensor?, depthwiseBias: DeviceTensor?
+    let groupedWeight: DeviceTensor?, groupedBias: DeviceTensor?
+
+    static var names: (depthwise: String, depthwiseBias: String, grouped: String, groupedBias: String) {
+        CCAConvolution<Float>.weightNames
+    }
+
+    /// The shapes of the weights of `config`'s convolutions, by interchange name: those of its gradients too.
+    static func weightShapes(_ config: CCAConfig) -> [String: [Int]] {
+        config.weightShapes.filter { $0.key.hasPrefix("qkv_proj.conv_qk_") }
+    }
+
+    /// The convolutions of `config` with `weights`.
+    /// - Throws: ``WeightError`` when a weight of ``weightShapes(_:)`` is missing, mis-shaped or not float32.
+    init(config: CCAConfig, weights: [String: DeviceTensor]) throws {
+        shapes = Self.weightShapes(config)
+        try weights.requireFloat32(shapes)
+        (count, channels, headDim) = (config.convolutions, config.convolutionChannels, config.headDim)
+        let names = Self.names
+        (depthwiseWeight, depthwiseBias) = (weights[names.depthwise], weights[names.depthwiseBias])
+        (groupedWeight, groupedBias) = (weights[names.grouped], weights[names.groupedBias])
+    }
+
+    /// What ``forward(_:batch:length:context:)`` returns and the backward pass reads.
+    struct Output: Sendable {
+        /// conv A's output `[B·(S + count − 1), ct]` float32, nil without convolutions.
+        var depthwise: DeviceTensor?
+        /// The stack's output `[B·S, ct]` float32 without conv B's bias (which the reader adds): conv B's
+        /// products, or conv A's output with one convolution; nil without convolutions (the output is then
+        /// the latents themselves).
+        var mixed: DeviceTensor?
+    }
+
+    /// The stack on `latents` `[B·S, ct]` (T, possibly the first columns of the fused projection).
+    func forward(_ latents: DeviceMatrix, batch: Int, length: Int, context: CUDAContext) throws -> Output {
+        guard count > 0 else { return Output(depthwise: nil, mixed: nil) }
+        let ct = channels, rowsPerSequence = length + count - 1
+        let depthwise = try context.empty([batch * rowsPerSequence, ct], .float32)
+        let kernel = try context.kernel("conv_a_forward", in: .ccaConvolution, precision: latents.precision)
+        try context.launchElementwise(kernel, count: depthwise.count, [
+            latents.address, Int64(latents.stride), depthwiseWeight!.address, depthwiseBias!.address, depthwise.address,
+            Int32(batch), Int32(length), Int32(ct), Int32(count),
+        ])
+        guard count == 2 else { return Output(depthwise: depthwise, mixed: depthwise) }
+        let mixed = try context.empty([batch * length, ct], .float32)
+        guard batch * length > 0 else { return Output(depthwise: depthwise, mixed: mixed) }
+        let taps = try splitTaps(context: context)
+        let (d, heads) = (headDim, ct / headDim)
+        for b in 0..<batch {
+            for tap in 0..<2 {
+                // mixed[t] (+)= A[t + tap] · G_tapᵀ per head: column-major mixedᵀ = G_tap · A[tap...]ᵀ.
+                try stridedGemm(context, transposeA: true, transposeB: false, m: d, n: length, k: d,
+                                a: taps.address + float(tap * ct * d), lda: d, strideA: d * d,
+                                b: depthwise.address + float((b * rowsPerSequence + tap) * ct), ldb: ct, strideB: d,
+                                beta: tap == 0 ? 0 : 1, c: mixed.address + float(b * length * ct), ldc: ct, strideC: d,
+                                batch: heads)
+            }
+        }
+        return Output(depthwise: depthwise, mixed: mixed)
+    }
+
+    /// The backward pass: writes `dLatents` `[B·S, ct]` (T, possibly the first columns of the fused
+    /// projection's gradient) — the convolutions' share plus `dMean` `[B·S, ct]` float32 when given (the
+    /// QK-mean's share) — and adds the weight gradients to `gradients` (float32, by interchange name, of
+    /// ``weightShapes(_:)``; zero them first for fresh gradients). All sums over rows are deterministic.
+    /// - Parameters:
+    ///   - dMixed: `[B·S, ct]` float32, the gradient of the stack's output.
+    ///   - output: the forward pass's.
+    /// - Throws: ``WeightError`` when a gradient is missing, mis-shaped or not float32.
+    func backward(_ dMixed: DeviceTensor, latents: DeviceMatrix, output: Output, batch: Int, length: Int,
+                  dMean: DeviceTensor?, into dLatents: DeviceMatrix, gradients: [String: DeviceTensor],
+                  context: CUDAContext) throws {
+        try gradients.requireFloat32(shapes)
+        let (ct, names) = (channels, Self.names)
+        var dDepthwise = dMixed
+        if count == 2 {
+            try ColumnSums.sum(dMixed.matrix, into: gradients[names.groupedBias]!, accumulate: true, context: context)
+            dDepthwise = try groupedBackward(dMixed, depthwise: output.depthwise!, batch: batch, length: length,
+                                             dWeight: gradients[names.grouped]!, context: context)
+        }
+        if count > 0 {
+            try ColumnSums.sum(dDepthwise.matrix, into: gradients[names.depthwiseBias]!, accumulate: true, context: context)
+            let rows = dDepthwise.count / ct
+            let kernel = try context.kernel("conv_a_weight_gradient", in: .ccaConvolution, precision: latents.precision)
+            try ColumnSums.reduce(rows: rows, width: 2 * ct, into: gradients[names.depthwise]!.reshaped([2 * ct]),
+                                  accumulate: true, context: context) { grid, out, add in
+                try context.launch(kernel, grid: grid, threads: 256, [
+                    dDepthwise.address, latents.address, Int64(latents.stride), Int32(length), Int32(ct), Int32(count),
+                    Int64(rows), out, add,
+                ])
+            }
+        }
+        let kernel = try context.kernel("conv_a_backward_input", in: .ccaConvolution, precision: dLatents.precision)
+        try context.launchElementwise(kernel, count: batch * length * ct, [
+            dDepthwise.address, depthwiseWeight?.address ?? 0, dMean?.address ?? 0, dLatents.address, Int64(dLatents.stride),
+            Int32(batch), Int32(length), Int32(ct), Int32(count),
+        ])
+    }
+
+    /// conv B's backward pass: `dA` `[B·(S+1), ct]` float32, and the taps' gradient added to `dWeight` `[ct, d, 2]`.
+    private func groupedBackward(_ dMixed: DeviceTensor, depthwise: DeviceTensor, batch: Int, length: Int,
+                                 dWeight: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        let (ct, d, heads, rowsPerSequence) = (channels, headDim, channels / headDim, length + 1)
+        let dDepthwise = try context.empty(depthwise.shape, .float32)
+        try context.zero(dDepthwise)
+        guard batch * length > 0 else { return dDepthwise }
+        let taps = try splitTaps(context: context)
+        let dTaps = try context.empty([2, ct, d], .float32)
+        for b in 0..<batch {
+            let dOut = dMixed.address + float(b * length * ct), rows = depthwise.address + float(b * rowsPerSequence * ct)
+            for tap in 0..<2 {
+                let shifted = float(tap * ct)
+                // dA[t + tap] += dOut[t] · G_tap per head: column-major dAᵀ += G_tapᵀ · dOutᵀ.
+                try stridedGemm(context, transposeA: false, transposeB: false, m: d, n: length, k: d,
+                                a: taps.address + float(tap * ct * d), lda: d, strideA: d * d, b: dOut, ldb: ct, strideB: d,
+                                beta: 1, c: dDepthwise.address + float(b * rowsPerSequence * ct) + shifted, ldc: ct,
+                                strideC: d, batch: heads)
+                // dG_tap (+)= dOutᵀ · A[tap...] per head, sequences in order: column-major dG_tapᵀ = A[tap...]ᵀ · dOut.
+                try stridedGemm(context, transposeA: false, transposeB: true, m: d, n: d, k: length,
+                                a: rows + shifted, lda: ct, strideA: d, b: dOut, ldb: ct, strideB: d,
+                                beta: b == 0 ? 0 : 1, c: dTaps.address + float(tap * ct * d), ldc: d, strideC: d * d,
+                                batch: heads)
+            }
+        }
+        let merge = try context.kernel("conv_b_merge_taps", in: .ccaConvolution, precision: .float32)
+        try context.launchElementwise(merge, count: 2 * ct * d, [dTaps.address, dWeight.address, Int64(ct * d), Int32(1)])
+        return dDepthwise
+    }
+
+    /// conv B's weight `[ct, d, 2]` as two `[ct, d]` matrices (`[head][out][in]`), tap 0 first.
+    private func splitTaps(context: CUDAContext) throws -> DeviceTensor {
+        let taps = try context.empty([2, channels, headDim], .float32)
+        let kernel = try context.kernel("conv_b_split_taps", in: .ccaConvolution, precision: .float32)
+        try context.launchElementwise(kernel, count: taps.count, [groupedWeight!.address, taps.address, Int64(channels * headDim)])
+        return taps
+    }
+
+    /// Bytes of `elements` float32 values.
+    private func float(_ elements: Int) -> UInt64 { UInt64(elements * MemoryLayout<Float>.stride) }
+
+    /// One float32 cuBLAS product per head: `C = op(A)·op(B) + beta·C`, column-major, each matrix `stride`
+    /// elements after the one before.
+    private func stridedGemm(_ context: CUDAContext, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                             a: UInt64, lda: Int, strideA: Int, b: UInt64, ldb: Int, strideB: Int, beta: Float,
+                             c: UInt64, ldc: Int, strideC: Int, batch: Int) throws {
+        var (alpha, beta) = (Float(1), beta)
+        let blas = context.blas, type = CUBLAS.float32
+        try blas.check(blas.gemmStridedBatchedEx(
+            context.blasHandle, transposeA ? CUBLAS.transpose : CUBLAS.noTranspose, transposeB ? CUBLAS.transpose : CUBLAS.noTranspose,
+            Int32(m), Int32(n), Int32(k), &alpha, a, type, Int32(lda), Int64(strideA), b, type, Int32(ldb), Int64(strideB),
+            &beta, c, type, Int32(ldc), Int64(strideC), Int32(batch), CUBLAS.compute32F, CUBLAS.defaultAlgorithm),
+            "cublasGemmStridedBatchedEx(\(m)x\(n)x\(k), \(batch) heads)")
+    }
+}
