@@ -14,6 +14,7 @@ public final class CUDALayer: Sendable {
     public let hiddenSize: Int
     let context: CUDAContext
     let implementation: any DeviceAttentionLayer
+    let config: any DeviceAttentionConfig
 
     /// Uploads `layer`'s weights to the GPU of ``CUDAContext/shared()``.
     /// - Throws: ``CUDAError`` when CUDA is unavailable or the layer kind has no GPU path.
@@ -23,10 +24,11 @@ public final class CUDALayer: Sendable {
         }
         let context = try CUDAContext.shared()
         self.context = context
+        self.config = config
         self.precision = precision
         hiddenSize = layer.hiddenSize
         implementation = try context.exclusive {
-            try config.deviceLayer(weights: layer.weights, precision: precision, context: context)
+            try config.deviceLayer(weights: try config.upload(layer.weights, precision: precision, context: context), context: context)
         }
     }
 
@@ -43,10 +45,11 @@ public final class CUDALayer: Sendable {
     public func pullback(_ x: Tensor<Float>, mask: Tensor<Float>? = nil) throws
         -> (y: Tensor<Float>, backward: (Tensor<Float>) throws -> (dx: Tensor<Float>, grads: [String: Tensor<Float>])) {
         let (y, layout, backward) = try run(x, mask: mask, keep: true)
-        return (y, { [context, precision] dy in
+        return (y, { [context, precision, config] dy in
             try layout.validate(dy, width: self.hiddenSize, name: "output gradient dy")
             return try context.exclusive {
-                let (dx, grads) = try backward!(try context.upload(layout.zeroingPadding(dy), precision))
+                let grads = try config.zeroGradients(context: context)
+                let dx = try backward!(try context.upload(layout.zeroingPadding(dy), precision), grads)
                 return (try layout.zeroingPadding(try context.download(dx)).reshaped(dy.shape), try grads.mapValues { try context.download($0) })
             }
         })

@@ -24,9 +24,10 @@ public enum BackwardBenchmark {
                 let layerTime: (ms: Double, peak: Double)? = try? context.exclusive {
                     let x = try context.upload(Tensor<Float>(randomNormal: [1, length, 2048], seed: 10), .bfloat16)
                     let dy = try context.upload(Tensor<Float>(randomNormal: [1, length, 2048], seed: 11), .bfloat16)
+                    let gradients = try gpu.config.zeroGradients(context: context)
                     func step(_ input: DeviceTensor) throws {
                         let (_, backward) = try gpu.implementation.forward(input, keyValid: nil, keep: true, context: context)
-                        _ = try backward!(dy)
+                        _ = try backward!(dy, gradients)
                     }
                     let ms = try PrefillBenchmark.median(context, repetitions, [x], step)
                     try context.synchronize()

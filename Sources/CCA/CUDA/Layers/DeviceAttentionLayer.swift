@@ -1,4 +1,4 @@
-/// A layer's GPU implementation: its weights resident on the device, a forward pass from device input that,
+/// A layer's GPU implementation: a forward pass from device input over weights it reads in place, that,
 /// when asked to keep, returns its backward pass.
 protocol DeviceAttentionLayer: Sendable {
     /// `x` `[B,S,E]` with padded rows already zero → `y` `[B,S,E]` (padded rows not yet zeroed); `keyValid`
@@ -7,12 +7,55 @@ protocol DeviceAttentionLayer: Sendable {
         -> (y: DeviceTensor, backward: DeviceBackward?)
 }
 
+/// One layer's weights on the device under the interchange names: matrices in the compute precision, the
+/// rest (norms, convolution taps and biases, temperatures) in float32, as ``DeviceParameters`` holds them
+/// for training. A layer keeps these tensors, not copies, so an optimizer step that updates them in place
+/// is what the next forward reads.
+typealias DeviceWeights = [String: DeviceTensor]
+
 /// The backward pass of one GPU forward: `dy` `[B,S,E]` (zero on padded rows) → `dx` `[B,S,E]` in the
-/// storage precision and every weight's gradient in float32, under the interchange names.
-typealias DeviceBackward = (DeviceTensor) throws -> (dx: DeviceTensor, grads: [String: DeviceTensor])
+/// storage precision. Each weight's gradient is *added* into `gradients[name]` (float32, the weight's shape),
+/// so that micro-batches accumulate into one gradient buffer; zero it first for a single pass.
+typealias DeviceBackward = (_ dy: DeviceTensor, _ gradients: DeviceWeights) throws -> DeviceTensor
 
 /// A layer configuration whose kind has a GPU implementation (each kind's `Device*.swift` conforms).
 protocol DeviceAttentionConfig: AttentionConfig {
-    /// The GPU layer with `weights` uploaded in `precision`.
-    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer
+    /// The GPU layer reading `weights` (see ``DeviceWeights``).
+    /// - Throws: ``WeightError`` for a missing weight or one of the wrong shape or storage type.
+    func deviceLayer(weights: DeviceWeights, context: CUDAContext) throws -> any DeviceAttentionLayer
+    /// CPU weights uploaded as the device layers read them: matrices in `precision`, the rest in float32.
+    func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights
+}
+
+extension DeviceAttentionConfig {
+    func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights {
+        try weights.mapValues { try context.upload($0, $0.rank >= 2 ? precision : .float32) }
+    }
+
+    /// The zeroed float32 gradient of every weight of this layer, for one backward pass.
+    func zeroGradients(context: CUDAContext) throws -> DeviceWeights {
+        var gradients: DeviceWeights = [:]
+        for (name, shape) in weightShapes {
+            let gradient = try context.empty(shape, .float32)
+            try context.zero(gradient)
+            gradients[name] = gradient
+        }
+        return gradients
+    }
+}
+
+extension DeviceWeights {
+    /// The weight `name`, checked against `shape` and the storage a layer reads it in.
+    /// - Throws: ``WeightError``.
+    func weight(_ name: String, shape: [Int], precision: CUDAPrecision) throws -> DeviceTensor {
+        guard let tensor = self[name] else { throw WeightError.missing(name: name, available: keys.sorted()) }
+        guard tensor.shape == shape else { throw WeightError.wrongShape(name: name, expected: shape, actual: tensor.shape) }
+        guard tensor.precision == precision else {
+            throw WeightError.wrongDType(name: name, dtype: tensor.precision.rawValue, expected: precision.rawValue)
+        }
+        return tensor
+    }
+
+    /// The storage precision of the layer's matrices (its activations' precision too).
+    var matrixPrecision: CUDAPrecision { values.first { $0.shape.count >= 2 }?.precision ?? .float32 }
 }

@@ -20,33 +20,44 @@ struct DeviceCCA: DeviceAttentionLayer {
     }
 
     let config: CCAConfig
-    /// `[Wq; Wk; Wv_current; Wv_delayed]` `[ct + ek, E]`: one product gives `[q0 | k0 | v_current | v_delayed]`.
-    let projectionWeight: DeviceTensor
+    /// `Wq`, `Wk`, `Wv_current`, `Wv_delayed`, whose products are the column ranges of `[q0 | k0 | v_current | v_delayed]`.
+    let projectionWeights: [DeviceTensor]
     let outputWeight: DeviceTensor
     let prologue: PrologueWeights
 
-    init(config: CCAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+    /// The projection weights in the order of their output columns.
+    static let projectionNames = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { "qkv_proj.\($0).weight" }
+
+    init(config: CCAConfig, weights: DeviceWeights, context: CUDAContext) throws {
         // The kernels attend every earlier key; refusing a window keeps them from giving a wrong answer.
         if let window = config.slidingWindow {
             throw ConfigError.invalidValue(name: "sliding_window", value: "\(window)", expected: "none on the GPU (its attention has no window yet); run on the CPU")
         }
         self.config = config
+        let precision = weights.matrixPrecision
+        let shapes = config.weightShapes
+        func weight(_ name: String, _ precision: CUDAPrecision) throws -> DeviceTensor {
+            try weights.weight(name, shape: shapes[name]!, precision: precision)
+        }
+        projectionWeights = try Self.projectionNames.map { try weight($0, precision) }
+        outputWeight = try weight("o_proj.weight", precision)
+        // The fused prologue kernels read the small float32 weights in their own layouts, made here from a
+        // copy of the weights as they are now.
+        var small: [String: Tensor<Float>] = [:]
+        for name in shapes.keys where shapes[name]!.count < 2 || name.contains("conv_qk") {
+            small[name] = try context.download(try weight(name, .float32))
+        }
         let rotary = try config.rope.embedding(headDim: config.headDim)
-        func floats(_ name: String) throws -> DeviceBuffer? { try weights[name].map { try context.upload($0.storage) } }
-        let projections = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { weights["qkv_proj.\($0).weight"]! }
-        projectionWeight = try context.upload(
-            try Tensor<Float>(shape: [projections.map { $0.shape[0] }.reduce(0, +), config.hiddenSize],
-                       storage: projections.flatMap { $0.storage }), precision)
-        outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
+        func floats(_ name: String) throws -> DeviceBuffer? { try small[name].map { try context.upload($0.storage) } }
         let (d, rotaryDim) = (config.headDim, rotary.rotaryDim)
         let tensorCores = precision == .bfloat16 && config.convolutions == 2 && d % 16 == 0 && d <= 128
             && rotaryDim > 0 && rotaryDim % 16 == 0
-        let temperatures = weights["qk_norm.temp"]!.storage
+        let temperatures = small["qk_norm.temp"]!.storage
         prologue = PrologueWeights(
             tensorCores: tensorCores,
             depthwiseWeight: try floats("qkv_proj.conv_qk_depthwise.weight"),
             depthwiseBias: try floats("qkv_proj.conv_qk_depthwise.bias"),
-            groupedWeight: try weights["qkv_proj.conv_qk_grouped.weight"].map { weight in
+            groupedWeight: try small["qkv_proj.conv_qk_grouped.weight"].map { weight in
                 tensorCores ? try context.upload(Self.stackedTaps(weight, config: config), .bfloat16).buffer
                             : try context.upload(Self.groupedTaps(weight, config: config))
             },
@@ -87,10 +98,34 @@ struct DeviceCCA: DeviceAttentionLayer {
 
     /// Steps 2–8: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
     func project(_ x: DeviceTensor, context: CUDAContext) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
-        let projections = try Linear.forward(x, projectionWeight, context: context)
+        let projections = try self.projections(x, context: context)
         let v = try context.ccaValues(projections, config: config)
         let (q, k) = try context.ccaPrologue(projections, weights: prologue, config: config)
         return (q, k, v)
+    }
+
+    /// `[q0 | k0 | v_current | v_delayed]` `[B, S, ct + ek]`: one product when the four weights lie one after
+    /// another in memory (as ``CCAConfig/upload(_:precision:context:)`` places them), else one per weight.
+    func projections(_ x: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        let widths = projectionWeights.map { $0.shape[0] }
+        let total = widths.reduce(0, +)
+        let first = projectionWeights[0]
+        let adjacent = zip(projectionWeights, projectionWeights.dropFirst()).allSatisfy { previous, next in
+            next.buffer.address == previous.buffer.address
+                && next.byteOffset == previous.byteOffset + previous.count * previous.precision.byteCount
+        }
+        if adjacent {
+            let stacked = DeviceTensor(shape: [total, config.hiddenSize], precision: first.precision, buffer: first.buffer,
+                                       byteOffset: first.byteOffset)
+            return try Linear.forward(x, stacked, context: context)
+        }
+        let projections = try context.empty(Array(x.shape.dropLast()) + [total], x.precision)
+        var column = 0
+        for (weight, width) in zip(projectionWeights, widths) {
+            try Linear.forward(x.matrix, weight, into: projections.columns(column..<(column + width)), context: context)
+            column += width
+        }
+        return projections
     }
 
     var heads: Attention.Heads {
@@ -108,7 +143,27 @@ struct DeviceCCA: DeviceAttentionLayer {
 }
 
 extension CCAConfig: DeviceAttentionConfig {
-    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
-        try DeviceCCA(config: self, weights: weights, precision: precision, context: context)
+    func deviceLayer(weights: DeviceWeights, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceCCA(config: self, weights: weights, context: context)
+    }
+
+    /// Uploads as the other kinds do, but with the four projection weights in one allocation, one after
+    /// another, so that the forward pass makes them with one product.
+    func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights {
+        var uploaded = try weights.filter { !DeviceCCA.projectionNames.contains($0.key) }
+            .mapValues { try context.upload($0, $0.rank >= 2 ? precision : .float32) }
+        let projections = try DeviceCCA.projectionNames.map { name in
+            guard let weight = weights[name] else { throw WeightError.missing(name: name, available: weights.keys.sorted()) }
+            return weight
+        }
+        let rows = projections.map { $0.shape[0] }
+        let stacked = try context.upload(try Tensor<Float>(shape: [rows.reduce(0, +), hiddenSize],
+                                                           storage: projections.flatMap { $0.storage }), precision)
+        var offset = 0
+        for (name, weight) in zip(DeviceCCA.projectionNames, projections) {
+            uploaded[name] = stacked.view(weight.shape, at: offset)
+            offset += weight.count
+        }
+        return uploaded
     }
 }

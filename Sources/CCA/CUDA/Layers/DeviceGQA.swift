@@ -5,12 +5,14 @@ struct DeviceGQA: DeviceAttentionLayer {
     let queryWeight: DeviceTensor, keyWeight: DeviceTensor, valueWeight: DeviceTensor, outputWeight: DeviceTensor
     let rotary: DeviceRotary
 
-    init(config: GQAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+    init(config: GQAConfig, weights: DeviceWeights, context: CUDAContext) throws {
         self.config = config
-        queryWeight = try context.upload(weights["q_proj.weight"]!, precision)
-        keyWeight = try context.upload(weights["k_proj.weight"]!, precision)
-        valueWeight = try context.upload(weights["v_proj.weight"]!, precision)
-        outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
+        let precision = weights.matrixPrecision
+        func matrix(_ name: String) throws -> DeviceTensor {
+            try weights.weight(name, shape: config.weightShapes[name]!, precision: precision)
+        }
+        (queryWeight, keyWeight, valueWeight) = (try matrix("q_proj.weight"), try matrix("k_proj.weight"), try matrix("v_proj.weight"))
+        outputWeight = try matrix("o_proj.weight")
         rotary = try DeviceRotary(try config.rope.embedding(headDim: config.headDim), context: context)
     }
 
@@ -31,29 +33,29 @@ struct DeviceGQA: DeviceAttentionLayer {
         let attended = out.reshaped([batch, length, hq * d])
         let y = try Linear.forward(attended, outputWeight, context: context)
         guard keep, let lse else { return (y, nil) }
-        return (y, { dy in
+        return (y, { dy, gradients in
             let dAttended = try context.empty(attended.shape, x.precision)
-            let dOutput = try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix,
-                                              accumulate: false, context: context)
+            try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix, accumulate: false,
+                                dWeight: try gradients.weight("o_proj.weight", shape: outputWeight.shape, precision: .float32),
+                                context: context)
             let (dq, dk, dv) = try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q4, k: k4, v: v4, out: out, lse: lse,
                                                       heads: heads, keyValid: keyValid, context: context)
             let (dq2, dk2, dv2) = (dq.reshaped(q.shape), dk.reshaped(k.shape), dv.reshaped(v.shape))
             try rotary.backward(dq2.matrix, heads: hq, headStride: d, sequenceLength: length, context: context)
             try rotary.backward(dk2.matrix, heads: hkv, headStride: d, sequenceLength: length, context: context)
             let dx = try context.empty(x.shape, x.precision)
-            var grads = ["o_proj.weight": dOutput]
             for (index, (name, gradient, weight)) in [("q_proj.weight", dq2, queryWeight), ("k_proj.weight", dk2, keyWeight),
                                                        ("v_proj.weight", dv2, valueWeight)].enumerated() {
-                grads[name] = try Linear.backward(gradient.matrix, x: x.matrix, weight: weight, dx: dx.matrix,
-                                                  accumulate: index > 0, context: context)
+                try Linear.backward(gradient.matrix, x: x.matrix, weight: weight, dx: dx.matrix, accumulate: index > 0,
+                                    dWeight: try gradients.weight(name, shape: weight.shape, precision: .float32), context: context)
             }
-            return (dx, grads)
+            return dx
         })
     }
 }
 
 extension GQAConfig: DeviceAttentionConfig {
-    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
-        try DeviceGQA(config: self, weights: weights, precision: precision, context: context)
+    func deviceLayer(weights: DeviceWeights, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceGQA(config: self, weights: weights, context: context)
     }
 }

@@ -7,15 +7,19 @@ struct DeviceMLA: DeviceAttentionLayer {
     let queryNorm: DeviceTensor, keyValueNorm: DeviceTensor
     let rotary: DeviceRotary
 
-    init(config: MLAConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws {
+    init(config: MLAConfig, weights: DeviceWeights, context: CUDAContext) throws {
         self.config = config
-        queryDown = try context.upload(weights["q_a_proj.weight"]!, precision)
-        queryUp = try context.upload(weights["q_b_proj.weight"]!, precision)
-        keyValueDown = try context.upload(weights["kv_a_proj_with_mqa.weight"]!, precision)
-        keyValueUp = try context.upload(weights["kv_b_proj.weight"]!, precision)
-        outputWeight = try context.upload(weights["o_proj.weight"]!, precision)
-        queryNorm = try context.upload(weights["q_a_layernorm.weight"]!, .float32)
-        keyValueNorm = try context.upload(weights["kv_a_layernorm.weight"]!, .float32)
+        let precision = weights.matrixPrecision
+        func weight(_ name: String, _ precision: CUDAPrecision) throws -> DeviceTensor {
+            try weights.weight(name, shape: config.weightShapes[name]!, precision: precision)
+        }
+        queryDown = try weight("q_a_proj.weight", precision)
+        queryUp = try weight("q_b_proj.weight", precision)
+        keyValueDown = try weight("kv_a_proj_with_mqa.weight", precision)
+        keyValueUp = try weight("kv_b_proj.weight", precision)
+        outputWeight = try weight("o_proj.weight", precision)
+        queryNorm = try weight("q_a_layernorm.weight", .float32)
+        keyValueNorm = try weight("kv_a_layernorm.weight", .float32)
         rotary = try DeviceRotary(try RoPEConfig(theta: config.ropeTheta, fraction: 1).embedding(headDim: config.ropeHeadDim), context: context)
     }
 
@@ -49,7 +53,7 @@ struct DeviceMLA: DeviceAttentionLayer {
 }
 
 extension MLAConfig: DeviceAttentionConfig {
-    func deviceLayer(weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> any DeviceAttentionLayer {
-        try DeviceMLA(config: self, weights: weights, precision: precision, context: context)
+    func deviceLayer(weights: DeviceWeights, context: CUDAContext) throws -> any DeviceAttentionLayer {
+        try DeviceMLA(config: self, weights: weights, context: context)
     }
 }

@@ -23,24 +23,33 @@ extension Linear {
     }
 
     /// ``Linear/backward(_:x:weights:withBias:dx:)`` on the GPU for one weight: `dx (+)= dy · W` (in the
-    /// storage precision; `accumulate` adds to what `dx` holds) and `dW = dyᵀ · x` in float32.
+    /// storage precision; `accumulate` adds to what `dx` holds) and `dW += dyᵀ · x` into the float32 `dWeight`
+    /// (always added, so that micro-batches and shared weights accumulate).
     static func backward(_ dy: DeviceMatrix, x: DeviceMatrix, weight: DeviceTensor, dx: DeviceMatrix, accumulate: Bool,
-                         context: CUDAContext) throws -> DeviceTensor {
+                         dWeight: DeviceTensor, context: CUDAContext) throws {
         let (outFeatures, inFeatures) = (weight.shape[0], weight.shape[1])
         precondition(dy.columns == outFeatures && x.columns == inFeatures && dx.columns == inFeatures
                      && dy.rows == x.rows && dx.rows == x.rows, "linear backward: shapes do not match")
+        precondition(dWeight.shape == weight.shape && dWeight.precision == .float32, "linear backward: dW must be float32 of W's shape")
         // dxᵀ [in, rows] = Wᵀ-as-stored [in, out] · dyᵀ [out, rows].
         try gemm(transposeA: false, transposeB: false, m: inFeatures, n: x.rows, k: outFeatures,
                  a: (weight.address, inFeatures, weight.precision), b: (dy.address, dy.stride, dy.precision),
                  c: (dx.address, dx.stride, dx.precision), accumulate: accumulate, context: context,
                  name: "linear backward dx \(x.rows)x\(outFeatures) · \(outFeatures)x\(inFeatures)")
+        try weightGradient(dy, x: x, into: dWeight, context: context)
+    }
+
+    /// `dW += dyᵀ · x` into the float32 `dWeight` `[out, in]`: the weight half of the backward, for callers
+    /// whose `dx` comes another way.
+    static func weightGradient(_ dy: DeviceMatrix, x: DeviceMatrix, into dWeight: DeviceTensor, context: CUDAContext) throws {
+        let (outFeatures, inFeatures) = (dWeight.shape[0], dWeight.shape[1])
+        precondition(dy.columns == outFeatures && x.columns == inFeatures && dy.rows == x.rows && dWeight.precision == .float32,
+                     "linear weight gradient: shapes do not match")
         // dWᵀ [in, out] = xᵀ [in, rows] · dy [rows, out], accumulated in float32.
-        let dWeight = try context.empty(weight.shape, .float32)
         try gemm(transposeA: false, transposeB: true, m: inFeatures, n: outFeatures, k: x.rows,
                  a: (x.address, x.stride, x.precision), b: (dy.address, dy.stride, dy.precision),
-                 c: (dWeight.address, inFeatures, .float32), accumulate: false, context: context,
+                 c: (dWeight.address, inFeatures, .float32), accumulate: true, context: context,
                  name: "linear backward dW \(outFeatures)x\(x.rows) · \(x.rows)x\(inFeatures)")
-        return dWeight
     }
 
     /// One column-major cuBLAS product `C = op(A) · op(B) (+ C)` with float accumulation.

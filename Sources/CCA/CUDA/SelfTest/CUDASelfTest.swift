@@ -142,7 +142,7 @@ public enum CUDASelfTest {
                 let layer = try CCA<Float>(config: config, seed: 9)
                 let x = Tensor<Float>(randomNormal: [batch, length, config.hiddenSize], seed: 10)
                 let gpu = try context.exclusive {
-                    let (q, k, v) = try DeviceCCA(config: config, weights: layer.weights, precision: precision, context: context)
+                    let (q, k, v) = try DeviceCCA(config: config, weights: try config.upload(layer.weights, precision: precision, context: context), context: context)
                         .project(try context.upload(x, precision), context: context)
                     return (try context.download(q), try context.download(k), try context.download(v))
                 }
