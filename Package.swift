@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(
@@ -40,13 +41,15 @@ let package = Package(
                 .unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux])),
             ]
         ),
+        // The HTTP server of `cca serve`, apart so that the library itself does not depend on Hummingbird.
+        .target(name: "CCAServe", dependencies: ["CCA", .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(
             name: "cca",
-            dependencies: ["CCA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CCA", "CCAServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "CCATests",
-            dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")]
+            dependencies: ["CCA", "CCAServe", .product(name: "RealModule", package: "swift-numerics")]
         ),
     ]
 )

@@ -7,7 +7,7 @@ struct CCACommand: ParsableCommand {
         commandName: "cca",
         abstract: "Compressed Convolutional Attention (CCA / CCGQA): run layers, cost tables and benchmarks.",
         discussion: "With no subcommand, `cca` runs a short tour on built-in defaults.",
-        subcommands: [TourCommand.self, ForwardCommand.self, BackwardCommand.self, TrainCommand.self, GenerateCommand.self, DataCommand.self, CostCommand.self, SelfTestCommand.self,
+        subcommands: [TourCommand.self, ForwardCommand.self, BackwardCommand.self, TrainCommand.self, GenerateCommand.self, ServeCommand.self, DataCommand.self, CostCommand.self, SelfTestCommand.self,
                       BenchCommand.self],
         defaultSubcommand: TourCommand.self
     )
