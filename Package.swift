@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         .target(
@@ -42,7 +43,8 @@ let package = Package(
             ]
         ),
         // The HTTP server of `cca serve`, apart so that the library itself does not depend on Hummingbird.
-        .target(name: "CCAServe", dependencies: ["CCA", .product(name: "Hummingbird", package: "hummingbird")]),
+        .target(name: "CCAServe", dependencies: ["CCA", .product(name: "Hummingbird", package: "hummingbird"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "cca",
             dependencies: ["CCA", "CCAServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]

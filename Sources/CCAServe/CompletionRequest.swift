@@ -7,7 +7,7 @@ import Foundation
 /// The body of `POST /v1/completions`: the OpenAI fields this server implements, read strictly. A field it
 /// does not implement (`n`, `logprobs`, `echo`, ...) is refused rather than ignored, because ignoring it
 /// would silently answer another question than the one asked.
-struct CompletionRequest: Decodable, Equatable {
+struct CompletionRequest: Decodable {
     var model: String?
     var prompt: String
     var maxTokens: Int?
@@ -24,16 +24,14 @@ struct CompletionRequest: Decodable, Equatable {
 
     /// The request in `body`, or the 400 answer that says what is wrong with it.
     static func parse(_ body: [UInt8]) throws(APIError) -> CompletionRequest {
+        // JSON text is UTF-8; decoding replaces invalid bytes, so only valid text comes back unchanged.
+        guard Array(String(decoding: body, as: UTF8.self).utf8) == body else { throw .invalidJSON("the body is not UTF-8 text") }
         do {
             return try JSONDecoder().decode(CompletionRequest.self, from: Data(body))
         } catch let error as APIError {
             throw error
-        } catch let DecodingError.typeMismatch(_, context) where context.codingPath.isEmpty {
+        } catch DecodingError.typeMismatch {
             throw .invalidJSON("expected an object of the request's fields")
-        } catch let DecodingError.typeMismatch(type, context), let DecodingError.valueNotFound(type, context) {
-            throw .invalidValue(context.fieldName, "'\(context.fieldName)' must be \(describe(type))")
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            throw .invalidValue(context.fieldName, "'\(context.fieldName)' is not a valid value: \(context.debugDescription)")
         } catch let DecodingError.dataCorrupted(context) {
             throw .invalidJSON(context.underlyingError.map { "\($0)" } ?? context.debugDescription)
         } catch {
@@ -47,35 +45,33 @@ struct CompletionRequest: Decodable, Equatable {
         guard unknown.isEmpty else {
             throw APIError.invalidValue(unknown[0], "unsupported field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0)'" }.joined(separator: ", ")); this server implements \(Self.fields.sorted().joined(separator: ", "))")
         }
-        guard container.contains(Key("prompt")), !(try container.decodeNil(forKey: Key("prompt"))) else {
+        /// The field `name` when present and not null; any decoding failure (wrong type, a number out of
+        /// range) becomes the 400 answer naming the field and what it must be.
+        func field<T: Decodable>(_ name: String, _ expected: String) throws -> T? {
+            do { return try container.decodeIfPresent(T.self, forKey: Key(name)) } catch {
+                throw APIError.invalidValue(name, "'\(name)' must be \(expected)")
+            }
+        }
+        guard let prompt: String = try field("prompt", "a string") else {
             throw APIError.invalidValue("prompt", "'prompt' is missing; give the text to complete")
         }
-        model = try container.decodeIfPresent(String.self, forKey: Key("model"))
-        prompt = try container.decode(String.self, forKey: Key("prompt"))
-        maxTokens = try container.decodeIfPresent(Int.self, forKey: Key("max_tokens"))
-        temperature = try container.decodeIfPresent(Float.self, forKey: Key("temperature"))
-        topP = try container.decodeIfPresent(Float.self, forKey: Key("top_p"))
-        topK = try container.decodeIfPresent(Int.self, forKey: Key("top_k"))
-        seed = try container.decodeIfPresent(UInt64.self, forKey: Key("seed"))
-        stream = try container.decodeIfPresent(Bool.self, forKey: Key("stream")) ?? false
-        _ = try container.decodeIfPresent(String.self, forKey: Key("user"))
+        self.prompt = prompt
+        model = try field("model", "a string")
+        maxTokens = try field("max_tokens", "an integer")
+        temperature = try field("temperature", "a number")
+        topP = try field("top_p", "a number")
+        topK = try field("top_k", "an integer")
+        seed = try field("seed", "an integer from 0 to 18446744073709551615")
+        stream = try field("stream", "true or false") ?? false
+        let _: String? = try field("user", "a string")
         // OpenAI takes one stop string or a list of up to four.
-        let stopKey = Key("stop")
-        if try !container.contains(stopKey) || container.decodeNil(forKey: stopKey) {
-            stop = []
-        } else if let one = try? container.decode(String.self, forKey: stopKey) {
+        if let one: String = try? field("stop", "") {
             stop = [one]
-        } else if let list = try? container.decode([String].self, forKey: stopKey), list.count <= 4 {
-            stop = list
         } else {
-            throw APIError.invalidValue("stop", "'stop' must be a string or a list of at most 4 strings")
+            let list: [String]? = try field("stop", "a string or a list of at most 4 strings")
+            guard (list?.count ?? 0) <= 4 else { throw APIError.invalidValue("stop", "'stop' must be a string or a list of at most 4 strings") }
+            stop = list ?? []
         }
-    }
-
-    init(model: String? = nil, prompt: String, maxTokens: Int? = nil, temperature: Float? = nil, topP: Float? = nil,
-         topK: Int? = nil, seed: UInt64? = nil, stop: [String] = [], stream: Bool = false) {
-        (self.model, self.prompt, self.maxTokens, self.temperature, self.topP) = (model, prompt, maxTokens, temperature, topP)
-        (self.topK, self.seed, self.stop, self.stream) = (topK, seed, stop, stream)
     }
 
     private struct Key: CodingKey {
@@ -85,18 +81,5 @@ struct CompletionRequest: Decodable, Equatable {
         var intValue: Int? { nil }
         init?(intValue: Int) { nil }
     }
-
-    private static func describe(_ type: Any.Type) -> String {
-        if type == String.self { return "a string" }
-        if type == Bool.self { return "true or false" }
-        if type == Float.self { return "a number" }
-        return "an integer"
-    }
 }
 
-private extension DecodingError.Context {
-    /// The JSON name of the field at fault (`stop[2]` for an element of a list).
-    var fieldName: String {
-        codingPath.enumerated().map { index, key in key.intValue.map { "[\($0)]" } ?? (index == 0 ? "" : ".") + key.stringValue }.joined()
-    }
-}

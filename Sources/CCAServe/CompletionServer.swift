@@ -1,16 +1,20 @@
 import CCA
 import Hummingbird
+import Logging
 
 /// The HTTP server of `cca serve` on Hummingbird: `POST /v1/completions` (JSON or server-sent events),
 /// `GET /v1/models` and `GET /health`, every error as OpenAI-style JSON.
 public enum CompletionServer {
     /// Serves `service` on `host:port` (port 0: a free one) until the calling task is cancelled;
-    /// `onListening` gets the port once connections are accepted.
-    public static func run(_ service: CompletionService, host: String, port: Int, maxBodyBytes: Int,
+    /// `onListening` gets the port once connections are accepted. `logLevel`: what the server logs to
+    /// standard error (connection errors are `.error`, its start `.info`).
+    public static func run(_ service: CompletionService, host: String, port: Int, maxBodyBytes: Int, logLevel: Logger.Level = .error,
                            onListening: @escaping @Sendable (Int) async -> Void) async throws {
+        var logger = Logger(label: "cca.serve")
+        logger.logLevel = logLevel
         let app = Application(responder: Responder(service: service, maxBodyBytes: maxBodyBytes),
                               configuration: .init(address: .hostname(host, port: port), serverName: "cca"),
-                              onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) })
+                              onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) }, logger: logger)
         try await app.run()
     }
 

@@ -8,11 +8,12 @@ import Testing
 
     /// Requests of several prompt lengths (some longer than a prompt piece), temperatures and seeds.
     static func requests() throws -> [GenerationRequest] {
-        try (0..<7).map { index in
-            GenerationRequest(prompt: Support.prompt([3, 20, 1, 9, 33, 5, 14][index], seed: UInt64(index)),
-                              maxTokens: [12, 5, 20, 9, 7, 16, 3][index],
-                              sampler: Sampler(temperature: [1, 0.7, 0, 1.3, 1, 0.9, 1][index], topK: index == 3 ? 20 : nil,
-                                               topP: index == 5 ? 0.9 : nil, seed: UInt64(100 + index)))
+        let promptLengths = [3, 20, 1, 9, 33, 5, 14], maxTokens = [12, 5, 20, 9, 7, 16, 3]
+        let temperatures: [Float] = [1, 0.7, 0, 1.3, 1, 0.9, 1]
+        return try promptLengths.indices.map { index in
+            let sampler = try Sampler(temperature: temperatures[index], topK: index == 3 ? 20 : nil, topP: index == 5 ? 0.9 : nil,
+                                      seed: UInt64(100 + index))
+            return GenerationRequest(prompt: Support.prompt(promptLengths[index], seed: UInt64(index)), maxTokens: maxTokens[index], sampler: sampler)
         }
     }
 
