@@ -11,6 +11,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // The hot CPU kernels in C, each compiled for several instruction sets and chosen at run time
@@ -51,13 +53,16 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/cca_prologue_heads.cu"),
             ]
         ),
+        // The HTTP server of `cca serve`, apart so that the library itself does not depend on Hummingbird.
+        .target(name: "CCAServe", dependencies: ["CCA", .product(name: "Hummingbird", package: "hummingbird"),
+                                                 .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "cca",
-            dependencies: ["CCA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["CCA", "CCAServe", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(
             name: "CCATests",
-            dependencies: ["CCA", .product(name: "RealModule", package: "swift-numerics")],
+            dependencies: ["CCA", "CCAServe", .product(name: "RealModule", package: "swift-numerics")],
             // Model directories the tests read from disk, as a user's would be.
             exclude: ["Fixtures"]
         ),

@@ -14,8 +14,8 @@ struct CCACommand: ParsableCommand {
         discussion: "With no subcommand, `cca` runs a short tour on built-in defaults.",
         version: CCALibrary.version,
         subcommands: [TourCommand.self, InitLayerCommand.self, ForwardCommand.self, BackwardCommand.self, TrainCommand.self,
-                      GenerateCommand.self, LogitsCommand.self, InspectCommand.self, DataCommand.self, TokenizerCommand.self,
-                      CostCommand.self, SelfTestCommand.self, BenchCommand.self],
+                      GenerateCommand.self, ServeCommand.self, LogitsCommand.self, InspectCommand.self, DataCommand.self,
+                      TokenizerCommand.self, CostCommand.self, SelfTestCommand.self, BenchCommand.self],
         defaultSubcommand: TourCommand.self
     )
 

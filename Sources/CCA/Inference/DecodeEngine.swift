@@ -1,0 +1,32 @@
+/// A model that decodes many sequences together, one step at a time: all that the ``Scheduler`` needs of a
+/// model, so that the CPU model and a GPU one serve requests the same way.
+///
+/// Each sequence lives in a slot made for its maximum length. One ``step(_:)`` feeds every listed slot its
+/// next chunk (a piece of its prompt, or the one token just sampled) in one batched call and returns each
+/// slot's logits after the last token of its chunk. The scheduler calls an engine from one thread at a time.
+///
+/// **Batch invariance.** An engine is batch-invariant when the logits of a slot depend only on the tokens
+/// fed to that slot and the sizes of the chunks they came in, never on which other slots share a step. The
+/// scheduler's promise that a request's tokens depend only on its own prompt, settings and seed holds
+/// exactly with such an engine; with another, rounding can differ with the batch and, rarely, change a
+/// sampled token.
+public protocol DecodeEngine: AnyObject, Sendable {
+    /// The number of logits per slot (the model's vocabulary).
+    var vocabSize: Int { get }
+
+    /// Whether a slot's logits are independent of the other slots in a step, bit for bit.
+    var isBatchInvariant: Bool { get }
+
+    /// A new, empty slot for a sequence of at most `capacity` tokens; its memory is allocated now.
+    /// - Throws: when the slot cannot be allocated (``DecodeError/capacityTooLarge(capacity:bytesPerToken:)``).
+    func makeSlot(capacity: Int) throws -> Int
+
+    /// Feeds each slot its chunk (at least one token) in one batched call and returns, in the same order,
+    /// each slot's logits `[vocabSize]` after its chunk's last token. A slot appears at most once.
+    /// - Throws: for an unknown or repeated slot, an empty chunk, a token outside the vocabulary, or a chunk
+    ///   that overflows its slot's capacity; no slot is changed then.
+    func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]]
+
+    /// Frees a slot's memory; the id is not used again.
+    func freeSlot(_ slot: Int)
+}

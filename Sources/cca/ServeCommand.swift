@@ -1,0 +1,72 @@
+import ArgumentParser
+import CCA
+import CCAServe
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `cca serve`: an OpenAI-compatible completion server over a `cca train` checkpoint, with continuous batching.
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve a `cca train` checkpoint over HTTP: POST /v1/completions (OpenAI-style, streaming with stream: true), GET /v1/models, GET /health.",
+        discussion: "Prompts are byte tokens (each UTF-8 byte is a token), as `cca generate` reads them. Requests are decoded together in one batch; a full queue answers 429.")
+
+    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
+    @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
+    @Option(help: "Port to listen on; 0 picks a free one (printed at start).") var port: Int = 8000
+    @Option(help: "Name of the model in /v1/models and the requests' `model` field (default: the checkpoint directory's name).")
+    var modelName: String?
+    @Option(help: "Requests decoded together at most.") var maxBatch: Int = 8
+    @Option(help: "Requests that may wait for a place in the batch; more are refused with 429.") var queue: Int = 32
+    @Option(help: "The largest max_tokens a request may ask for.") var maxTokens: Int = 512
+    @Option(help: "Prompt plus generated tokens of one request at most.") var maxContext: Int = 2048
+    @Option(help: "Prompt tokens a request feeds per step (long prompts are fed in pieces between decoding steps).")
+    var prefillChunk: Int = 32
+    @Option(help: "Largest request body in bytes; larger ones are refused with 413.") var maxBodyBytes: Int = 1 << 20
+    @Option(help: "per-slot: one forward pass per request, so a completion never depends on the batch; ragged: one pass for the whole batch, faster, equal up to rounding.")
+    var batching: CPUDecodeEngine.Batching = .perSlot
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (0 picks a free port)") }
+        guard maxTokens >= 1, maxTokens < maxContext else { throw ValidationError("--max-tokens must be at least 1 and below --max-context (\(maxContext))") }
+        guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
+        do {
+            try SchedulerConfig(maxBatch: maxBatch, queueCapacity: queue, maxContext: maxContext, prefillChunk: prefillChunk).validate()
+        } catch { throw ValidationError("\(error)") }
+    }
+
+    func run() throws {
+        let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
+        let config = SchedulerConfig(maxBatch: maxBatch, queueCapacity: queue, maxContext: maxContext, prefillChunk: prefillChunk)
+        let tokens = TextTokens.bytes
+        let engine = CPUDecodeEngine(model: model, batching: batching)
+        let scheduler = try Scheduler(engine: engine, config: config, detokenize: tokens.decode)
+        let name = modelName ?? checkpoint.split(separator: "/").last.map(String.init) ?? "cca"
+        let service = CompletionService(scheduler: scheduler, modelID: name, tokens: tokens, maxTokens: maxTokens)
+        let (host, port, maxBodyBytes) = (self.host, self.port, self.maxBodyBytes)
+        let attention = model.config.attention.rawValue
+        // The command's entry point is synchronous, so the server runs as a task and this thread waits for it.
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Outcome()
+        Task {
+            do {
+                try await CompletionServer.run(service, host: host, port: port, maxBodyBytes: maxBodyBytes) { port in
+                    print("serving \(name) (\(attention)) on http://\(host):\(port), batch \(config.maxBatch) (\(engine.batching.rawValue)), queue \(config.queueCapacity)")
+                    fflush(nil)
+                }
+            } catch { outcome.error = error }
+            done.signal()
+        }
+        done.wait()
+        if let error = outcome.error { throw error }
+    }
+}
+
+extension CPUDecodeEngine.Batching: ExpressibleByArgument {}
+
+/// The server task's error, handed to the waiting thread (written before the semaphore is signalled).
+private final class Outcome: @unchecked Sendable {
+    var error: (any Error)?
+}
