@@ -24,7 +24,18 @@ enum KernelSource: String, CaseIterable, Sendable {
     case ccaConvolution = "cca_convolution.cu"
     case ccaPrologueHeads = "cca_prologue_heads.cu"
 
-    var text: [UInt8] {
+    /// The file's text: the embedded copy, or, when the environment variable `CCA_KERNEL_SOURCES` names a
+    /// folder holding a file of this name, that file (kernel development: edit a `.cu` file and rerun the
+    /// same binary; the disk cache keys on the text, so an edited file is recompiled).
+    var text: [UInt8] { Self.developmentCopy(rawValue) ?? embedded }
+
+    /// `name` read from the `CCA_KERNEL_SOURCES` folder, if that variable is set and the file is there.
+    static func developmentCopy(_ name: String) -> [UInt8]? {
+        guard let folder = CUDALibrarySearch.environment("CCA_KERNEL_SOURCES") else { return nil }
+        return try? readFile(folder + "/" + name)
+    }
+
+    private var embedded: [UInt8] {
         switch self {
         case .ccaPrologue: return PackageResources.cca_prologue_cu
         case .ccaPrologueTensorCores: return PackageResources.cca_prologue_mma_cu
@@ -56,7 +67,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
         "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
         "elementwise.cuh": PackageResources.elementwise_cuh,
-    ]
+    ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
     /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
     func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }

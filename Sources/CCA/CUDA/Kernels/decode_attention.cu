@@ -143,13 +143,16 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
             }
         }
         __syncthreads();
+        // Slots past the context hold whatever the pool page held before (possibly NaN): 0 * NaN is NaN, so
+        // they are skipped rather than weighted by zero.
+        const int valid_slots = min(PAGE, end_key - page_index * PAGE);
         if (threadIdx.x < DV) {
             const int c = threadIdx.x;
 #pragma unroll
             for (int row = 0; row < MAX_ROWS; ++row) {
                 if (row >= rows) break;
                 float value = acc[row] * row_rescale[row];
-                for (int slot = 0; slot < PAGE; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
+                for (int slot = 0; slot < valid_slots; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
                 acc[row] = value;
             }
         }

@@ -29,7 +29,7 @@ protocol DeviceAttentionConfig: AttentionConfig {
 
 extension DeviceAttentionConfig {
     func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights {
-        try weights.mapValues { try context.upload($0, $0.rank >= 2 ? precision : .float32) }
+        try weights.mapValues { try context.upload($0, DeviceWeights.storagePrecision(of: $0.shape, compute: precision)) }
     }
 
     /// The zeroed float32 gradient of every weight of this layer, for one backward pass.
@@ -57,5 +57,12 @@ extension DeviceWeights {
     }
 
     /// The storage precision of the layer's matrices (its activations' precision too).
-    var matrixPrecision: CUDAPrecision { values.first { $0.shape.count >= 2 }?.precision ?? .float32 }
+    var matrixPrecision: CUDAPrecision { values.first { $0.shape.count == 2 }?.precision ?? .float32 }
+
+    /// How a weight of `shape` is stored on the device: matrices (the products' operands) in the compute
+    /// precision, everything else (norm weights, biases, temperatures, convolution kernels) in float32,
+    /// which the element-wise kernels read.
+    static func storagePrecision(of shape: [Int], compute: CUDAPrecision) -> CUDAPrecision {
+        shape.count == 2 ? compute : .float32
+    }
 }

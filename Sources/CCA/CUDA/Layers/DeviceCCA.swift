@@ -151,7 +151,7 @@ extension CCAConfig: DeviceAttentionConfig {
     /// another, so that the forward pass makes them with one product.
     func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights {
         var uploaded = try weights.filter { !DeviceCCA.projectionNames.contains($0.key) }
-            .mapValues { try context.upload($0, $0.rank >= 2 ? precision : .float32) }
+            .mapValues { try context.upload($0, DeviceWeights.storagePrecision(of: $0.shape, compute: precision)) }
         let projections = try DeviceCCA.projectionNames.map { name in
             guard let weight = weights[name] else { throw WeightError.missing(name: name, available: weights.keys.sorted()) }
             return weight

@@ -132,7 +132,12 @@ public enum CUDASelfTest {
                 }
                 let layout = try SequenceLayout(batch: batch, length: length, keyValid: keyValid)
                 let saved = Attention.forward(q: q, k: k, v: v, layout: layout, heads: heads)
-                let (dq, dk, dv) = Attention.backward(dOut: dOut, q: q, k: k, v: v, saved: saved, layout: layout, heads: heads)
+                var (dq, dk, dv) = Attention.backward(dOut: dOut, q: q, k: k, v: v, saved: saved, layout: layout, heads: heads)
+                if length == 1 {
+                    // One key: the softmax is constant, so dq and dk are exactly zero; the float32 reference holds
+                    // only its own rounding of dP − delta, which no relative comparison can match.
+                    (dq, dk) = (Tensor(zeros: dq.shape), Tensor(zeros: dk.shape))
+                }
                 let (gpuLSE, referenceLSE) = try finiteOrBothInfinite(gpu[1], try saved.lse.reshaped(gpu[1].shape))
                 return [(gpu[0], try saved.out.reshaped(gpu[0].shape)), (gpuLSE, referenceLSE), (gpu[2], dq), (gpu[3], dk), (gpu[4], dv)]
             })
