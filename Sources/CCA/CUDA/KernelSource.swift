@@ -9,6 +9,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionFloat32 = "attention_simt.cu"
     case attentionBackwardPrepare = "attention_backward_prepare.cu"
     case attentionBackwardTensorCores = "attention_backward_mma.cu"
+    case attentionBackwardHopper = "attention_backward_wgmma.cu"
     case attentionBackwardFloat32 = "attention_backward_simt.cu"
     case decodeAttention = "decode_attention.cu"
     case rmsNorm = "rms_norm.cu"
@@ -45,6 +46,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionFloat32: return PackageResources.attention_simt_cu
         case .attentionBackwardPrepare: return PackageResources.attention_backward_prepare_cu
         case .attentionBackwardTensorCores: return PackageResources.attention_backward_mma_cu
+        case .attentionBackwardHopper: return PackageResources.attention_backward_wgmma_cu
         case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
         case .decodeAttention: return PackageResources.decode_attention_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
@@ -69,14 +71,17 @@ enum KernelSource: String, CaseIterable, Sendable {
         "elementwise.cuh": PackageResources.elementwise_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
-    /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
-    func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }
+    /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.
+    func builds(for architecture: String) -> Bool {
+        (self != .attentionHopper && self != .attentionBackwardHopper) || architecture == "sm_90a"
+    }
 
     /// The storage types the file is written for (the attention kernels and the tensor-core prologue are
     /// one per type).
     var precisions: [CUDAPrecision] {
         switch self {
-        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores: return [.bfloat16]
+        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores,
+             .attentionBackwardHopper: return [.bfloat16]
         case .attentionFloat32, .attentionBackwardFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }

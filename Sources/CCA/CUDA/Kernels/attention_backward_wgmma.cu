@@ -1,0 +1,350 @@
+// attention_backward_wgmma.cu: the attention backward pass for bfloat16 tensors with head dim 128 on
+// Hopper's warpgroup tensor cores (wgmma, sm_90a only): causal block skipping, grouped KV heads, an optional
+// key padding mask. Same function, inputs and GQA packing as attention_backward_mma.cu (which serves the
+// other head dims): P = exp(scale * q.k - lse) on visible keys, dP = dO v^T, dZ = P * (dP - delta),
+// dv = P^T dO, dk = scale * dZ^T q, dq = scale * dZ k; P is recomputed from lse, nothing S^2 is stored, and
+// two kernels (keys in place, queries in place) avoid atomics.
+//
+// Both kernels: 384 threads, warp-specialised as the forward (attention_wgmma.cu): warpgroup 0 copies tiles
+// with cp.async into the 128-byte-swizzle layout (wgmma.cuh) and hands them over through mbarriers
+// (full[stage] when a stage's copies land, empty[stage] when the 8 consumer warps are done with it);
+// warpgroups 1 and 2 compute, each on 64 rows of the resident block.
+//
+// attention_backward_dkdv: grid (ceil(S / 128), Hkv, B). K and V of the block's 128 keys stay in shared
+// memory (each consumer warpgroup owns 64 keys); tiles of 64 packed query rows (q, dO and the rows' lse and
+// delta) stream through STAGES stages, from the first tile whose positions see the block's keys (causal) to
+// the end. Per tile a warpgroup computes S^T = K q^T and dP^T = V dO^T (m64n64k16, both operands K-major in
+// shared memory), forms P^T and dZ^T in the accumulators, and accumulates dv += P^T dO and dk += dZ^T q
+// (m64n128k16, A from registers, B the tile rows N-major).
+// attention_backward_dq: grid (ceil(S*g / 128), Hkv, B), heaviest row blocks first. q and dO of the block's
+// 128 packed rows stay in shared memory; tiles of 64 keys (K and V) stream through STAGES stages up to the
+// last key the block's rows see. Per tile: S = q K^T and dP = dO V^T (m64n64k16), then dZ in the
+// accumulators, then dq += dZ K (m64n128k16, K N-major).
+// Shared memory (dynamic, aligned up to a 1024-byte swizzle atom): at most SHARED_BYTES, what the host gives.
+#include "common.cuh"
+#include "wgmma.cuh"
+
+constexpr int D = 128, THREADS = 384, PRODUCER_THREADS = 128;
+constexpr int BLOCK = 128, TILE = 64, STAGES = 2;
+constexpr int BLOCK_BYTES = BLOCK * D * 2, TILE_BYTES = TILE * D * 2;
+constexpr int SHARED_BYTES = 200 * 1024;
+constexpr float LOG2E = 1.4426950408889634f;
+
+// The producer's copies of `ROWS` rows of 128 bf16 into a swizzled tile: thread t copies chunk t % 16 of
+// rows t / 16 + 8i (all of one swizzle phase); `source(row)` is the row's address or null (zeros).
+template <int ROWS, typename Source>
+__device__ __forceinline__ void copy_rows(unsigned tile, const bf16* any_row, Source source) {
+    const int chunk = threadIdx.x % 16, first_row = threadIdx.x / 16;
+    const unsigned offset = swizzled<ROWS>(first_row, chunk);
+#pragma unroll 4
+    for (int row = first_row; row < ROWS; row += 8) {
+        const bf16* row_start = source(row);
+        copy_chunk(tile + offset + (row - first_row) * 128, row_start != nullptr ? row_start + chunk * 8 : nullptr, any_row);
+    }
+}
+
+// S (64 x 64) = A . B^T over the 128 channels: A the warpgroup's 64 rows of a tile of A_ROWS rows, B a tile
+// of 64 rows, both K-major; steps 0-3 read the first column half, 4-7 the second.
+template <int A_ROWS>
+__device__ __forceinline__ void scores(float (&s)[32], unsigned a, unsigned b) {
+    wgmma_shared<false>(s, descriptor(a, 16, 1024), descriptor(b, 16, 1024));
+#pragma unroll
+    for (int kk = 1; kk < D / 16; ++kk) {
+        wgmma_shared<true>(s, descriptor(a + (kk / 4) * A_ROWS * 128 + (kk % 4) * 32, 16, 1024),
+                           descriptor(b + (kk / 4) * TILE * 128 + (kk % 4) * 32, 16, 1024));
+    }
+}
+
+// acc (64 x 128) += A . B: A the packed 64 x 64 registers, B the 64 rows of a tile N-major (16 rows, 2048
+// bytes, per step; the two column halves TILE_BYTES / 2 apart).
+__device__ __forceinline__ void accumulate(float (&acc)[64], const unsigned (&a)[4][4], unsigned b) {
+#pragma unroll
+    for (int kk = 0; kk < TILE / 16; ++kk) wgmma_registers(acc, a[kk], descriptor(b + kk * 2048, TILE_BYTES / 2, 1024));
+}
+
+// Stores the 64 x 128 accumulators of this thread's two rows (null: no row), times `factor`, as bf16.
+__device__ __forceinline__ void store_rows(const float (&acc)[64], bf16* const (&rows)[2], float factor, int lane) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        if (rows[i] == nullptr) continue;
+        unsigned* destination = reinterpret_cast<unsigned*>(rows[i]);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+            destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv(
+    const bf16* __restrict__ q,                 // [B, S, Hq, 128]
+    const bf16* __restrict__ k,                 // [B, S, Hkv, 128]
+    const bf16* __restrict__ v,                 // [B, S, Hkv, 128]
+    const bf16* __restrict__ d_out,             // [B, S, Hq, 128]
+    const float* __restrict__ lse,              // [B, S, Hq], natural log
+    const float* __restrict__ delta,            // [B, S, Hq]
+    bf16* __restrict__ dk,                      // [B, S, Hkv, 128]
+    bf16* __restrict__ dv,                      // [B, S, Hkv, 128]
+    const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    int seq_len, int q_heads, int kv_heads, float scale, int causal)
+{
+    // Per stage: the q tile, the dO tile, then the rows' lse and delta (64 floats each).
+    constexpr int STAGE_BYTES = 2 * TILE_BYTES + 2 * TILE * 4;
+    static_assert(1024 + 2 * BLOCK_BYTES + STAGES * STAGE_BYTES <= SHARED_BYTES, "shared memory");
+    extern __shared__ __align__(16) unsigned char shared[];
+    __shared__ __align__(8) unsigned long long barriers[2 * STAGES + 1];
+    const unsigned full = shared_address(barriers), empty = full + 8 * STAGES, kv_full = full + 16 * STAGES;
+    const unsigned base = (shared_address(shared) + 1023) & ~1023u;
+    unsigned char* const base_pointer = shared + (base - shared_address(shared));
+    const unsigned k_tile = base, v_tile = base + BLOCK_BYTES;
+    auto stage_address = [&](int tile) { return base + 2 * BLOCK_BYTES + (tile % STAGES) * STAGE_BYTES; };
+
+    const int group = q_heads / kv_heads, packed_rows = seq_len * group;
+    const int key0 = blockIdx.x * BLOCK, kv_head = blockIdx.y;
+    const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
+    const int first_row = causal ? min(key0 * group, packed_rows) / TILE * TILE : 0;
+    const int tiles = (packed_rows - first_row + TILE - 1) / TILE;
+
+    if (threadIdx.x == 0) {
+        for (int stage = 0; stage < STAGES; ++stage) {
+            barrier_init(full + 8 * stage, PRODUCER_THREADS);
+            barrier_init(empty + 8 * stage, 8);
+        }
+        barrier_init(kv_full, PRODUCER_THREADS);
+    }
+    __syncthreads();
+
+    if (threadIdx.x < PRODUCER_THREADS) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+        auto key_row = [&](const bf16* base_tensor) {
+            return [=](int row) -> const bf16* {
+                const int s = key0 + row;
+                return s < seq_len ? base_tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
+            };
+        };
+        copy_rows<BLOCK>(k_tile, k, key_row(k));
+        copy_rows<BLOCK>(v_tile, v, key_row(v));
+        barrier_arrive_on_loads(kv_full);
+#pragma unroll 1
+        for (int tile = 0; tile < tiles; ++tile) {
+            const int stage = tile % STAGES, row0 = first_row + tile * TILE;
+            if (tile >= STAGES) barrier_wait(empty + 8 * stage, (tile / STAGES - 1) & 1);
+            auto query_row = [&](const bf16* base_tensor) {
+                return [=](int row) -> const bf16* {
+                    const int packed = row0 + row;
+                    return packed < packed_rows ? base_tensor + row_index(packed) * D : nullptr;
+                };
+            };
+            const unsigned stage_start = stage_address(tile);
+            copy_rows<TILE>(stage_start, q, query_row(q));
+            copy_rows<TILE>(stage_start + TILE_BYTES, d_out, query_row(d_out));
+            // Threads 0-63 copy the rows' lse, 64-127 their delta.
+            const int row = threadIdx.x % TILE, packed = row0 + row;
+            const float* source = threadIdx.x < TILE ? lse : delta;
+            copy_float(stage_start + 2 * TILE_BYTES + threadIdx.x * 4, packed < packed_rows ? source + row_index(packed) : nullptr,
+                       source);
+            barrier_arrive_on_loads(full + 8 * stage);
+        }
+        asm volatile("cp.async.wait_all;" ::: "memory");
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+    const int warpgroup = threadIdx.x / 128 - 1, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const float scale_log2 = scale * LOG2E;
+
+    // This thread's two keys: accumulator rows lane/4 and lane/4 + 8 of its warp.
+    int key[2];
+    bool key_visible[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        key[i] = key0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
+        key_visible[i] = key[i] < seq_len && (key_valid == nullptr || key_valid[sequence + key[i]]);
+    }
+    const unsigned k_rows = k_tile + warpgroup * 64 * 128, v_rows = v_tile + warpgroup * 64 * 128;
+    float dk_acc[64] = {}, dv_acc[64] = {}, s[32], dp[32];
+    unsigned p_fragments[4][4], dz_fragments[4][4];
+
+    wait_for_tile(kv_full, 0);
+#pragma unroll 1
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int stage = tile % STAGES, row0 = first_row + tile * TILE;
+        wait_for_tile(full + 8 * stage, (tile / STAGES) & 1);
+        const unsigned q_stage = stage_address(tile), do_stage = q_stage + TILE_BYTES;
+        const float* row_lse = reinterpret_cast<const float*>(base_pointer + (q_stage - base) + 2 * TILE_BYTES);
+        const float* row_delta = row_lse + TILE;
+
+        wgmma_fence();
+        scores<BLOCK>(s, k_rows, q_stage);
+        scores<BLOCK>(dp, v_rows, do_stage);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(s);
+        pin(dp);
+        // Element 4j + 2i + e: key key[i], packed row row0 + 8j + 2(lane % 4) + e.
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int column = 8 * j + 2 * (lane % 4) + e, packed = row0 + column;
+                const int position = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
+                const float row_shift = row_lse[column] * LOG2E, row_dot = row_delta[column];
+                const bool row_sees = row_shift != negative_infinity();
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const int index = 4 * j + 2 * i + e;
+                    const bool visible = key_visible[i] && key[i] <= position && row_sees;
+                    const float probability = visible ? fast_exp2(fmaf(s[index], scale_log2, -row_shift)) : 0.f;
+                    s[index] = probability;
+                    dp[index] = probability * (dp[index] - row_dot);
+                }
+            }
+        }
+        pack_fragments(p_fragments, s);
+        pack_fragments(dz_fragments, dp);
+        wgmma_fence();
+        accumulate(dv_acc, p_fragments, do_stage);
+        accumulate(dk_acc, dz_fragments, q_stage);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(dv_acc);
+        pin(dk_acc);
+        __syncwarp();
+        if (lane == 0) barrier_arrive(empty + 8 * stage);
+    }
+
+    bf16* dk_rows[2];
+    bf16* dv_rows[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        const long long row = (sequence + key[i]) * kv_heads + kv_head;
+        dk_rows[i] = key[i] < seq_len ? dk + row * D : nullptr;
+        dv_rows[i] = key[i] < seq_len ? dv + row * D : nullptr;
+    }
+    store_rows(dk_acc, dk_rows, scale, lane);
+    store_rows(dv_acc, dv_rows, 1.f, lane);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
+    const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16* __restrict__ v,
+    const bf16* __restrict__ d_out, const float* __restrict__ lse, const float* __restrict__ delta,
+    bf16* __restrict__ dq,                      // [B, S, Hq, 128]
+    const unsigned char* __restrict__ key_valid,
+    int seq_len, int q_heads, int kv_heads, float scale, int causal)
+{
+    static_assert(1024 + 2 * BLOCK_BYTES + STAGES * 2 * TILE_BYTES <= SHARED_BYTES, "shared memory");
+    extern __shared__ __align__(16) unsigned char shared[];
+    __shared__ __align__(8) unsigned long long barriers[2 * STAGES + 1];
+    const unsigned full = shared_address(barriers), empty = full + 8 * STAGES, rows_full = full + 16 * STAGES;
+    const unsigned base = (shared_address(shared) + 1023) & ~1023u;
+    const unsigned q_tile = base, do_tile = base + BLOCK_BYTES;
+    auto stage_address = [&](int tile) { return base + 2 * BLOCK_BYTES + (tile % STAGES) * 2 * TILE_BYTES; };
+
+    const int group = q_heads / kv_heads, packed_rows = seq_len * group;
+    const int row0 = (gridDim.x - 1 - blockIdx.x) * BLOCK, kv_head = blockIdx.y;
+    const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
+    const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
+    const int tiles = (key_end + TILE - 1) / TILE;
+
+    if (threadIdx.x == 0) {
+        for (int stage = 0; stage < STAGES; ++stage) {
+            barrier_init(full + 8 * stage, PRODUCER_THREADS);
+            barrier_init(empty + 8 * stage, 8);
+        }
+        barrier_init(rows_full, PRODUCER_THREADS);
+    }
+    __syncthreads();
+
+    if (threadIdx.x < PRODUCER_THREADS) {
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
+        auto query_row = [&](const bf16* base_tensor) {
+            return [=](int row) -> const bf16* {
+                const int packed = row0 + row;
+                return packed < packed_rows ? base_tensor + row_index(packed) * D : nullptr;
+            };
+        };
+        copy_rows<BLOCK>(q_tile, q, query_row(q));
+        copy_rows<BLOCK>(do_tile, d_out, query_row(d_out));
+        barrier_arrive_on_loads(rows_full);
+#pragma unroll 1
+        for (int tile = 0; tile < tiles; ++tile) {
+            const int stage = tile % STAGES;
+            if (tile >= STAGES) barrier_wait(empty + 8 * stage, (tile / STAGES - 1) & 1);
+            auto key_row = [&](const bf16* base_tensor) {
+                return [=](int row) -> const bf16* {
+                    const int s = tile * TILE + row;
+                    return s < seq_len ? base_tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
+                };
+            };
+            copy_rows<TILE>(stage_address(tile), k, key_row(k));
+            copy_rows<TILE>(stage_address(tile) + TILE_BYTES, v, key_row(v));
+            barrier_arrive_on_loads(full + 8 * stage);
+        }
+        asm volatile("cp.async.wait_all;" ::: "memory");
+        return;
+    }
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;");
+    const int warpgroup = threadIdx.x / 128 - 1, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
+    const float scale_log2 = scale * LOG2E;
+
+    // This thread's two rows: position (-1 outside), lse in the exp2 domain, delta.
+    int packed[2], position[2];
+    float row_shift[2], row_dot[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+        packed[i] = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
+        const bool inside = packed[i] < packed_rows;
+        position[i] = !inside ? -1 : causal ? packed[i] / group : seq_len - 1;
+        row_shift[i] = inside ? lse[row_index(packed[i])] * LOG2E : negative_infinity();
+        row_dot[i] = inside ? delta[row_index(packed[i])] : 0.f;
+        if (row_shift[i] == negative_infinity()) position[i] = -1;  // a row that sees no key has no gradient
+    }
+    const unsigned q_rows = q_tile + warpgroup * 64 * 128, do_rows = do_tile + warpgroup * 64 * 128;
+    float dq_acc[64] = {}, s[32], dp[32];
+    unsigned dz_fragments[4][4];
+
+    wait_for_tile(rows_full, 0);
+#pragma unroll 1
+    for (int tile = 0; tile < tiles; ++tile) {
+        const int stage = tile % STAGES, key0 = tile * TILE;
+        wait_for_tile(full + 8 * stage, (tile / STAGES) & 1);
+        const unsigned k_stage = stage_address(tile), v_stage = k_stage + TILE_BYTES;
+
+        wgmma_fence();
+        scores<BLOCK>(s, q_rows, k_stage);
+        scores<BLOCK>(dp, do_rows, v_stage);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(s);
+        pin(dp);
+        // Element 4j + 2i + e: row i of this thread's two, key key0 + 8j + 2(lane % 4) + e.
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const int key = key0 + 8 * j + 2 * (lane % 4) + e;
+                const bool valid = key < seq_len && (key_valid == nullptr || key_valid[sequence + key]);
+#pragma unroll
+                for (int i = 0; i < 2; ++i) {
+                    const int index = 4 * j + 2 * i + e;
+                    const float probability =
+                        valid && key <= position[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
+                    dp[index] = probability * (dp[index] - row_dot[i]);
+                }
+            }
+        }
+        pack_fragments(dz_fragments, dp);
+        wgmma_fence();
+        accumulate(dq_acc, dz_fragments, k_stage);
+        wgmma_commit();
+        wgmma_wait<0>();
+        pin(dq_acc);
+        __syncwarp();
+        if (lane == 0) barrier_arrive(empty + 8 * stage);
+    }
+
+    bf16* dq_rows[2];
+#pragma unroll
+    for (int i = 0; i < 2; ++i) dq_rows[i] = packed[i] < packed_rows ? dq + row_index(packed[i]) * D : nullptr;
+    store_rows(dq_acc, dq_rows, scale, lane);
+}
