@@ -8,7 +8,9 @@
 // Both kernels: 384 threads, warp-specialised as the forward (attention_wgmma.cu): warpgroup 0 copies tiles
 // with cp.async into the 128-byte-swizzle layout (wgmma.cuh) and hands them over through mbarriers
 // (full[stage] when a stage's copies land, empty[stage] when the 8 consumer warps are done with it);
-// warpgroups 1 and 2 compute, each on 64 rows of the resident block.
+// warpgroups 1 and 2 compute, each on 64 rows of the resident block. Each warpgroup's steps are pipelined
+// as the forward's: the two score-like products of the next tile are issued before this tile's accumulating
+// products are waited for, and the element-wise work on one product runs while the other is on the tensor cores.
 //
 // attention_backward_dkdv: grid (ceil(S / 128), Hkv, B). K and V of the block's 128 keys stay in shared
 // memory (each consumer warpgroup owns 64 keys); tiles of 64 packed query rows (q, dO and the rows' lse and
@@ -25,7 +27,8 @@
 #include "wgmma.cuh"
 
 constexpr int D = 128, THREADS = 384, PRODUCER_THREADS = 128;
-constexpr int BLOCK = 128, TILE = 64, STAGES = 2;
+constexpr int BLOCK = 128, TILE = 64, STAGES = 3;
+static_assert(STAGES >= 2, "the next tile loads while this one is used");
 constexpr int BLOCK_BYTES = BLOCK * D * 2, TILE_BYTES = TILE * D * 2;
 constexpr int SHARED_BYTES = 200 * 1024;
 constexpr float LOG2E = 1.4426950408889634f;
@@ -87,8 +90,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
-    // Per stage: the q tile, the dO tile, then the rows' lse and delta (64 floats each).
-    constexpr int STAGE_BYTES = 2 * TILE_BYTES + 2 * TILE * 4;
+    // Per stage: the q tile, the dO tile, then the rows' lse and delta (64 floats each), padded so that every
+    // tile starts on a 1024-byte swizzle atom (the hardware applies the swizzle to address bits).
+    constexpr int STAGE_BYTES = 2 * TILE_BYTES + 1024;
     static_assert(1024 + 2 * BLOCK_BYTES + STAGES * STAGE_BYTES <= SHARED_BYTES, "shared memory");
     extern __shared__ __align__(16) unsigned char shared[];
     __shared__ __align__(8) unsigned long long barriers[2 * STAGES + 1];
@@ -164,39 +168,52 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     float dk_acc[64] = {}, dv_acc[64] = {}, s[32], dp[32];
     unsigned p_fragments[4][4], dz_fragments[4][4];
 
-    wait_for_tile(kv_full, 0);
-#pragma unroll 1
-    for (int tile = 0; tile < tiles; ++tile) {
-        const int stage = tile % STAGES, row0 = first_row + tile * TILE;
-        wait_for_tile(full + 8 * stage, (tile / STAGES) & 1);
+    // The products of a tile, each its own commit group: S^T, then dP^T.
+    auto issue_scores = [&](int tile) {
+        const unsigned q_stage = stage_address(tile);
+        wgmma_fence();
+        scores<BLOCK>(s, k_rows, q_stage);
+        wgmma_commit();
+        scores<BLOCK>(dp, v_rows, q_stage + TILE_BYTES);
+        wgmma_commit();
+    };
+    // One pipeline step, with S^T and dP^T of `tile` in flight: P^T once S^T lands, dZ^T once dP^T does,
+    // then dv and dk are issued; the next tile's products (unless this is the last) are issued before waiting
+    // for them, so the tensor cores stay busy. `next` is a constant at each call, so that the inlined branches
+    // fold away (a wgmma under a run-time branch makes ptxas serialise every wgmma, warning C7515).
+    auto step = [&](int tile, bool next) {
+        const int row0 = first_row + tile * TILE;
         const unsigned q_stage = stage_address(tile), do_stage = q_stage + TILE_BYTES;
         const float* row_lse = reinterpret_cast<const float*>(base_pointer + (q_stage - base) + 2 * TILE_BYTES);
         const float* row_delta = row_lse + TILE;
-
-        wgmma_fence();
-        scores<BLOCK>(s, k_rows, q_stage);
-        scores<BLOCK>(dp, v_rows, do_stage);
-        wgmma_commit();
-        wgmma_wait<0>();
-        pin(s);
-        pin(dp);
         // Element 4j + 2i + e: key key[i], packed row row0 + 8j + 2(lane % 4) + e.
+        wgmma_wait<1>();
+        pin(s);
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int column = 8 * j + 2 * (lane % 4) + e, packed = row0 + column;
                 const int position = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
-                const float row_shift = row_lse[column] * LOG2E, row_dot = row_delta[column];
+                const float row_shift = row_lse[column] * LOG2E;
                 const bool row_sees = row_shift != negative_infinity();
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     const int index = 4 * j + 2 * i + e;
                     const bool visible = key_visible[i] && key[i] <= position && row_sees;
-                    const float probability = visible ? fast_exp2(fmaf(s[index], scale_log2, -row_shift)) : 0.f;
-                    s[index] = probability;
-                    dp[index] = probability * (dp[index] - row_dot);
+                    s[index] = visible ? fast_exp2(fmaf(s[index], scale_log2, -row_shift)) : 0.f;
                 }
+            }
+        }
+        wgmma_wait<0>();
+        pin(dp);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+                const float row_dot = row_delta[8 * j + 2 * (lane % 4) + e];
+#pragma unroll
+                for (int i = 0; i < 2; ++i) dp[4 * j + 2 * i + e] = s[4 * j + 2 * i + e] * (dp[4 * j + 2 * i + e] - row_dot);
             }
         }
         pack_fragments(p_fragments, s);
@@ -205,12 +222,24 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
         accumulate(dv_acc, p_fragments, do_stage);
         accumulate(dk_acc, dz_fragments, q_stage);
         wgmma_commit();
-        wgmma_wait<0>();
+        if (next) {
+            wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
+            issue_scores(tile + 1);
+            wgmma_wait<2>();  // dv and dk of this tile
+        } else {
+            wgmma_wait<0>();
+        }
         pin(dv_acc);
         pin(dk_acc);
         __syncwarp();
-        if (lane == 0) barrier_arrive(empty + 8 * stage);
-    }
+        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
+    };
+
+    wait_for_tile(kv_full, 0);
+    wait_for_tile(full, 0);
+    issue_scores(0);
+    for (int tile = 0; tile + 1 < tiles; ++tile) step(tile, true);
+    step(tiles - 1, false);
 
     bf16* dk_rows[2];
     bf16* dv_rows[2];
@@ -303,20 +332,20 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     float dq_acc[64] = {}, s[32], dp[32];
     unsigned dz_fragments[4][4];
 
-    wait_for_tile(rows_full, 0);
-#pragma unroll 1
-    for (int tile = 0; tile < tiles; ++tile) {
-        const int stage = tile % STAGES, key0 = tile * TILE;
-        wait_for_tile(full + 8 * stage, (tile / STAGES) & 1);
-        const unsigned k_stage = stage_address(tile), v_stage = k_stage + TILE_BYTES;
-
+    auto issue_scores = [&](int tile) {
+        const unsigned k_stage = stage_address(tile);
         wgmma_fence();
         scores<BLOCK>(s, q_rows, k_stage);
-        scores<BLOCK>(dp, do_rows, v_stage);
         wgmma_commit();
-        wgmma_wait<0>();
+        scores<BLOCK>(dp, do_rows, k_stage + TILE_BYTES);
+        wgmma_commit();
+    };
+    // One pipeline step, as in the dk/dv kernel: dZ of `tile`, dq += dZ K issued, the next tile's products
+    // issued before waiting.
+    auto step = [&](int tile, bool next) {
+        const int key0 = tile * TILE;
+        wgmma_wait<1>();
         pin(s);
-        pin(dp);
         // Element 4j + 2i + e: row i of this thread's two, key key0 + 8j + 2(lane % 4) + e.
 #pragma unroll
         for (int j = 0; j < 8; ++j) {
@@ -327,21 +356,35 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     const int index = 4 * j + 2 * i + e;
-                    const float probability =
-                        valid && key <= position[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
-                    dp[index] = probability * (dp[index] - row_dot[i]);
+                    s[index] = valid && key <= position[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
                 }
             }
         }
+        wgmma_wait<0>();
+        pin(dp);
+#pragma unroll
+        for (int index = 0; index < 32; ++index) dp[index] = s[index] * (dp[index] - row_dot[index / 2 % 2]);
         pack_fragments(dz_fragments, dp);
         wgmma_fence();
-        accumulate(dq_acc, dz_fragments, k_stage);
+        accumulate(dq_acc, dz_fragments, stage_address(tile));
         wgmma_commit();
-        wgmma_wait<0>();
+        if (next) {
+            wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
+            issue_scores(tile + 1);
+            wgmma_wait<2>();  // dq of this tile
+        } else {
+            wgmma_wait<0>();
+        }
         pin(dq_acc);
         __syncwarp();
-        if (lane == 0) barrier_arrive(empty + 8 * stage);
-    }
+        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
+    };
+
+    wait_for_tile(rows_full, 0);
+    wait_for_tile(full, 0);
+    issue_scores(0);
+    for (int tile = 0; tile + 1 < tiles; ++tile) step(tile, true);
+    step(tiles - 1, false);
 
     bf16* dq_rows[2];
 #pragma unroll
