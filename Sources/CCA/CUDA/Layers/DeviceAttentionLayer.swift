@@ -63,3 +63,28 @@ extension DeviceWeights {
     /// (vectors, and CCA's convolution taps of rank 3, which kernels read as float) in float32.
     static func storage(of shape: [Int], matrices: CUDAPrecision) -> CUDAPrecision { shape.count == 2 ? matrices : .float32 }
 }
+
+/// The backward pass of ``attendAndProject(q:k:v:heads:keyValid:outputWeight:keep:context:)``: `dy` `[B,S,E]`
+/// → `dq`, `dk`, `dv` (the shapes of q, k, v), adding `o_proj.weight`'s gradient into `gradients`.
+typealias DeviceAttentionBackward = (_ dy: DeviceTensor, _ gradients: DeviceWeights) throws
+    -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor)
+
+/// How every layer ends: attention of `q` `[B,S,Hq,dk]` over `k` `[B,S,Hkv,dk]` and `v` `[B,S,Hkv,dv]`, then the
+/// output projection `o_proj.weight` to `y` `[B,S,E]`; with `keep`, the attention keeps its log-sum-exp and
+/// the backward pass of both steps comes with `y`.
+func attendAndProject(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: Attention.Heads, keyValid: DeviceBuffer?,
+                      outputWeight: DeviceTensor, keep: Bool, context: CUDAContext) throws
+    -> (y: DeviceTensor, backward: DeviceAttentionBackward?) {
+    let (out, lse) = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
+    let attended = out.reshaped([q.shape[0], q.shape[1], heads.queryHeads * heads.valueDim])
+    let y = try Linear.forward(attended, outputWeight, context: context)
+    guard let lse else { return (y, nil) }
+    return (y, { dy, gradients in
+        let dAttended = try context.empty(attended.shape, attended.precision)
+        try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix, accumulate: false,
+                            dWeight: try gradients.weight("o_proj.weight", shape: outputWeight.shape, precision: .float32),
+                            context: context)
+        return try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q, k: k, v: v, out: out, lse: lse, heads: heads,
+                                      keyValid: keyValid, context: context)
+    })
+}

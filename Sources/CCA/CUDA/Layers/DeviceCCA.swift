@@ -136,17 +136,11 @@ struct DeviceCCA: DeviceAttentionLayer {
         } else {
             ((q, k), saved) = (try context.ccaPrologue(projections, weights: try prologueWeights(context: context), config: config), nil)
         }
-        let (out, lse) = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
-        let attended = out.reshaped([batch, length, config.queryWidth])
-        let y = try Linear.forward(attended, outputWeight, context: context)
-        guard let lse, let saved else { return (y, nil) }
+        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid,
+                                                          outputWeight: outputWeight, keep: keep, context: context)
+        guard let attentionBackward, let saved else { return (y, nil) }
         return (y, { dy, gradients in
-            let dAttended = try context.empty(attended.shape, x.precision)
-            try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix, accumulate: false,
-                                dWeight: try gradients.weight("o_proj.weight", shape: outputWeight.shape, precision: .float32),
-                                context: context)
-            let (dq, dk, dv) = try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q, k: k, v: v, out: out, lse: lse,
-                                                      heads: heads, keyValid: keyValid, context: context)
+            let (dq, dk, dv) = try attentionBackward(dy, gradients)
             let dProjections = try context.empty(projections.shape, x.precision)
             try prologue.backward(dq: dq, dk: dk, saved: saved, into: dProjections.columns(0..<ct), gradients: gradients,
                                   context: context)

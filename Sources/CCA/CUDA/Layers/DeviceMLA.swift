@@ -53,19 +53,14 @@ struct DeviceMLA: DeviceAttentionLayer {
                                           ropeKey: keyValueInput.columns(dc..<(dc + dr)), heads: h, noPEDim: dn, valueDim: dv)
         let (q4, k4, v4) = (q.reshaped([batch, length, h, dn + dr]), k.reshaped([batch, length, h, dn + dr]),
                             v.reshaped([batch, length, h, dv]))
-        let (out, lse) = try Attention.forward(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
-        let attended = out.reshaped([batch, length, h * dv])
-        let y = try Linear.forward(attended, outputWeight, context: context)
-        guard let lse else { return (y, nil) }
+        let (y, attentionBackward) = try attendAndProject(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid,
+                                                          outputWeight: outputWeight, keep: keep, context: context)
+        guard let attentionBackward else { return (y, nil) }
         return (y, { dy, gradients in
             func gradient(_ name: String, of weight: DeviceTensor) throws -> DeviceTensor {
                 try gradients.weight(name, shape: weight.shape, precision: .float32)
             }
-            let dAttended = try context.empty(attended.shape, x.precision)
-            try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix, accumulate: false,
-                                dWeight: try gradient("o_proj.weight", of: outputWeight), context: context)
-            let (dq, dk, dValues) = try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q4, k: k4, v: v4, out: out,
-                                                           lse: lse, heads: heads, keyValid: keyValid, context: context)
+            let (dq, dk, dValues) = try attentionBackward(dy, gradients)
             // Queries: RoPE, the up-projection, the norm.
             let dQuery = dq.reshaped(q.shape)
             try rotary.backward(dQuery.matrix, heads: h, headStride: dn + dr, offset: dn, sequenceLength: length, context: context)
