@@ -22,7 +22,7 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                for testCase in operationCases + trainingOperationCases + decodeCases + layerCases {
+                for testCase in operationCases + trainingOperationCases + decodeCases + layerCases + trainingStepCases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
