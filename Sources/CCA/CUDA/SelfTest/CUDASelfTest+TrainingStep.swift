@@ -3,10 +3,11 @@ extension CUDASelfTest {
     /// against the CPU (``CPUTrainingEngine`` and ``LanguageModel/lossAndGradients(inputs:targets:layout:)``)
     /// from the same parameters and batches: the loss, every parameter's gradient, and every parameter and
     /// AdamW moment (the second as its square root) after one clipped update; then three steps with a
-    /// resume after two, once on the GPU and once from the GPU's snapshot on the CPU. The cross-entropy
-    /// runs in chunks of 20 rows, so that chunk boundaries fall inside the batch, and some targets are
-    /// ignored, as the recall task and packed corpora have them. CCA and MLA need their GPU layers'
-    /// backward passes; until those exist their cases fail with the reason.
+    /// resume after two, once on the GPU and once from the GPU's snapshot on the CPU, and the validation
+    /// loss (the forward pass alone) after them. The cross-entropy runs in chunks of 20 rows, so that
+    /// chunk boundaries fall inside the batch, and some targets are ignored, as the recall task and packed
+    /// corpora have them. CCA and MLA need their GPU layers' backward passes; until those exist their
+    /// cases fail with the reason.
     static var trainingStepCases: [Case] {
         AttentionKind.allCases.flatMap { kind in [
             Case(name: "training step, gradients, AdamW: \(kind.rawValue) model E64 L2") { context, precision in
@@ -45,8 +46,11 @@ extension CUDASelfTest {
                 let reference = try cpu.snapshot().model.parameters
                 let names = reference.keys.sorted()
                 let (onGPU, onCPU) = (try resumedOnGPU.snapshot().model.parameters, try resumedOnCPU.snapshot().model.parameters)
+                // The validation loss: the forward pass alone, after the updates.
+                let validation = (try resumedOnGPU.loss(batches[0]), try cpu.loss(batches[0]))
                 return [(Tensor(checked: [3], losses), Tensor(checked: [3], cpuLosses)),
-                        (Tensor(checked: [1], cpuResumedLoss), Tensor(checked: [1], [cpuLosses[2]]))]
+                        (Tensor(checked: [1], cpuResumedLoss), Tensor(checked: [1], [cpuLosses[2]])),
+                        (Tensor(checked: [1], [Float(validation.0)]), Tensor(checked: [1], [Float(validation.1)]))]
                     + names.map { (onGPU[$0]!, reference[$0]!) } + names.map { (onCPU[$0]!, reference[$0]!) }
             },
         ] }
