@@ -63,17 +63,18 @@ struct TrainBench: ParsableCommand {
             return NumberFormatting.fixed(fast / slow, 2) + "x"
         }
         print("\nTraining steps on the GPU, bf16 (tokens/s; ratios of tokens/s)")
-        printTable(["model", "T", "ours tok/s", "MFU %", "peak MiB", "torch eager", "torch compile", "torch peak MiB", "vs compiled torch MHA", "vs our MHA"],
-                   TrainBenchmark.models().map { model in
-            let preset = model.name.split(separator: "-", maxSplits: 1).last.map(String.init) ?? ""
-            return [model.name, "\(model.length)", rate(model.name), value("mfu-" + model.name, 1), value("peak-mib-" + model.name, 0),
-                    rate("torch-eager-" + preset), rate("torch-compile-" + preset), value("peak-mib-torch-compile-" + preset, 0), ratio(model.name, "torch-compile-" + preset),
-                    ratio(model.name, "mha-" + preset)]
+        printTable(["model", "T", "ours tok/s", "MFU %", "peak MiB", "torch eager", "torch compile", "torch peak MiB",
+                    "vs compiled torch MHA", "vs our MHA"], TrainBenchmark.models().map { model in
+            let (name, preset) = (model.name, model.preset.rawValue)
+            return [name, "\(model.length)", rate(name), value("mfu-" + name, 1), value("peak-mib-" + name, 0),
+                    rate("torch-eager-" + preset), rate("torch-compile-" + preset), value("peak-mib-torch-compile-" + preset, 0),
+                    ratio(name, "torch-compile-" + preset), ratio(name, "mha-" + preset)]
         })
         let output = BenchmarkOutput(ours: ours, anchors: anchorRows)
         if let csv { try output.writeCSV(to: csv) }
         if let svg {
-            let methods = TrainBenchmark.models().map(\.name) + ["gpt2-small", "wide"].flatMap { ["torch-eager-" + $0, "torch-compile-" + $0] }
+            let methods = TrainBenchmark.models().map(\.name)
+                + ["gpt2-small", "wide"].flatMap { ["torch-eager-" + $0, "torch-compile-" + $0] }
             try output.writePlot(title: "Training step (bf16, forward + backward + AdamW)", methods: methods, lengths: [1024, 8192], to: svg)
         }
     }

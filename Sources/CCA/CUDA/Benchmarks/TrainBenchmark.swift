@@ -4,10 +4,11 @@
 public enum TrainBenchmark {
     /// One model timed.
     public struct Model: Sendable {
-        /// `<attention>-<preset>`, the anchors' naming: `mha-gpt2-small`, `cca-wide`.
-        public var name: String
+        public var preset: LanguageModelConfig.Preset
         public var config: LanguageModelConfig
         public var batch: Int, length: Int
+        /// `<attention>-<preset>`, as the anchors name theirs `torch-compile-<preset>`: `mha-gpt2-small`, `cca-wide`.
+        public var name: String { "\(config.attention.rawValue)-\(preset.rawValue)" }
     }
 
     /// MHA at GPT-2-small scale (12 layers, E = 768, T = 1024, batch 16), and at the report's width
@@ -22,7 +23,7 @@ public enum TrainBenchmark {
             (options.attention, options.preset) = (kind, preset)
             var config = Trainer.modelConfig(options)
             config.vocabSize = 50304
-            return Model(name: "\(kind.rawValue)-\(preset.rawValue)", config: config, batch: batch, length: length)
+            return Model(preset: preset, config: config, batch: batch, length: length)
         }
     }
 
