@@ -85,7 +85,8 @@ struct TrainCommand: ParsableCommand {
         print("\(summary.config.attention.rawValue): \(summary.parameterCount) parameters, final train loss "
               + (final.map { NumberFormatting.fixed($0.trainLoss, 4) } ?? "-") + ", validation loss "
               + (final?.validationLoss.map { NumberFormatting.fixed($0, 4) } ?? "-")
-              + ", \(Int(summary.tokensPerSecond)) tokens/s")
+              + ", \(Int(summary.tokensPerSecond)) tokens/s"
+              + (device == .cuda ? CUDATrainingEngine.processPeakMemory.map { ", peak GPU memory \($0 >> 20) MiB" } ?? "" : ""))
         if let directory = summary.outDirectory {
             print("Saved to \(directory): checkpoint.json, weights, loss.csv, loss.svg. Continue with `cca train --resume \(directory) --steps N`; "
                   + "sample with `cca generate --checkpoint \(directory) --prompt TEXT`.")

@@ -76,6 +76,10 @@ public struct CUDATrainingEngine: TrainingEngine {
     /// Starts a new peak-memory measurement.
     public func resetPeakMemory() { context.allocator.resetPeak() }
 
+    /// The most device memory this process has held at once (weights, master copy, moments, gradients and
+    /// activations), for the summary of a run; nil when no GPU context was made.
+    public static var processPeakMemory: Int? { (try? CUDAContext.shared())?.allocator.peakBytesInUse }
+
     /// `body` inside the context, with CUDA failures as ``CUDATrainingError``s naming `operation`.
     private static func guarded<R>(_ operation: String, _ context: CUDAContext, _ body: () throws -> R) throws -> R {
         do { return try context.exclusive(body) } catch {
