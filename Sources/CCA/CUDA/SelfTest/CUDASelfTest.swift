@@ -13,7 +13,8 @@ public enum CUDASelfTest {
     /// Every device allocation is filled with NaN before use, so a case whose output has an element no
     /// kernel wrote fails. A machine without CUDA counts as one failed case, with the reason.
     @discardableResult
-    public static func run(log: (String) -> Void = { print($0) }) -> (passed: Int, failed: Int) {
+    /// - Parameter filter: run only the cases whose name contains it (`cca selftest --filter`).
+    public static func run(filter: String? = nil, log: (String) -> Void = { print($0) }) -> (passed: Int, failed: Int) {
         var (passed, failed) = (0, 0)
         var worst: [CUDAPrecision: (error: Float, name: String)] = [:]
         do {
@@ -22,7 +23,8 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                for testCase in operationCases + trainingOperationCases + decodeCases + layerCases + layerBackwardCases {
+                let cases = operationCases + trainingOperationCases + decodeCases + layerCases + layerBackwardCases + trainingStepCases
+                for testCase in cases where filter.map({ testCase.name.contains($0) }) ?? true {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
