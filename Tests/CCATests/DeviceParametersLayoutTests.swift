@@ -31,6 +31,18 @@ import Testing
         #expect(segments.map(\.count) == segments.map { shapes[$0.name]!.reduce(1, *) })
     }
 
+    /// A CCA layer's down-projections lie one after another in q, k, current v, delayed v order (alphabetical
+    /// order would put k first), so that its forward makes them with one product.
+    @Test func ccaProjectionsAreAdjacentInStackingOrder() {
+        let prefix = "layers.1.self_attn.qkv_proj."
+        let projections = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { prefix + $0 + ".weight" }
+        var shapes = self.shapes
+        for (name, rows) in zip(projections, [128, 64, 32, 32]) { shapes[name] = [rows, 64] }
+        let segments = DeviceParameters.layout(shapes).segments
+        let placed = projections.map { name in segments.first { $0.name == name }! }
+        for (before, after) in zip(placed, placed.dropFirst()) { #expect(after.offset == before.offset + before.count) }
+    }
+
     @Test func noParametersGiveAnEmptyLayout() {
         let (segments, count, decayedCount) = DeviceParameters.layout([:])
         #expect(segments.isEmpty && count == 0 && decayedCount == 0)

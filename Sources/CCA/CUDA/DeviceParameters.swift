@@ -35,12 +35,21 @@ struct DeviceParameters: Sendable {
     /// Elements each parameter's offset is a multiple of.
     static let alignment = 64
 
+    /// Names sort by this: themselves, except that each CCA layer's four down-projections follow one another
+    /// in the order its forward stacks them (``DeviceCCA/projectionNames``), so that they make one product.
+    static func layoutKey(_ name: String) -> String {
+        for (index, projection) in DeviceCCA.projectionNames.enumerated() where name.hasSuffix(projection) {
+            return String(name.dropLast(projection.count)) + "qkv_proj.\u{1}\(index)"
+        }
+        return name
+    }
+
     /// The layout of parameters of `shapes`: see the type's description.
     static func layout(_ shapes: [String: [Int]]) -> (segments: [Segment], count: Int, decayedCount: Int) {
         func aligned(_ offset: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
         var segments: [Segment] = [], end = 0, decayedCount = 0
         for decayed in [true, false] {
-            for name in shapes.keys.sorted() where (shapes[name]!.count >= 2) == decayed {
+            for name in shapes.keys.sorted(by: { layoutKey($0) < layoutKey($1) }) where (shapes[name]!.count >= 2) == decayed {
                 segments.append(Segment(name: name, shape: shapes[name]!, offset: aligned(end)))
                 end = segments.last!.offset + segments.last!.count
             }
