@@ -36,6 +36,8 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more, got \(maxTokens)") }
+        // The prompt's length in tokens is known once the checkpoint's tokenizer is loaded; it has at least one.
+        if checkpoint != nil { try requireFits(promptLength: 1) }
         try validating { _ = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) }
     }
 
