@@ -1,4 +1,5 @@
 @testable import CCA
+import CCAServe
 import Foundation
 import Testing
 
@@ -105,5 +106,19 @@ enum TokenizedCorpus {
         }
         let expected = prompt + tokenizer.decode(generated, skipSpecialTokens: true)
         #expect(result.stdout.hasPrefix(expected + "\n"), "\(result.stdout) vs \(expected)")
+    }
+
+    /// The server's text ↔ ids of a tokenizer checkpoint: the tokenizer's encoding, decoding without special
+    /// tokens, and its end of text as a stop.
+    @Test func theServerUsesTheCheckpointsTokenizer() throws {
+        let corpus = try TokenizedCorpus.make()
+        try Trainer.run(Self.options(data: corpus.data, out: corpus.root + "/run"))
+        let tokens = TextTokens(tokenizer: try #require(try Checkpoint.tokenizer(directory: corpus.root + "/run")))
+        let reference = try BPETokenizer(contentsOf: corpus.tokenizer)
+        let text = "Marcellus, and Bernardo"
+        let endOfText = try #require(reference.id(forToken: "<|endoftext|>"))
+        #expect(tokens.encode(text) == reference.encode(text))
+        #expect(tokens.decode(reference.encode(text, addSpecialTokens: false) + [endOfText]) == text)
+        #expect(tokens.stopTokens == [endOfText])
     }
 }
