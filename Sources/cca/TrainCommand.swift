@@ -10,7 +10,7 @@ import Darwin
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a decoder-only byte LM (built-in associative recall task by default) with one attention kind.",
+        abstract: "Train a decoder-only LM on bytes or a tokenizer's ids (built-in associative recall task by default) with one attention kind.",
         discussion: """
         Without --out the run goes to runs/<attention>-<date>-<time>. An existing run is never replaced \
         unless --overwrite is given. --resume DIR continues the run in DIR with the settings stored there \
