@@ -1,7 +1,7 @@
-/// How the server turns text into token ids and back.
-///
-/// Today one token per UTF-8 byte, as `cca train` and `cca generate` use. A model trained with a
-/// `tokenizer.json` will come with its tokenizer's encode and decode here, and its end-of-text token as a stop.
+import CCA
+
+/// How the server turns text into token ids and back: the checkpoint's tokenizer, or one token per UTF-8
+/// byte for a checkpoint trained without one.
 public struct TextTokens: Sendable {
     public let encode: @Sendable (String) -> [Int]
     public let decode: @Sendable ([Int]) -> String
@@ -12,7 +12,13 @@ public struct TextTokens: Sendable {
         (self.encode, self.decode, self.stopTokens) = (encode, decode, stopTokens)
     }
 
+    /// The ids of `tokenizer`: prompts encoded with its special tokens (as `cca data prepare` encodes
+    /// training text), completions decoded without them, and its end-of-text token a stop.
+    public init(tokenizer: any Tokenizer) {
+        self.init(encode: { tokenizer.encode($0) }, decode: { tokenizer.decode($0, skipSpecialTokens: true) },
+                  stopTokens: tokenizer.eosTokenID.map { [$0] } ?? [])
+    }
+
     /// One token per byte; ids are bytes, and a sequence that is not UTF-8 reads with U+FFFD in its place.
-    public static let bytes = TextTokens(encode: { $0.utf8.map(Int.init) },
-                                         decode: { String(decoding: $0.map { UInt8(truncatingIfNeeded: $0) }, as: UTF8.self) })
+    public static let bytes = TextTokens(tokenizer: ByteTokenizer())
 }

@@ -16,7 +16,8 @@ struct DataPrepareCommand: ParsableCommand {
         Each file is a document (or, with --split-on, each piece between separators). Every k-th document, \
         k = 1/--validation-fraction, goes to validation, so no validation text is ever trained on. Tokens are \
         UTF-8 bytes (vocabulary 256), or with --tokenizer the ids of a tokenizer.json (its special tokens, \
-        such as BOS/EOS, added to each document). Train on the result with `cca train --data DIR`.
+        such as BOS/EOS, added to each document); the tokenizer.json is copied into DIR, and training and generation \
+        use it from there. Train on the result with `cca train --data DIR`.
         """)
 
     @Option(help: "Output directory (created if needed).") var output: String
@@ -29,13 +30,17 @@ struct DataPrepareCommand: ParsableCommand {
     @Argument(help: "Text files.") var files: [String]
 
     func run() throws {
-        let tokenizer = try self.tokenizer.map { try BPETokenizer(contentsOf: $0) }
+        let recorded = try self.tokenizer.map { try RecordedTokenizer(contentsOf: $0) }
+        let tokenizer = recorded?.tokenizer
         let documents = try CorpusPreparation.documents(paths: files, separator: splitOn.map { $0.replacingEscapes() })
         // Bytes need no decoding (any byte is a token); a tokenizer takes text, so invalid UTF-8 is refused.
         let summary = try CorpusPreparation.prepare(documents, vocabSize: tokenizer?.vocabSize ?? 256, validationFraction: validationFraction,
                                                     directory: output) { bytes in
             try tokenizer.map { try $0.encode(utf8: bytes, addSpecialTokens: true) } ?? bytes.map(Int.init)
         }
+        // The directory records its tokenizer, so training and generation turn the ids back into the same text;
+        // byte tokens leave none (one left from an earlier preparation would mislabel them).
+        if let recorded { try recorded.write(in: output) } else { try removeFile(output + "/" + RecordedTokenizer.fileName) }
         print("\(output): train \(summary.trainDocuments) documents, \(summary.trainTokens) tokens; "
               + "validation \(summary.validationDocuments) documents, \(summary.validationTokens) tokens")
     }

@@ -7,11 +7,14 @@ import Glibc
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "generate",
-        abstract: "Generate text from a `cca train` checkpoint (byte tokens) or a ZAYA model directory, streaming it as it is produced.")
+        abstract: "Generate text from a `cca train` checkpoint or a ZAYA model directory, streaming it as it is produced.",
+        discussion: "A checkpoint trained with a tokenizer (`cca train --tokenizer`, or a token directory that records one) keeps its "
+            + "tokenizer.json: the prompt is encoded and the output decoded with it, and its end-of-text token ends the output. "
+            + "Without one, each UTF-8 byte is a token.")
 
     @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String?
     @Option(help: "ZAYA model directory (Hugging Face layout) to run instead of a checkpoint.") var model: String?
-    @Option(help: "Prompt text (UTF-8; one token per byte for a checkpoint).") var prompt: String?
+    @Option(help: "Prompt text (UTF-8; encoded with the checkpoint's tokenizer, or one token per byte).") var prompt: String?
     @Option(help: "Prompt token ids, comma-separated (with --model, instead of --prompt).") var promptIds: String?
     // `.unconditional` reads `--temperature -1` as a value (refused with a reason), not as a missing value.
     @Option(parsing: .unconditional, help: "Tokens to generate.") var maxTokens: Int = 128
@@ -33,7 +36,8 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be 0 or more, got \(maxTokens)") }
-        if let prompt, checkpoint != nil { try requireFits(promptLength: prompt.utf8.count) }
+        // The prompt's length in tokens is known once the checkpoint's tokenizer is loaded; it has at least one.
+        if checkpoint != nil { try requireFits(promptLength: 1) }
         try validating { _ = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed) }
     }
 
@@ -49,7 +53,9 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         guard let checkpoint, let prompt else { return try generateZaya(modelPath: model!) }
-        let promptTokens = Array(prompt.utf8).map(Int.init)
+        let tokenizer: any Tokenizer = try Checkpoint.tokenizer(directory: checkpoint) ?? ByteTokenizer()
+        let promptTokens = tokenizer.encode(prompt)
+        try requireFits(promptLength: promptTokens.count)
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         try requireMemory(forContext: promptTokens.count + maxTokens, of: model.config)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
@@ -58,20 +64,23 @@ struct GenerateCommand: ParsableCommand {
         let prefillStart = clock.now
         var logits = try session.feed(promptTokens)
         let prefillSeconds = (clock.now - prefillStart).seconds
-        var output = UTF8Stream()
+        var output = TextStream(tokenizer: tokenizer)
         print(prompt, terminator: "")
         let decodeStart = clock.now
-        for step in 0..<maxTokens {
+        var generated = 0
+        while generated < maxTokens {
             let token = sampler.sample(logits)
-            print(output.append(UInt8(truncatingIfNeeded: token)), terminator: "")
+            generated += 1
+            if token == tokenizer.eosTokenID { break }
+            print(output.append(token), terminator: "")
             fflush(nil)
-            if step + 1 < maxTokens { logits = try session.feed([token]) }
+            if generated < maxTokens { logits = try session.feed([token]) }
         }
         let decodeSeconds = (clock.now - decodeStart).seconds
         print(output.flush())
         print("\n[\(model.config.attention.rawValue)] prefill \(promptTokens.count) tokens at "
-              + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(maxTokens) tokens at "
-              + format(Double(maxTokens) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
+              + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(generated) tokens at "
+              + format(Double(generated) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
     }
 }
 
@@ -86,21 +95,28 @@ func requireMemory(forContext context: Int, of config: LanguageModelConfig) thro
     }
 }
 
-/// Bytes in, printable text out: holds back the bytes of a character that is not complete yet.
-struct UTF8Stream {
-    private var pending: [UInt8] = []
+/// Token ids in, printable text out: the text of the ids so far less what was printed already, held back while
+/// it ends in an incomplete character (a byte token, or a byte-level BPE token, may carry part of one).
+struct TextStream {
+    let tokenizer: any Tokenizer
+    private var ids: [Int] = []
+    private var printedCharacters = 0
 
-    mutating func append(_ byte: UInt8) -> String {
-        pending.append(byte)
-        let lead = pending[0]
-        let needed = lead < 0x80 ? 1 : lead >> 5 == 0b110 ? 2 : lead >> 4 == 0b1110 ? 3 : lead >> 3 == 0b11110 ? 4 : 1
-        guard pending.count >= needed else { return "" }
-        return flush()
+    init(tokenizer: any Tokenizer) { self.tokenizer = tokenizer }
+
+    /// The whole output is decoded each time, not the new id alone: decoders such as SentencePiece's treat the
+    /// start of a text differently, so pieces decoded apart need not join into the text decoded whole.
+    mutating func append(_ id: Int) -> String {
+        ids.append(id)
+        let text = tokenizer.decode(ids, skipSpecialTokens: true)
+        return text.hasSuffix("\u{FFFD}") ? "" : newText(text)
     }
 
-    /// Whatever is pending, with invalid bytes shown as U+FFFD.
-    mutating func flush() -> String {
-        defer { pending.removeAll() }
-        return String(decoding: pending, as: UTF8.self)
+    /// What is not printed yet, with incomplete or invalid bytes shown as U+FFFD.
+    mutating func flush() -> String { newText(tokenizer.decode(ids, skipSpecialTokens: true)) }
+
+    private mutating func newText(_ text: String) -> String {
+        defer { printedCharacters = max(printedCharacters, text.count) }
+        return String(text.dropFirst(printedCharacters))
     }
 }

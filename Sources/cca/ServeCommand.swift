@@ -11,7 +11,7 @@ struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve a `cca train` checkpoint over HTTP: POST /v1/completions (OpenAI-style, streaming with stream: true), GET /v1/models, GET /health.",
-        discussion: "Prompts are byte tokens (each UTF-8 byte is a token), as `cca generate` reads them. Requests are decoded together in one batch; a full queue answers 429.")
+        discussion: "Prompts are encoded with the checkpoint's tokenizer.json when it has one (else each UTF-8 byte is a token), as `cca generate` does. Requests are decoded together in one batch; a full queue answers 429.")
 
     @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
     @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
@@ -40,7 +40,7 @@ struct ServeCommand: ParsableCommand {
     func run() throws {
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         let config = SchedulerConfig(maxBatch: maxBatch, queueCapacity: queue, maxContext: maxContext, prefillChunk: prefillChunk)
-        let tokens = TextTokens.bytes
+        let tokens = try Checkpoint.tokenizer(directory: checkpoint).map(TextTokens.init(tokenizer:)) ?? .bytes
         let engine = CPUDecodeEngine(model: model, batching: batching)
         let scheduler = try Scheduler(engine: engine, config: config, detokenize: tokens.decode)
         let name = modelName ?? checkpoint.split(separator: "/").last.map(String.init) ?? "cca"

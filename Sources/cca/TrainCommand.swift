@@ -10,7 +10,7 @@ import Darwin
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train a decoder-only byte LM (built-in associative recall task by default) with one attention kind.",
+        abstract: "Train a decoder-only LM on bytes or a tokenizer's ids (built-in associative recall task by default) with one attention kind.",
         discussion: """
         Without --out the run goes to runs/<attention>-<date>-<time>. An existing run is never replaced \
         unless --overwrite is given. --resume DIR continues the run in DIR with the settings stored there \
@@ -24,6 +24,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Attention kind (default cca).") var attention: AttentionKind?
     @Option(help: "Model size (default tiny).") var preset: LanguageModelConfig.Preset?
     @Option(help: "UTF-8 text file to learn as bytes (default: the built-in multi-query associative recall task).") var data: String?
+    @Option(help: "A tokenizer.json that encodes a --data text file (or the one a --data token directory records); kept with the checkpoint.")
+    var tokenizer: String?
     @Option(parsing: .unconditional, help: "Total optimizer steps (default: the preset's: 300 tiny, 600 small).") var steps: Int?
     @Option(name: .customLong("learning-rate"), parsing: .unconditional, help: "Peak learning rate (default: 0.01 tiny, 0.003 small).") var learningRate: Double?
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Sequences per step (default 16).") var batchSize: Int?
@@ -49,6 +51,7 @@ struct TrainCommand: ParsableCommand {
     var options: TrainingOptions {
         var options = TrainingOptions()
         (options.attention, options.preset, options.dataPath, options.steps) = (attention, preset, data, steps)
+        options.tokenizerPath = tokenizer
         (options.learningRate, options.batchSize, options.contextLength) = (learningRate, batchSize, contextLength)
         (options.warmupSteps, options.saveInterval, options.seed) = (warmup, saveEvery, seed)
         (options.outDirectory, options.resumeDirectory, options.overwrite) = (out, resume, overwrite)

@@ -97,7 +97,7 @@ import Testing
         try Self.refused(["generate", "--checkpoint", "nowhere", "--prompt", "ab", "--temperature", "-1"],
                          "temperature = -1.0 is invalid: expected a number >= 0", usage: "cca generate")
         try Self.refused(["generate", "--checkpoint", "nowhere", "--prompt", "ab", "--max-tokens", "9223372036854775807"],
-                         "does not fit --max-context 2048; use --max-tokens from 0 to 2046 or raise --max-context")
+                         "does not fit --max-context 2048; use --max-tokens from 0 to 2047 or raise --max-context")
         try Self.refused(["generate", "--checkpoint", "nowhere", "--prompt", "ab", "--max-context", "9223372036854775807"],
                          "--max-context must be from 1 to 16777216")
     }

@@ -5,8 +5,12 @@ import RealModule
 public struct LinePlot {
     public struct Series {
         public var name: String, color: String, points: [(x: Double, y: Double)]
-        public init(name: String, color: String, points: [(x: Double, y: Double)]) {
-            (self.name, self.color, self.points) = (name, color, points)
+        /// Stroke width in pixels: thin lines for single runs behind a bold mean, say.
+        public var width: Double
+        /// Whether the series has a line in the legend (one per colour when several series share it).
+        public var inLegend: Bool
+        public init(name: String, color: String, points: [(x: Double, y: Double)], width: Double = 1.8, inLegend: Bool = true) {
+            (self.name, self.color, self.points, self.width, self.inLegend) = (name, color, points, width, inLegend)
         }
     }
 
@@ -59,11 +63,12 @@ public struct LinePlot {
         svg += "<text x=\"\(number(left + plotWidth / 2))\" y=\"\(height - 10)\" text-anchor=\"middle\">\(escaped(x.label))</text>\n"
         let middle = number(top + plotHeight / 2)
         svg += "<text x=\"18\" y=\"\(middle)\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(middle))\">\(escaped(y.label))</text>\n"
-        for (index, line) in series.enumerated() {
+        var legendLines = 0
+        for line in series {
             let points = line.points.filter { $0.x.isFinite && $0.y.isFinite }
             if !points.isEmpty {
                 let coordinates = points.map { "\(number(px($0.x))),\(number(py($0.y)))" }.joined(separator: " ")
-                svg += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"1.8\" points=\"\(coordinates)\"/>\n"
+                svg += "<polyline fill=\"none\" stroke=\"\(line.color)\" stroke-width=\"\(line.width)\" points=\"\(coordinates)\"/>\n"
                 if points.count <= 12 {
                     for point in points {
                         svg += "<circle cx=\"\(number(px(point.x)))\" cy=\"\(number(py(point.y)))\" r=\"2.5\" fill=\"\(line.color)\"/>"
@@ -71,7 +76,9 @@ public struct LinePlot {
                     svg += "\n"
                 }
             }
-            let legendY = top + 14 + Double(index) * 18
+            guard line.inLegend else { continue }
+            let legendY = top + 14 + Double(legendLines) * 18
+            legendLines += 1
             svg += "<line x1=\"\(left + plotWidth + 14)\" y1=\"\(legendY - 4)\" x2=\"\(left + plotWidth + 34)\" y2=\"\(legendY - 4)\" stroke=\"\(line.color)\" stroke-width=\"2\"/>"
             svg += "<text x=\"\(left + plotWidth + 40)\" y=\"\(legendY)\">\(escaped(line.name))</text>\n"
         }

@@ -186,6 +186,8 @@ public struct TrainingSettings: Codable, Equatable, Sendable {
     public var dataPath: String?
     /// Size and FNV-1a checksum of the data file, so a resume on changed data is refused.
     public var dataBytes: Int?, dataChecksum: UInt64?
+    /// FNV-1a checksum of the `tokenizer.json` the run keeps beside its weights; nil when its tokens are bytes.
+    public var tokenizerChecksum: UInt64?
     /// Tokens per training example.
     public var contextLength: Int
     public var batchSize: Int
@@ -215,6 +217,36 @@ public struct LossRecord: Codable, Equatable, Sendable {
     public var trainLoss: Double
     public var validationLoss: Double?
     public var learningRate: Double
+}
+
+extension Checkpoint {
+    /// The tokenizer the run in `directory` was trained with; nil when its tokens are bytes.
+    /// - Throws: ``TrainingError/corruptCheckpoint(path:reason:)`` when the run records one that is missing,
+    ///   changed since, or of another vocabulary size than the model.
+    public static func tokenizer(directory: String) throws -> BPETokenizer? {
+        let path = directory + "/" + fileName
+        let checkpoint: Checkpoint
+        do { checkpoint = try decode(try readFile(path, limit: maxJSONBytes), path: path) } catch let error as FileIOError {
+            throw RunDirectory.holdsRun(directory) ? TrainingError.corruptCheckpoint(path: path, reason: error.reason)
+                : TrainingError.missingCheckpoint(directory: directory)
+        }
+        return try recordedTokenizer(directory: directory, checkpoint: checkpoint)?.tokenizer
+    }
+
+    /// The tokenizer file of the run, checked against the checkpoint's checksum and vocabulary.
+    static func recordedTokenizer(directory: String, checkpoint: Checkpoint) throws -> RecordedTokenizer? {
+        guard let checksum = checkpoint.settings.tokenizerChecksum else { return nil }
+        let path = directory + "/" + RecordedTokenizer.fileName
+        func refuse(_ reason: String) -> Error { TrainingError.corruptCheckpoint(path: path, reason: reason) }
+        let recorded: RecordedTokenizer?
+        do { recorded = try RecordedTokenizer.load(in: directory) } catch { throw refuse("\(error)") }
+        guard let recorded else { throw refuse("the run was trained with a tokenizer, but its tokenizer.json is missing") }
+        guard recorded.checksum == checksum else { throw refuse("it is not the tokenizer the run was trained with (its checksum differs)") }
+        guard recorded.tokenizer.vocabSize == checkpoint.model.vocabSize else {
+            throw refuse("its vocabulary of \(recorded.tokenizer.vocabSize) is not the model's \(checkpoint.model.vocabSize)")
+        }
+        return recorded
+    }
 }
 
 extension LanguageModel where Scalar == Float {

@@ -67,7 +67,7 @@ final class RunDirectory {
         guard name.hasPrefix("."), let marker = name.firstRange(of: ".tmp-") else { return false }
         let target = String(name[name.index(after: name.startIndex)..<marker.lowerBound])
         let suffix = name[marker.upperBound...]
-        let ours = [Checkpoint.fileName, "loss.csv", "loss.svg"].contains(target) || Checkpoint.isWeightsFileName(target)
+        let ours = [Checkpoint.fileName, RecordedTokenizer.fileName, "loss.csv", "loss.svg"].contains(target) || Checkpoint.isWeightsFileName(target)
         return ours && !suffix.isEmpty && suffix.allSatisfy { $0.isASCII && ($0.isNumber || $0.isLowercase) }
     }
 }

@@ -10,8 +10,15 @@ public struct TrainingOptions: Sendable {
 
     public var attention: AttentionKind?
     public var preset: LanguageModelConfig.Preset?
-    /// A UTF-8 text file to learn (byte tokens); nil for the built-in associative recall task.
+    /// A UTF-8 text file to learn (byte tokens, or ``tokenizerPath``'s), or a token directory made by
+    /// `cca data prepare`; nil for the built-in associative recall task.
     public var dataPath: String?
+    /// A `tokenizer.json` that encodes a ``dataPath`` text file, or that must be the one a token directory
+    /// records; the run keeps it beside its weights. nil: the directory's own tokenizer, or bytes.
+    public var tokenizerPath: String?
+    /// The model to train instead of the one the preset and the ablation options give (a comparison's
+    /// shapes); its vocabulary size is set from the data.
+    public var model: LanguageModelConfig?
     /// Total updates of the schedule; when resuming, a larger number extends the run.
     public var steps: Int?
     /// Peak learning rate of the warmup + cosine schedule.
@@ -22,6 +29,8 @@ public struct TrainingOptions: Sendable {
     public var warmupSteps: Int?
     /// Updates between checkpoints (one is always written at the end).
     public var saveInterval: Int?
+    /// Updates between validation losses (one is always measured at the end), and the batches each averages.
+    public var evaluationInterval: Int?, validationBatches: Int?
     public var convolutions: Int?, qkMean: Bool?, valueShift: Bool?
     public var seed: UInt64?
     /// Widen or narrow the MLP so the model has the MHA model's parameter count (fair comparisons).
@@ -36,6 +45,8 @@ public struct TrainingOptions: Sendable {
     public var stopAfter: Int?
     /// Where the progress line goes; nil for silence.
     public var progress: ProgressReporter.Output?
+    /// Called after each update with its record (a comparison's progress over all of its runs).
+    public var onStep: (@Sendable (LossRecord) -> Void)?
     /// Makes the engine the updates run on from the starting model and optimizer: the CPU by default,
     /// the GPU with `CUDATrainingEngine` (`cca train --device cuda`).
     public var engine: @Sendable (LanguageModel<Float>, AdamW<Float>) throws -> any TrainingEngine = { CPUTrainingEngine(model: $0, optimizer: $1) }
@@ -54,6 +65,8 @@ public struct TrainingOptions: Sendable {
         if let contextLength { try TrainingError.require("context length", contextLength, in: 1...Self.maxContextLength) }
         if let warmupSteps { try TrainingError.require("warmup", warmupSteps, in: 0...(steps ?? Self.maxSteps)) }
         if let saveInterval { try TrainingError.require("save interval", saveInterval, in: 1...Self.maxSteps) }
+        if let evaluationInterval { try TrainingError.require("evaluation interval", evaluationInterval, in: 1...Self.maxSteps) }
+        if let validationBatches { try TrainingError.require("validation batches", validationBatches, in: 1...1000) }
         if let convolutions { try TrainingError.require("convolutions", convolutions, in: 0...2) }
         if let stopAfter { try TrainingError.require("stop after", stopAfter, in: 1...Self.maxSteps) }
         if let learningRate, !(learningRate.isFinite && learningRate > 0 && learningRate <= 10) {
@@ -124,7 +137,10 @@ public enum Trainer {
         let run = try outPath.map(RunDirectory.init)
         run?.removeLeftovers(keeping: run.flatMap { savedCheckpoint(in: $0.path)?.weightsFile })
 
-        var (checkpoint, model, optimizer, data) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
+        var (checkpoint, model, optimizer, data, tokenizer) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
+        if let run, let tokenizer {
+            do { try tokenizer.write(in: run.path) } catch { throw TrainingError.cannotWrite(path: run.path, reason: "\(error)") }
+        }
         var engine = try options.engine(model, optimizer)
         let settings = checkpoint.settings, schedule = checkpoint.schedule
         let last = min(schedule.totalSteps, options.stopAfter ?? schedule.totalSteps)
@@ -150,6 +166,7 @@ public enum Trainer {
                 lastValidation = record.validationLoss
             }
             checkpoint.history.append(record)
+            options.onStep?(record)
             let elapsed = (clock.now - started).seconds
             let tokensPerSecond = Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9)
             reporter?.update(done: Double(checkpoint.step), status: "loss " + NumberFormatting.fixed(record.trainLoss, 4)
@@ -168,17 +185,23 @@ public enum Trainer {
                                outDirectory: run?.path)
     }
 
-    private typealias State = (checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, data: TrainingData)
+    private typealias State = (checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, data: TrainingData,
+                               tokenizer: RecordedTokenizer?)
 
     /// A new run: the preset's defaults with the given options applied.
     private static func fresh(_ options: TrainingOptions) throws -> State {
         let preset = options.preset ?? .tiny
         let hyper = Hyperparameters.of(preset)
-        var config = modelConfig(options)
+        var config = options.model ?? modelConfig(options)
+        let tokenizer = try newRunTokenizer(options)
         let data: TrainingData
         if let path = options.dataPath {
-            data = try .open(path, length: options.contextLength ?? hyper.textLength)
+            data = try .open(path, length: options.contextLength ?? hyper.textLength, tokenizer: tokenizer?.tokenizer)
+            try requireVocabulary(of: tokenizer, matches: data, path: path)
         } else {
+            if let tokenizerPath = options.tokenizerPath {
+                throw TrainingError.invalidOption(name: "tokenizer", value: tokenizerPath, expected: "--data with it (the recall task has its own tokens)")
+            }
             if let length = options.contextLength, length != hyper.task.length {
                 throw TrainingError.invalidOption(name: "context length", value: "\(length)",
                                                   expected: "the recall task's \(hyper.task.length) tokens; the context length is for --data text")
@@ -192,15 +215,38 @@ public enum Trainer {
                                             warmupSteps: options.warmupSteps ?? min(hyper.warmup, steps), totalSteps: steps)
         let settings = TrainingSettings(
             preset: preset, matchParameters: options.matchParameters ?? true, dataPath: options.dataPath,
-            dataBytes: data.byteCount, dataChecksum: data.checksum, contextLength: data.length,
+            dataBytes: data.byteCount, dataChecksum: data.checksum, tokenizerChecksum: tokenizer?.checksum, contextLength: data.length,
             batchSize: options.batchSize ?? hyper.batchSize, seed: options.seed ?? 0, weightDecay: hyper.weightDecay,
-            clipNorm: hyper.clipNorm, evaluationInterval: hyper.evaluationInterval,
-            saveInterval: options.saveInterval ?? hyper.checkpointInterval, validationBatches: hyper.validationBatches)
+            clipNorm: hyper.clipNorm, evaluationInterval: options.evaluationInterval ?? hyper.evaluationInterval,
+            saveInterval: options.saveInterval ?? hyper.checkpointInterval, validationBatches: options.validationBatches ?? hyper.validationBatches)
         try schedule.validate()
         try settings.validate()
         let checkpoint = Checkpoint(model: config, schedule: schedule, settings: settings, step: 0, history: [], weightsFile: "", weightsBytes: 0)
         return (checkpoint, try LanguageModel<Float>(config: config, seed: settings.seed),
-                AdamW<Float>(weightDecay: Float(settings.weightDecay)), data)
+                AdamW<Float>(weightDecay: Float(settings.weightDecay)), data, tokenizer)
+    }
+
+    /// The tokenizer of a new run: the one its token directory records, else the one ``TrainingOptions/tokenizerPath``
+    /// names (the same file when both are there); nil for bytes.
+    private static func newRunTokenizer(_ options: TrainingOptions) throws -> RecordedTokenizer? {
+        let given = try options.tokenizerPath.map { path in
+            do { return try RecordedTokenizer(contentsOf: path) } catch { throw TrainingError.unreadableTokenizer(path: path, reason: "\(error)") }
+        }
+        guard let dataPath = options.dataPath, isDirectory(dataPath) else { return given }
+        let recorded: RecordedTokenizer?
+        do { recorded = try RecordedTokenizer.load(in: dataPath) } catch {
+            throw TrainingError.unreadableTokenizer(path: dataPath + "/" + RecordedTokenizer.fileName, reason: "\(error)")
+        }
+        if let given, let recorded, given.bytes != recorded.bytes {
+            throw TrainingError.tokenizerMismatch(given: options.tokenizerPath ?? "", recorded: dataPath + "/" + RecordedTokenizer.fileName)
+        }
+        return recorded ?? given
+    }
+
+    /// Throws unless the tokens of `data` are the tokenizer's (a token directory made with another vocabulary).
+    private static func requireVocabulary(of tokenizer: RecordedTokenizer?, matches data: TrainingData, path: String) throws {
+        guard let tokenizer, tokenizer.tokenizer.vocabSize != data.vocabSize else { return }
+        throw TrainingError.tokenizerVocabulary(path: path, tokenizer: tokenizer.tokenizer.vocabSize, data: data.vocabSize)
     }
 
     /// The run saved in `directory`, with ``TrainingOptions/steps`` and ``TrainingOptions/saveInterval``
@@ -208,6 +254,14 @@ public enum Trainer {
     private static func resumed(_ options: TrainingOptions, from directory: String) throws -> State {
         var (checkpoint, model, optimizer) = try Checkpoint.load(directory: directory)
         try requireAgreement(options, with: checkpoint)
+        let tokenizer = try Checkpoint.recordedTokenizer(directory: directory, checkpoint: checkpoint)
+        if let path = options.tokenizerPath {
+            let given: RecordedTokenizer
+            do { given = try RecordedTokenizer(contentsOf: path) } catch { throw TrainingError.unreadableTokenizer(path: path, reason: "\(error)") }
+            guard given.checksum == checkpoint.settings.tokenizerChecksum else {
+                throw TrainingError.tokenizerMismatch(given: path, recorded: directory + "/" + RecordedTokenizer.fileName)
+            }
+        }
         if let steps = options.steps, steps != checkpoint.schedule.totalSteps {
             guard steps > checkpoint.step else { throw TrainingError.cannotExtend(directory: directory, step: checkpoint.step, requested: steps) }
             // The cosine is stretched to the new total: the remaining steps follow the longer run's curve.
@@ -219,7 +273,7 @@ public enum Trainer {
         let settings = checkpoint.settings
         let data: TrainingData
         if let path = settings.dataPath {
-            data = try .open(path, length: settings.contextLength)
+            data = try .open(path, length: settings.contextLength, tokenizer: tokenizer?.tokenizer)
             if data.byteCount != settings.dataBytes || data.checksum != settings.dataChecksum {
                 throw TrainingError.dataChanged(path: path, reason: "it has \(data.byteCount ?? 0) bytes, the run's had \(settings.dataBytes ?? 0), or its checksum differs")
             }
@@ -230,7 +284,7 @@ public enum Trainer {
                                                       reason: "contextLength \(settings.contextLength) is not the recall task's \(data.length)")
             }
         }
-        return (checkpoint, model, optimizer, data)
+        return (checkpoint, model, optimizer, data, tokenizer)
     }
 
     /// Throws ``TrainingError/configMismatch(checkpoint:requested:)`` listing every given option that differs from the run.

@@ -5,40 +5,48 @@
 /// batches the uninterrupted run would have seen, without saving any generator state.
 public enum TrainingData: Sendable {
     case recall(AssociativeRecall)
-    /// Byte tokens of a text, split into training (first 90 %) and validation (last 10 %) parts.
-    case text(train: [Int], validation: [Int], length: Int)
+    /// The tokens of a text (its bytes, or a tokenizer's ids), split into training (first 90 %) and
+    /// validation (last 10 %) parts.
+    case text(train: [Int], validation: [Int], length: Int, vocabSize: Int)
     /// A prepared corpus: training and validation documents in their own token files.
     case tokens(train: PackedSequences, validation: PackedSequences)
 
     public enum Split: UInt64, Sendable { case train = 1, validation = 2 }
 
     /// The data at `path`: a directory made by `cca data prepare` (its `train.tokens` and
-    /// `validation.tokens`), or a text file read as bytes.
-    public static func open(_ path: String, length: Int) throws -> TrainingData {
-        guard isDirectory(path) else { return try textFile(path, length: length) }
+    /// `validation.tokens`), or a text file read as bytes or encoded by `tokenizer`.
+    public static func open(_ path: String, length: Int, tokenizer: (any Tokenizer)? = nil) throws -> TrainingData {
+        guard isDirectory(path) else { return try textFile(path, length: length, tokenizer: tokenizer) }
         return .tokens(train: try PackedSequences(file: TokenFile(path: path + "/train.tokens"), length: length),
                        validation: try PackedSequences(file: TokenFile(path: path + "/validation.tokens"), length: length))
     }
 
     /// The vocabulary the tokens come from: 256 bytes, or the token files' own.
     public var vocabSize: Int {
-        if case let .tokens(train, _) = self { return train.file.vocabSize }
-        return 256
+        switch self {
+        case .recall: 256
+        case let .text(_, _, _, vocabSize): vocabSize
+        case let .tokens(train, _): train.file.vocabSize
+        }
     }
 
-    /// Reads `path` as bytes (the byte-level tokenizer: token = byte, vocabulary 256) for examples of
-    /// `length` tokens.
-    /// - Throws: ``TrainingError/dataTooShort(path:bytes:needed:)`` below ``minimumBytes(length:)`` bytes.
-    public static func textFile(_ path: String, length: Int) throws -> TrainingData {
+    /// Reads `path` for examples of `length` tokens: as bytes (token = byte, vocabulary 256), or as the ids
+    /// `tokenizer` gives its text (which must then be UTF-8).
+    /// - Throws: ``TrainingError/dataTooShort(path:bytes:needed:)`` below ``minimumBytes(length:)`` tokens.
+    public static func textFile(_ path: String, length: Int, tokenizer: (any Tokenizer)? = nil) throws -> TrainingData {
         try TrainingError.require("context length", length, in: 1...TrainingOptions.maxContextLength)
         let tokens: [Int]
-        do { tokens = try readFile(path, limit: TrainingOptions.maxDataBytes).map(Int.init) } catch {
+        do {
+            let bytes = try readFile(path, limit: TrainingOptions.maxDataBytes)
+            tokens = try tokenizer.map { try $0.encode(utf8: bytes, addSpecialTokens: true) } ?? bytes.map(Int.init)
+        } catch {
             throw TrainingError.unreadableData(path: path, reason: "\(error)")
         }
         let needed = minimumBytes(length: length)
         guard tokens.count >= needed else { throw TrainingError.dataTooShort(path: path, bytes: tokens.count, needed: needed) }
         let cut = tokens.count * 9 / 10
-        return .text(train: Array(tokens[..<cut]), validation: Array(tokens[cut...]), length: length)
+        return .text(train: Array(tokens[..<cut]), validation: Array(tokens[cut...]), length: length,
+                     vocabSize: tokenizer?.vocabSize ?? 256)
     }
 
     /// The smallest text that gives both splits (the first 90 % and the rest) at least `length + 2` tokens:
@@ -52,31 +60,31 @@ public enum TrainingData: Sendable {
     public var byteCount: Int? {
         switch self {
         case .recall: nil
-        case let .text(train, validation, _): train.count + validation.count
+        case let .text(train, validation, _, _): train.count + validation.count
         case let .tokens(train, validation): train.file.tokenCount + validation.file.tokenCount
         }
     }
 
     /// FNV-1a hash of the text's bytes, to recognise the same file on resume; nil for the recall task.
     public var checksum: UInt64? {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hash = FNV1a()
         switch self {
         case .recall: return nil
-        case let .text(train, validation, _):
-            for token in train + validation { hash = (hash ^ UInt64(token)) &* 0x100_0000_01b3 }
+        case let .text(train, validation, _, _):
+            for token in train + validation { hash.add(UInt64(token)) }
         case let .tokens(train, validation):
             for file in [train.file, validation.file] {
-                for index in 0..<file.tokenCount { hash = (hash ^ UInt64(file.token(index))) &* 0x100_0000_01b3 }
+                for index in 0..<file.tokenCount { hash.add(UInt64(file.token(index))) }
             }
         }
-        return hash
+        return hash.value
     }
 
     /// Tokens per example.
     public var length: Int {
         switch self {
         case .recall(let task): task.length
-        case .text(_, _, let length): length
+        case .text(_, _, let length, _): length
         case .tokens(let train, _): train.length
         }
     }
@@ -89,7 +97,7 @@ public enum TrainingData: Sendable {
             return (split == .train ? train : validation).batch(index, size: batch, seed: seed ^ (split.rawValue << 56))
         case .recall(let task):
             example = { task.example(&$0) }
-        case let .text(train, validation, length):
+        case let .text(train, validation, length, _):
             let tokens = split == .train ? train : validation
             example = { random in
                 let start = Int(random.next() % UInt64(tokens.count - length))

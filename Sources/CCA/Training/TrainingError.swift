@@ -4,6 +4,11 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case unreadableData(path: String, reason: String)
     case dataTooShort(path: String, bytes: Int, needed: Int)
     case dataChanged(path: String, reason: String)
+    case unreadableTokenizer(path: String, reason: String)
+    /// `--tokenizer` names another file than the one the data directory or the run records.
+    case tokenizerMismatch(given: String, recorded: String)
+    /// The tokenizer's vocabulary is not the one the token files were written with.
+    case tokenizerVocabulary(path: String, tokenizer: Int, data: Int)
     case missingCheckpoint(directory: String)
     case truncatedCheckpoint(path: String, reason: String)
     case corruptCheckpoint(path: String, reason: String)
@@ -26,6 +31,13 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             "'\(path)' has \(bytes) bytes; at least \(needed) are needed for a training and a validation split"
         case let .dataChanged(path, reason):
             "the training data file '\(path)' is not the one the run started with (\(reason)); a resumed run must see the same data"
+        case let .unreadableTokenizer(path, reason): "cannot use the tokenizer '\(path)': \(reason)"
+        case let .tokenizerMismatch(given, recorded):
+            "the tokenizer '\(given)' is not the one recorded in '\(recorded)' (its bytes differ); leave --tokenizer out to use the recorded one, "
+                + "or prepare the data again with this tokenizer"
+        case let .tokenizerVocabulary(path, tokenizer, data):
+            "the tokenizer has \(tokenizer) tokens but the tokens of '\(path)' come from a vocabulary of \(data); "
+                + "prepare the data with this tokenizer (`cca data prepare --tokenizer`)"
         case let .missingCheckpoint(directory): "no checkpoint in '\(directory)' (expected \(Checkpoint.fileName))"
         case let .truncatedCheckpoint(path, reason): "checkpoint file '\(path)' is truncated: \(reason)"
         case let .corruptCheckpoint(path, reason): "checkpoint file '\(path)' is unusable: \(reason)"
