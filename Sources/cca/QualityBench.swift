@@ -16,7 +16,7 @@ struct QualityBench: ParsableCommand {
     /// Where the updates run.
     enum Device: String, ExpressibleByArgument, CaseIterable { case cpu, cuda }
 
-    @Option(help: "Where training runs: cpu or cuda.") var device: Device = .cpu
+    @Option(help: "Where training runs: cpu (float32) or cuda (bfloat16 with float32 master weights).") var device: Device = .cpu
     @Option(help: "Model width and depth (the heads are split into at least 8 for CCGQA's Ckv = 8).") var preset: LanguageModelConfig.Preset = .tiny
     @Option(parsing: .unconditional, help: "Optimizer steps of every run (default: the preset's, 300 for tiny).") var steps: Int?
     @Option(help: "Seeds, comma-separated; every arm is trained from each.") var seeds: String = "1,2,3"
@@ -68,8 +68,7 @@ struct QualityBench: ParsableCommand {
     func trainingEngine() throws -> @Sendable (LanguageModel<Float>, AdamW<Float>) throws -> any TrainingEngine {
         switch device {
         case .cpu: return { CPUTrainingEngine(model: $0, optimizer: $1) }
-        case .cuda:
-            throw CommandError("--device cuda needs GPU training (a CUDATrainingEngine), which this build does not have yet; use --device cpu")
+        case .cuda: return { try CUDATrainingEngine(model: $0, optimizer: $1, precision: .bfloat16, measurePeak: false) }
         }
     }
 }
