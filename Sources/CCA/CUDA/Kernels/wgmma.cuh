@@ -66,13 +66,11 @@ __device__ __forceinline__ unsigned long long descriptor(unsigned address, unsig
            static_cast<unsigned long long>(stride >> 4) << 32 | 1ull << 62;
 }
 
-// The accumulator operands of an m64n32 (16), m64n64 (32) and m64n128 (64) wgmma: "+f" to accumulate, "=f" to overwrite.
+// The accumulator operands of an m64n64 (32) and an m64n128 (64) wgmma: "+f" to accumulate, "=f" to overwrite.
 #define ACC8(m, a, i) m(a[i]), m(a[i + 1]), m(a[i + 2]), m(a[i + 3]), m(a[i + 4]), m(a[i + 5]), m(a[i + 6]), m(a[i + 7])
-#define ACC16(m, a) ACC8(m, a, 0), ACC8(m, a, 8)
 #define ACC32(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24)
 #define ACC64(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24), \
                     ACC8(m, a, 32), ACC8(m, a, 40), ACC8(m, a, 48), ACC8(m, a, 56)
-#define ACC_LIST16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
 #define ACC_LIST32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define ACC_LIST64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
@@ -80,7 +78,7 @@ __device__ __forceinline__ unsigned long long descriptor(unsigned address, unsig
     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
-// d = A . B (ACCUMULATE false) or d += A . B for a 64 x N x 16 step (N = 128, 64 or 32, from d's size), A and
+// d = A . B (ACCUMULATE false) or d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A and
 // B K-major in shared memory. Overwriting takes d as a pure output, so that its old values need not stay alive.
 template <bool ACCUMULATE>
 __device__ __forceinline__ void wgmma_shared(float (&d)[64], unsigned long long a, unsigned long long b) {
@@ -102,17 +100,6 @@ __device__ __forceinline__ void wgmma_shared(float (&d)[32], unsigned long long 
                      : ACC32("=f", d) : "l"(a), "l"(b));
     }
 }
-template <bool ACCUMULATE>
-__device__ __forceinline__ void wgmma_shared(float (&d)[16], unsigned long long a, unsigned long long b) {
-    if constexpr (ACCUMULATE) {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 " ACC_LIST16 ", %16, %17, 1, 1, 1, 0, 0;"
-                     : ACC16("+f", d) : "l"(a), "l"(b));
-    } else {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 " ACC_LIST16 ", %16, %17, 0, 1, 1, 0, 0;"
-                     : ACC16("=f", d) : "l"(a), "l"(b));
-    }
-}
-
 // d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
 __device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
     asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
