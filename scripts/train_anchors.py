@@ -85,7 +85,7 @@ class Model(torch.nn.Module):
         for block in self.blocks:
             x = block(x, cos, sin)
         logits = F.linear(self.norm(x), self.embed.weight)
-        return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
 def tokens_per_second(name, compiled, steps):

@@ -87,7 +87,11 @@ extension CUDASelfTest {
     static func layerBackwardCase(_ shape: LayerBackwardShape) -> Case {
         let path = switch shape.path { case .standard: ""; case .separateTensors: " separate"; case .accumulating: " accumulating" }
         let label = "backward \(shape.name) B\(shape.batch) S\(shape.length)\(shape.masked ? " masked" : "")\(path)"
-        return Case(name: label) { context, precision in
+        // CCA's temperature gradient is a sum over every row and channel of terms of both signs, formed from
+        // dq and dk that bfloat16 stores rounded: the terms cancel, their rounding does not, and the sum is off by
+        // up to about 12% where every other output stays under 2e-2 (float32 checks it to 1e-4).
+        let temperatureTolerance: Float? = shape.config is CCAConfig ? 0.15 : nil
+        return Case(name: label, bfloat16Tolerance: temperatureTolerance) { context, precision in
             let config = shape.config
             let weights = representableWeights(try config.initialWeights(seed: 60), precision)
             let layer = try config.makeLayer(weights: weights)
