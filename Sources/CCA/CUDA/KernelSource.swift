@@ -23,6 +23,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     case gradientNorm = "gradient_norm.cu"
     case ccaConvolution = "cca_convolution.cu"
     case ccaPrologueHeads = "cca_prologue_heads.cu"
+    case decodeCCAPrologue = "decode_cca_prologue.cu"
+    case decodeRotary = "decode_rotary.cu"
 
     var text: [UInt8] {
         switch self {
@@ -48,6 +50,8 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .gradientNorm: return PackageResources.gradient_norm_cu
         case .ccaConvolution: return PackageResources.cca_convolution_cu
         case .ccaPrologueHeads: return PackageResources.cca_prologue_heads_cu
+        case .decodeCCAPrologue: return PackageResources.decode_cca_prologue_cu
+        case .decodeRotary: return PackageResources.decode_rotary_cu
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import RealModule
 
 /// Checks every GPU operation and every layer against the CPU path on random inputs, in both storage
@@ -22,7 +23,9 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                for testCase in operationCases + trainingOperationCases + decodeCases + layerCases {
+                let filter = ProcessInfo.processInfo.environment["CCA_CASE_FILTER"] ?? ""
+                for testCase in operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases
+                    where filter.isEmpty || testCase.name.contains(filter) {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let error = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
