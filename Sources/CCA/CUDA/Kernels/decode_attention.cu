@@ -14,7 +14,9 @@
 // c accumulates output channel c of every packed row. It writes unnormalised partial outputs with their
 // running max (log2 domain) and sum.
 // decode_attention_combine: grid (B * query_rows, Hq), DV threads: the splits' partials merged, rescaled by
-// exp2(max_s - max) and divided by the total sum. A row that sees no key gets zeros.
+// exp2(max_s - max) and divided by the total sum. A row that sees no key gets zeros. The slots of a page past
+// the context are never read as values (they hold a freed sequence's tokens, or NaN where the allocator
+// poisons).
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256) and -DMAX_ROWS=<g * query_rows> (at most 64).
@@ -68,6 +70,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
         row_max[threadIdx.x] = negative_infinity();
         row_sum[threadIdx.x] = 0.f;
     }
+    // A split past a short sequence's context runs no page, and thread 0 then writes every row's state.
+    __syncthreads();
 
     // Starts copying page `page_index` of the sequence (its keys and values for this KV head) into `stage`.
     auto fetch = [&](int page_index, T* stage) {
@@ -144,12 +148,14 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
         }
         __syncthreads();
         if (threadIdx.x < DV) {
-            const int c = threadIdx.x;
+            // Only the page's cached tokens: the slots past the context hold whatever the page held before
+            // (NaN, even), and a zero probability times NaN would still be NaN.
+            const int c = threadIdx.x, cached = min(PAGE, end_key - page_index * PAGE);
 #pragma unroll
             for (int row = 0; row < MAX_ROWS; ++row) {
                 if (row >= rows) break;
                 float value = acc[row] * row_rescale[row];
-                for (int slot = 0; slot < PAGE; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
+                for (int slot = 0; slot < cached; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
                 acc[row] = value;
             }
         }
