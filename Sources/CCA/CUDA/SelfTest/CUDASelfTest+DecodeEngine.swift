@@ -3,8 +3,9 @@ extension CUDASelfTest {
     /// for every attention kind: sequences join and leave between steps, prompts arrive in chunks of 7, 1, 1, 5
     /// and of 70 (more rows than one decode-attention launch takes, and across a page), single tokens
     /// alongside, and a late sequence reuses the pages a finished one gave back. In float32 the logits agree
-    /// to rounding; in bfloat16 the model's weights are rounded first, and the GPU also stores its
-    /// activations and cache in bfloat16.
+    /// to rounding (the common 1e-4). In bfloat16 the model's weights are rounded first, but the GPU also
+    /// stores every activation and the cache in bfloat16 through two blocks while the CPU computes in float32:
+    /// the stated tolerance is 5e-2 (2.2e-2 was the worst seen, MHA, on the emulator).
     static var decodeEngineCases: [Case] {
         // Per step, the chunk lengths of the sequences in it; a sequence leaves after its last step.
         let schedule: [[String: Int]] = [["A": 7, "B": 1], ["A": 1, "B": 1, "C": 70], ["A": 1, "B": 1, "C": 1],
@@ -12,7 +13,7 @@ extension CUDASelfTest {
         let names = ["A", "B", "C", "D"]
         let lastStep = Dictionary(uniqueKeysWithValues: names.map { name in (name, schedule.lastIndex { $0[name] != nil }!) })
         return AttentionKind.allCases.map { kind in
-            Case(name: "decode engine \(kind.rawValue) chunks 7,1,1,5 / 70,1 / 1,... join+leave") { context, precision in
+            Case(name: "decode engine \(kind.rawValue) chunks 7,1,1,5 / 70,1 / 1,... join+leave", tolerances: [.bfloat16: 5e-2]) { context, precision in
                 let config = LanguageModelConfig(attention: kind, hiddenSize: 128, layers: 2, heads: 4, headDim: 64,
                                                  intermediateSize: 128, tiedEmbeddings: kind != .mha)
                 let initial = try LanguageModel<Float>(config: config, seed: 7)
