@@ -51,34 +51,42 @@ struct DeviceDecodeStep {
         sequenceRows = try context.upload(sequences.map { Int32($0.length) })
     }
 
-    /// The attention launches covering every row when one launch takes at most `limit` rows per sequence
-    /// (the decode kernel packs `group · rows` query rows per KV head, at most 64): each chunk is cut into
-    /// pieces of `limit` rows and a remainder, and neighbouring pieces of equal size share a launch, so a step
-    /// of single tokens is one launch.
-    mutating func attentionRuns(limit: Int, context: CUDAContext) throws -> [AttentionRun] {
-        if let runs = runsByLimit[limit] { return runs }
-        var pieces: [(firstRow: Int, rows: Int, sequence: Int, context: Int)] = []
+    /// A piece of a chunk: `rows` rows from step row `firstRow` on, of step sequence `sequence`, whose keys up
+    /// to position `context - 1` it attends.
+    struct Piece: Equatable {
+        let firstRow: Int, rows: Int, sequence: Int, context: Int
+    }
+
+    /// The launches covering every row of chunks of `lengths` that start at positions `starts`, when one
+    /// launch takes at most `limit` rows per sequence (the decode kernel packs `group · rows` query rows per KV
+    /// head, at most 64): each chunk is cut into pieces of `limit` rows and a remainder, and neighbouring
+    /// pieces of equal size share a launch, so a step of single tokens is one launch.
+    static func attentionPlan(lengths: [Int], starts: [Int], limit: Int) -> [[Piece]] {
+        var pieces: [Piece] = []
         var row = 0
         for (sequence, length) in lengths.enumerated() {
-            var done = 0
-            while done < length {
+            for done in stride(from: 0, to: length, by: limit) {
                 let size = min(limit, length - done)
-                pieces.append((row + done, size, sequence, starts[sequence] + done + size))
-                done += size
+                pieces.append(Piece(firstRow: row + done, rows: size, sequence: sequence, context: starts[sequence] + done + size))
             }
             row += length
         }
-        var runs: [AttentionRun] = []
-        var first = 0
-        while first < pieces.count {
-            var end = first + 1
-            while end < pieces.count, pieces[end].rows == pieces[first].rows { end += 1 }
-            let run = pieces[first..<end]
-            runs.append(AttentionRun(firstRow: run.first!.firstRow, rowsPerPiece: run.first!.rows, pieces: run.count,
-                                     pageTable: try context.upload(run.flatMap { pageTables[$0.sequence] }),
-                                     contextLengths: try context.upload(run.map { Int32($0.context) }),
-                                     longestContext: run.map(\.context).max()!))
-            first = end
+        var runs: [[Piece]] = []
+        for piece in pieces {
+            if let last = runs.last?.last, last.rows == piece.rows { runs[runs.count - 1].append(piece) } else { runs.append([piece]) }
+        }
+        return runs
+    }
+
+    /// ``attentionPlan(lengths:starts:limit:)`` for this step, with each launch's page table and context lengths
+    /// on the device (made once per limit, for all layers).
+    mutating func attentionRuns(limit: Int, context: CUDAContext) throws -> [AttentionRun] {
+        if let runs = runsByLimit[limit] { return runs }
+        let runs = try Self.attentionPlan(lengths: lengths, starts: starts, limit: limit).map { run in
+            AttentionRun(firstRow: run[0].firstRow, rowsPerPiece: run[0].rows, pieces: run.count,
+                         pageTable: try context.upload(run.flatMap { pageTables[$0.sequence] }),
+                         contextLengths: try context.upload(run.map { Int32($0.context) }),
+                         longestContext: run.map(\.context).max()!)
         }
         runsByLimit[limit] = runs
         return runs
