@@ -39,7 +39,6 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/attention_backward_simt.cu"),
                 .embedInCode("CUDA/Kernels/decode_attention.cu"),
                 .embedInCode("CUDA/Kernels/decode_cca_prologue.cu"),
-                .embedInCode("CUDA/Kernels/decode_rotary.cu"),
                 .embedInCode("CUDA/Kernels/rms_norm.cu"),
                 .embedInCode("CUDA/Kernels/rotary.cu"),
                 .embedInCode("CUDA/Kernels/mla_split.cu"),

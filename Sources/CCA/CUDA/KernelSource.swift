@@ -24,7 +24,6 @@ enum KernelSource: String, CaseIterable, Sendable {
     case ccaConvolution = "cca_convolution.cu"
     case ccaPrologueHeads = "cca_prologue_heads.cu"
     case decodeCCAPrologue = "decode_cca_prologue.cu"
-    case decodeRotary = "decode_rotary.cu"
 
     var text: [UInt8] {
         switch self {
@@ -51,7 +50,6 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .ccaConvolution: return PackageResources.cca_convolution_cu
         case .ccaPrologueHeads: return PackageResources.cca_prologue_heads_cu
         case .decodeCCAPrologue: return PackageResources.decode_cca_prologue_cu
-        case .decodeRotary: return PackageResources.decode_rotary_cu
         }
     }
 

@@ -15,7 +15,7 @@ public enum DeviceChunkedForward {
         }
         let context = try CUDAContext.shared()
         return try context.exclusive {
-            let decoder = try DeviceLanguageModel.decodeLayer(layer.config, weights: layer.weights, precision: precision,
+            let decoder = try DeviceDecodeModel.decodeLayer(layer.config, weights: layer.weights, precision: precision,
                                                               context: context)
             let pagesPerSequence = max(1, (length + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens)
             let cache = try DeviceDecodeCache(shapes: [(decoder.decodeHeads, decoder.convolutionState)],

@@ -9,7 +9,7 @@
 /// Not thread-safe: the one caller is the scheduler's decode loop (hence `@unchecked Sendable`); every call
 /// runs inside the context's exclusive section.
 public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
-    let model: DeviceLanguageModel
+    let model: DeviceDecodeModel
     let cache: DeviceDecodeCache
     let context: CUDAContext
 
@@ -25,7 +25,7 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
         self.context = context
         let pages = (cacheTokens + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens
         (self.model, cache) = try context.exclusive {
-            let resident = try DeviceLanguageModel(model, precision: precision, context: context)
+            let resident = try DeviceDecodeModel(model, precision: precision, context: context)
             return (resident, try resident.makeCache(pageCount: pages, stateSlots: maxSequences, context: context))
         }
     }

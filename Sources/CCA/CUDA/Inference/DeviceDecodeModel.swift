@@ -1,8 +1,9 @@
-/// A ``LanguageModel`` resident on the GPU for decoding: the embedding, every block (its norms, attention
+/// A ``LanguageModel`` resident on the GPU for decoding (the weights alone, unlike the training model's flat
+/// buffers with gradients and moments): the embedding, every block (its norms, attention
 /// layer and MLP), the final norm and the head, matrices in the storage precision (bfloat16 or float32) and
 /// the norms in float32. Its forward pass runs the new rows of a ``DeviceDecodeStep`` through the paged
 /// decode cache and returns the logits after each sequence's last row.
-struct DeviceLanguageModel {
+struct DeviceDecodeModel {
     struct Block {
         let inputNorm: DeviceTensor, postNorm: DeviceTensor
         let attention: any DeviceDecodeLayer
