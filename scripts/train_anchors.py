@@ -6,8 +6,11 @@ same GPU in the same device call as ours.
 The model is ours, layer for layer: token embedding, pre-norm blocks of RMSNorm, MHA (q/k/v/o linears
 without bias, NeoX RoPE, scaled_dot_product_attention), RMSNorm and a SwiGLU MLP, a final RMSNorm and a head
 tied to the embedding. Training step: bf16 autocast, fused AdamW (lr 3e-4, betas 0.9/0.95, weight decay 0.01
-on matrices), gradient clipping at 1. Rows: method (torch-eager / torch-compile), config, tokens/s (ms
-column: milliseconds per step; tflops column: tokens per second).
+on matrices), gradient clipping at 1. Widths, MLP, vocabulary, T, batch and RoPE theta are those of
+`TrainBenchmark.models()` (`cca bench train --device cuda`): GPT-2 small (our `gpt2-small` preset) and
+the report's width (our `wide` preset, MHA). Rows: `torch-eager-<config>` / `torch-compile-<config>` with
+milliseconds per step in the ms column and tokens per second in the tflops column, and
+`peak-mib-torch-<eager|compile>-<config>` with `torch.cuda.max_memory_allocated` in MiB in the ms column.
 """
 import argparse
 import csv
@@ -95,6 +98,7 @@ def tokens_per_second(name, compiled, steps):
                                   lr=3e-4, betas=(0.9, 0.95), fused=True)
     forward = torch.compile(model) if compiled else model
     tokens = torch.randint(0, vocab, (batch, t + 1), device=DEVICE)
+    torch.cuda.reset_peak_memory_stats()
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -115,7 +119,10 @@ def tokens_per_second(name, compiled, steps):
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     parameters = sum(p.numel() for p in model.parameters())
-    return seconds * 1000, batch * t / seconds, parameters
+    peak_mib = torch.cuda.max_memory_allocated() / 2**20
+    del model, optimizer, forward
+    torch.cuda.empty_cache()
+    return seconds * 1000, batch * t / seconds, parameters, peak_mib
 
 
 def main():
@@ -127,10 +134,12 @@ def main():
     rows = []
     for name in args.configs.split(","):
         for compiled in (False, True):
-            ms, rate, parameters = tokens_per_second(name, compiled, args.steps)
+            ms, rate, parameters, peak_mib = tokens_per_second(name, compiled, args.steps)
             method = "torch-compile" if compiled else "torch-eager"
             rows.append((f"{method}-{name}", CONFIGS[name][5], True, ms, f"{rate:.0f}"))
-            print(f"{method:14s} {name:11s} {parameters / 1e6:7.1f}M parameters {ms:8.2f} ms/step {rate:10.0f} tokens/s", flush=True)
+            rows.append((f"peak-mib-{method}-{name}", CONFIGS[name][5], True, f"{peak_mib:.0f}", ""))
+            print(f"{method:14s} {name:11s} {parameters / 1e6:7.1f}M parameters {ms:8.2f} ms/step {rate:10.0f} tokens/s "
+                  f"peak {peak_mib:.0f} MiB", flush=True)
     with open(args.csv, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["method", "seq", "causal", "ms", "tflops"])

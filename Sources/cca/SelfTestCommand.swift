@@ -7,11 +7,13 @@ struct SelfTestCommand: ParsableCommand {
         abstract: "Run every GPU operation and layer against the CPU reference on random inputs; ends with `N passed, M failed`.")
 
     @Option(help: "Device to check against the CPU reference (cuda).") var device: String = "cuda"
+    @Option(help: "Run only the cases whose name contains this text (for example \"attention\" or \"training step\").")
+    var filter: String?
 
     func run() throws {
         guard device == "cuda" else {
             throw ValidationError("selftest checks the GPU path against the CPU reference; the CPU path itself is checked by `swift test`")
         }
-        if CUDASelfTest.run().failed > 0 { throw ExitCode(1) }
+        if CUDASelfTest.run(filter: filter).failed > 0 { throw ExitCode(1) }
     }
 }

@@ -6,19 +6,33 @@ struct TrainBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train MHA, GQA, MLA, CCA and CCGQA on the same recall data and seed; print tokens/s and final validation loss.",
-        discussion: "At the small preset the full schedule of all five kinds takes about 7 minutes on 2 cores (release build).")
+        discussion: """
+        At the small preset the full schedule of all five kinds takes about 7 minutes on 2 cores (release build). \
+        With --device cuda it times whole bfloat16 training steps instead (MHA at GPT-2-small scale, T = 1024, batch 16; \
+        MHA, CCA and CCGQA at E = 2048, T = 8192; vocabulary 50304): tokens/s, MFU and peak memory, against the \
+        PyTorch anchors of `scripts/train_anchors.py --csv FILE` run in the same device call (eager and torch.compile).
+        """)
 
-    @Option(help: "Model size.") var preset: LanguageModelConfig.Preset = .small
-    @Option(help: "Optimizer steps per kind (default: the preset's full schedule).") var steps: Int?
+    @Option(help: "Model size (CPU).") var preset: LanguageModelConfig.Preset = .small
+    @Option(help: "Optimizer steps per kind (default: the preset's full schedule on the CPU, 10 timed steps on cuda).") var steps: Int?
     @Option(help: "Random seed (weights and data), the same for every kind.") var seed: UInt64 = 0
+    @Option(help: "cpu: train every kind on the recall task; cuda: time training steps against the PyTorch anchors.")
+    var device: Device = .cpu
+    @Option(help: "Anchor timings (CSV from scripts/train_anchors.py; cuda).") var anchors: String?
+    @Option(help: "Write every row (ours and anchors) here as CSV (cuda).") var csv: String?
+    @Option(help: "Write milliseconds per step against T here as SVG (cuda).") var svg: String?
 
     func validate() throws {
         var options = TrainingOptions()
         options.steps = steps
         try validating { try options.validate() }
+        if device == .cpu, anchors != nil || csv != nil || svg != nil {
+            throw ValidationError("--anchors, --csv and --svg are for --device cuda")
+        }
     }
 
     func run() throws {
+        guard device == .cpu else { return try runOnGPU() }
         print("CPU: \(coreCount) cores, matrix products by \(MatrixMultiply.backendName); preset \(preset.rawValue), seed \(seed)")
         let chance = TrainingOptions.recallChanceLoss(preset)
         let clock = ContinuousClock()
@@ -35,5 +49,33 @@ struct TrainBench: ParsableCommand {
                          NumberFormatting.fixed(validation, 4), NumberFormatting.fixed(chance, 4), format(seconds) + " s"])
         }
         printTable(["attention", "parameters", "train tok/s", "final val loss", "chance loss", "wall time"], rows)
+    }
+
+    /// The GPU timings, the anchors beside them, and the ratios the issue asks for.
+    private func runOnGPU() throws {
+        let ours = try TrainBenchmark.run(steps: steps ?? 10)
+        let anchorRows = try anchors.map { try PrefillBenchmark.anchors(csv: String(decoding: readFile($0), as: UTF8.self), source: $0) } ?? []
+        func row(_ method: String) -> PrefillBenchmark.Measurement? { (ours + anchorRows).first { $0.method == method } }
+        func rate(_ method: String) -> String { row(method)?.teraflops.map { format($0) } ?? "-" }
+        func value(_ method: String, _ digits: Int) -> String { row(method).map { NumberFormatting.fixed($0.milliseconds, digits) } ?? "-" }
+        func ratio(_ fast: String, _ slow: String) -> String {
+            guard let fast = row(fast)?.teraflops, let slow = row(slow)?.teraflops else { return "-" }
+            return NumberFormatting.fixed(fast / slow, 2) + "x"
+        }
+        print("\nTraining steps on the GPU, bf16 (tokens/s; ratios of tokens/s)")
+        printTable(["model", "T", "ours tok/s", "MFU %", "peak MiB", "torch eager", "torch compile", "torch peak MiB",
+                    "vs compiled torch MHA", "vs our MHA"], TrainBenchmark.models().map { model in
+            let (name, preset) = (model.name, model.preset.rawValue)
+            return [name, "\(model.length)", rate(name), value("mfu-" + name, 1), value("peak-mib-" + name, 0),
+                    rate("torch-eager-" + preset), rate("torch-compile-" + preset), value("peak-mib-torch-compile-" + preset, 0),
+                    ratio(name, "torch-compile-" + preset), ratio(name, "mha-" + preset)]
+        })
+        let output = BenchmarkOutput(ours: ours, anchors: anchorRows)
+        if let csv { try output.writeCSV(to: csv) }
+        if let svg {
+            let methods = TrainBenchmark.models().map(\.name)
+                + ["gpt2-small", "wide"].flatMap { ["torch-eager-" + $0, "torch-compile-" + $0] }
+            try output.writePlot(title: "Training step (bf16, forward + backward + AdamW)", methods: methods, lengths: [1024, 8192], to: svg)
+        }
     }
 }

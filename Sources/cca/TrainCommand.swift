@@ -15,7 +15,10 @@ struct TrainCommand: ParsableCommand {
         Without --out the run goes to runs/<attention>-<date>-<time>. An existing run is never replaced \
         unless --overwrite is given. --resume DIR continues the run in DIR with the settings stored there \
         (no other flags needed); --steps larger than the run's extends it, stretching the cosine schedule \
-        to the new total. The tiny preset's 300 steps take about 10-40 s on 2 cores (release build).
+        to the new total. The tiny preset's 300 steps take about 10-40 s on 2 cores (release build). With \
+        --device cuda the progress line adds the model-FLOPs utilisation against the GPU's measured bfloat16 peak; \
+        the GPU trains rows of equal length (the recall task, --data text files) and refuses packed corpora with \
+        document boundaries until its attention can mask them.
         """)
 
     @Option(help: "Attention kind (default cca).") var attention: AttentionKind?
@@ -38,6 +41,10 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed of weights and data (default 0).") var seed: UInt64?
     @Flag(name: .customLong("no-match-parameters"), help: "Keep the preset MLP width instead of matching MHA's parameter count.")
     var noMatchParameters = false
+    @Option(help: "Where the updates run: cpu (float32) or cuda (the whole model on the GPU). A checkpoint resumes on either.")
+    var device: Device = .cpu
+    @Option(help: "GPU storage precision of --device cuda: bfloat16 (default; float32 master weights and moments) or float32.")
+    var precision: CUDAPrecision?
 
     var options: TrainingOptions {
         var options = TrainingOptions()
@@ -50,12 +57,17 @@ struct TrainCommand: ParsableCommand {
         (options.qkMean, options.valueShift) = (noQKMean ? false : nil, noValueShift ? false : nil)
         options.matchParameters = noMatchParameters ? false : nil
         options.progress = .standardError
+        if device == .cuda {
+            let precision = precision ?? .bfloat16
+            options.engine = { try CUDATrainingEngine(model: $0, optimizer: $1, precision: precision) }
+        }
         return options
     }
 
     func validate() throws {
         try validating { try options.validate() }
         if overwrite, resume != nil { throw ValidationError("--overwrite starts a new run; it cannot be combined with --resume") }
+        if device == .cpu, precision != nil { throw ValidationError("--precision is for --device cuda; the CPU trains in float32") }
     }
 
     func run() throws {
@@ -73,7 +85,8 @@ struct TrainCommand: ParsableCommand {
         print("\(summary.config.attention.rawValue): \(summary.parameterCount) parameters, final train loss "
               + (final.map { NumberFormatting.fixed($0.trainLoss, 4) } ?? "-") + ", validation loss "
               + (final?.validationLoss.map { NumberFormatting.fixed($0, 4) } ?? "-")
-              + ", \(Int(summary.tokensPerSecond)) tokens/s")
+              + ", \(Int(summary.tokensPerSecond)) tokens/s"
+              + (device == .cuda ? CUDATrainingEngine.processPeakMemory.map { ", peak GPU memory \($0 >> 20) MiB" } ?? "" : ""))
         if let directory = summary.outDirectory {
             print("Saved to \(directory): checkpoint.json, weights, loss.csv, loss.svg. Continue with `cca train --resume \(directory) --steps N`; "
                   + "sample with `cca generate --checkpoint \(directory) --prompt TEXT`.")

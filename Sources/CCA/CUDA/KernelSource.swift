@@ -9,6 +9,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionFloat32 = "attention_simt.cu"
     case attentionBackwardPrepare = "attention_backward_prepare.cu"
     case attentionBackwardTensorCores = "attention_backward_mma.cu"
+    case attentionBackwardHopper = "attention_backward_wgmma.cu"
     case attentionBackwardFloat32 = "attention_backward_simt.cu"
     case decodeAttention = "decode_attention.cu"
     case rmsNorm = "rms_norm.cu"
@@ -25,7 +26,18 @@ enum KernelSource: String, CaseIterable, Sendable {
     case ccaPrologueHeads = "cca_prologue_heads.cu"
     case decodeCCAPrologue = "decode_cca_prologue.cu"
 
-    var text: [UInt8] {
+    /// The file's text: the embedded copy, or, when the environment variable `CCA_KERNEL_SOURCES` names a
+    /// folder holding a file of this name, that file (kernel development: edit a `.cu` file and rerun the
+    /// same binary; the disk cache keys on the text, so an edited file is recompiled).
+    var text: [UInt8] { Self.developmentCopy(rawValue) ?? embedded }
+
+    /// `name` read from the `CCA_KERNEL_SOURCES` folder, if that variable is set and the file is there.
+    static func developmentCopy(_ name: String) -> [UInt8]? {
+        guard let folder = CUDALibrarySearch.environment("CCA_KERNEL_SOURCES") else { return nil }
+        return try? readFile(folder + "/" + name)
+    }
+
+    private var embedded: [UInt8] {
         switch self {
         case .ccaPrologue: return PackageResources.cca_prologue_cu
         case .ccaPrologueTensorCores: return PackageResources.cca_prologue_mma_cu
@@ -35,6 +47,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionFloat32: return PackageResources.attention_simt_cu
         case .attentionBackwardPrepare: return PackageResources.attention_backward_prepare_cu
         case .attentionBackwardTensorCores: return PackageResources.attention_backward_mma_cu
+        case .attentionBackwardHopper: return PackageResources.attention_backward_wgmma_cu
         case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
         case .decodeAttention: return PackageResources.decode_attention_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
@@ -57,17 +70,20 @@ enum KernelSource: String, CaseIterable, Sendable {
     static let headers: [String: [UInt8]] = [
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
         "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
-        "elementwise.cuh": PackageResources.elementwise_cuh,
-    ]
+        "elementwise.cuh": PackageResources.elementwise_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
+    ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
-    /// Whether the file builds for `architecture`: the wgmma kernel needs Hopper's `sm_90a`.
-    func builds(for architecture: String) -> Bool { self != .attentionHopper || architecture == "sm_90a" }
+    /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.
+    func builds(for architecture: String) -> Bool {
+        (self != .attentionHopper && self != .attentionBackwardHopper) || architecture == "sm_90a"
+    }
 
     /// The storage types the file is written for (the attention kernels and the tensor-core prologue are
     /// one per type).
     var precisions: [CUDAPrecision] {
         switch self {
-        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores: return [.bfloat16]
+        case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores,
+             .attentionBackwardHopper: return [.bfloat16]
         case .attentionFloat32, .attentionBackwardFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }

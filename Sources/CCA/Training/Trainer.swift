@@ -129,6 +129,7 @@ public enum Trainer {
         let settings = checkpoint.settings, schedule = checkpoint.schedule
         let last = min(schedule.totalSteps, options.stopAfter ?? schedule.totalSteps)
         let tokensPerStep = settings.batchSize * data.length
+        let flopsPerToken = checkpoint.model.trainingFLOPsPerToken(length: data.length)
         let reporter = options.progress.map {
             ProgressReporter("train \(checkpoint.model.attention.rawValue)", total: Double(last), unit: "steps",
                              completed: Double(checkpoint.step), output: $0)
@@ -153,7 +154,8 @@ public enum Trainer {
             let tokensPerSecond = Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9)
             reporter?.update(done: Double(checkpoint.step), status: "loss " + NumberFormatting.fixed(record.trainLoss, 4)
                              + (lastValidation.map { ", val " + NumberFormatting.fixed($0, 4) } ?? "")
-                             + ", " + NumberFormatting.fixed(tokensPerSecond, 0) + " tok/s")
+                             + ", " + NumberFormatting.fixed(tokensPerSecond, 0) + " tok/s"
+                             + (engine.peakFLOPs.map { ", MFU " + NumberFormatting.fixed(100 * tokensPerSecond * flopsPerToken / $0, 1) + "%" } ?? ""))
             if let run, checkpoint.step % settings.saveInterval == 0 || checkpoint.step == last {
                 (model, optimizer) = try engine.snapshot()
                 try save(checkpoint, model: model, optimizer: optimizer, in: run)

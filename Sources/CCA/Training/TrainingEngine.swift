@@ -8,6 +8,13 @@ public protocol TrainingEngine {
     func loss(_ batch: TrainingBatch) throws -> Double
     /// The model and optimizer as they are now, on the CPU (what a checkpoint saves).
     func snapshot() throws -> (model: LanguageModel<Float>, optimizer: AdamW<Float>)
+    /// The device's peak rate (FLOP/s) that the progress line's model-FLOPs utilisation is measured against;
+    /// nil where none is known (the CPU engine).
+    var peakFLOPs: Double? { get }
+}
+
+extension TrainingEngine {
+    public var peakFLOPs: Double? { nil }
 }
 
 /// Training on the CPU: ``LanguageModel`` and ``AdamW`` in float32.

@@ -4,21 +4,20 @@
 /// output projection, and last the state update.
 struct DeviceCCADecoder: DeviceDecodeLayer {
     let layer: DeviceCCA
-    /// conv B's taps as float32 `[tap, head, in, out]` (the layout of ``DeviceCCA/groupedTaps(_:config:)``);
-    /// nil with fewer than two convolutions.
-    let groupedTaps: DeviceBuffer?
+    /// The small float32 weights of steps 4–8, with conv B's taps as `[tap, head, in, out]` (the layout of
+    /// `cca_prologue.cu`, which the decode kernel shares), made once: a decoding model's weights do not change.
+    let weights: DeviceCCA.PrologueWeights
 
     /// The decoder of the layer built from `weights` (``DeviceWeights``).
     init(config: CCAConfig, weights: DeviceWeights, context: CUDAContext) throws {
         layer = try DeviceCCA(config: config, weights: weights, context: context)
-        if layer.prologue.tensorCores {
-            // The tensor-core prologue keeps conv B stacked in bfloat16; the decode kernel reads float32 taps.
-            let name = "qkv_proj.conv_qk_grouped.weight"
-            let grouped = try context.download(try weights.weight(name, shape: config.weightShapes[name]!, precision: .float32))
-            groupedTaps = try context.upload(DeviceCCA.groupedTaps(grouped, config: config))
-        } else {
-            groupedTaps = layer.prologue.groupedWeight
+        let fused = try layer.prologueWeights(context: context)
+        let taps = try layer.prologue.convolution.groupedWeight.map {
+            try DeviceCCAConvolution.taps($0, headDim: config.headDim, layout: .transposed, precision: .float32, context: context)
         }
+        self.weights = DeviceCCA.PrologueWeights(
+            tensorCores: false, depthwiseWeight: fused.depthwiseWeight, depthwiseBias: fused.depthwiseBias, groupedWeight: taps,
+            groupedBias: fused.groupedBias, keyScale: fused.keyScale, rotary: fused.rotary)
     }
 
     var decodeHeads: Attention.Heads { layer.heads }
@@ -29,7 +28,7 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
         guard let history = cache.history, let valueHistory = cache.valueHistory else {
             throw CUDAError.unsupported("a CCA layer over a decode cache made without its state slots")
         }
-        let config = layer.config, weights = layer.prologue
+        let config = layer.config
         let (rows, d, hq, hkv) = (step.rows, config.headDim, config.queryHeads, config.keyValueHeads)
         guard d <= 1024 else { throw CUDAError.unsupported("CCA head_dim above 1024 (got \(d))") }
         let projections = try layer.projections(x, context: context)
@@ -40,7 +39,7 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
                            [projections.address, history.address, valueHistory.address, step.rowSequence.address,
                             step.rowState.address, step.rowPosition.address, step.rowOffset.address, step.pageTable.address,
                             weights.depthwiseWeight?.address ?? 0, weights.depthwiseBias?.address ?? 0,
-                            groupedTaps?.address ?? 0, weights.groupedBias?.address ?? 0, weights.keyScale.address,
+                            weights.groupedWeight?.address ?? 0, weights.groupedBias?.address ?? 0, weights.keyScale.address,
                             weights.rotary.inverseFrequencies.address, q.address, cache.keys.address, cache.values.address,
                             Int32(stride), Int32(hq), Int32(hkv), Int32(d), Int32(weights.rotary.dimension),
                             Int32(config.convolutions), Int32(config.qkMean ? 1 : 0), Int32(config.valueShift ? 1 : 0),

@@ -52,11 +52,8 @@ struct DeviceDecodeModel {
         case let mla as MLAConfig:
             return try DeviceMLA(config: mla, weights: try mla.upload(weights, precision: precision, context: context), context: context)
         case let cca as CCAConfig:
-            // The convolution taps in float32, as DeviceCCA reads them (CCAConfig.upload stores conv B, of rank 3, as
-            // a matrix in the storage precision).
-            var uploaded = try cca.upload(weights, precision: precision, context: context)
-            for (name, weight) in weights where name.contains("conv_qk") { uploaded[name] = try context.upload(weight, .float32) }
-            return try DeviceCCADecoder(config: cca, weights: uploaded, context: context)
+            return try DeviceCCADecoder(config: cca, weights: try cca.upload(weights, precision: precision, context: context),
+                                        context: context)
         default:
             throw CUDAError.unsupported("decoding \(type(of: config)) layers on the GPU")
         }

@@ -26,6 +26,7 @@
 // waits for the scores only, and applies the mask and the online softmax (exp2, running max and sum per
 // row) to them while P V runs; O is rescaled and the new P packed once P V is done.
 #include "common.cuh"
+#include "wgmma.cuh"
 
 constexpr int D = 128;                                 // head dim of Q, K and V
 constexpr int BLOCK_M = 128, BLOCK_N = 128, THREADS = 384;  // a producer and two consumer warpgroups
@@ -35,110 +36,6 @@ constexpr int STAGES = 3;                              // K/V tiles in flight
 constexpr int PRODUCER_THREADS = 128;                  // warpgroup 0 loads; warpgroups 1 and 2 compute
 // Shared memory: Q, then STAGES x (K, V), (1 + 2 * STAGES) * TILE_BYTES, and 1024 bytes more so that the
 // base can be aligned to a swizzle atom (the host's launch passes this size); the mbarriers are static.
-
-__device__ __forceinline__ unsigned shared_address(const void* pointer) {
-    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
-}
-
-// Byte offset, inside a tile, of 16-byte chunk `chunk` (0..15) of row `row`.
-__device__ __forceinline__ unsigned swizzled(int row, int chunk) {
-    return (chunk / 8) * HALF_BYTES + row * 128 + ((chunk % 8) ^ (row % 8)) * 16;
-}
-
-// Copies 16 bytes from global to shared memory, or writes 16 zeros when `source` is null (the address
-// must still be a valid one: any_row).
-__device__ __forceinline__ void copy_chunk(unsigned destination, const bf16* source, const bf16* any_row) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                 :: "r"(destination), "l"(source != nullptr ? source : any_row), "r"(source != nullptr ? 16 : 0)
-                 : "memory");
-}
-
-// mbarriers (64-bit words in shared memory) that hand tiles between the producer and the consumers.
-__device__ __forceinline__ void barrier_init(unsigned barrier, int count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(barrier), "r"(count) : "memory");
-}
-// One arrival, due when every cp.async this thread issued before it has landed (.noinc: the barrier's
-// count already includes these arrivals).
-__device__ __forceinline__ void barrier_arrive_on_loads(unsigned barrier) {
-    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" :: "r"(barrier) : "memory");
-}
-__device__ __forceinline__ void barrier_arrive(unsigned barrier) {
-    asm volatile("{\n\t.reg .b64 state;\n\tmbarrier.arrive.shared::cta.b64 state, [%0];\n\t}" :: "r"(barrier) : "memory");
-}
-// Waits for the completion of the barrier's phase of parity `parity`.
-__device__ __forceinline__ void barrier_wait(unsigned barrier, unsigned parity) {
-    asm volatile("{\n\t.reg .pred done;\n\tWAIT:\n\t"
-                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
-                 "@!done bra WAIT;\n\t}" :: "r"(barrier), "r"(parity) : "memory");
-}
-// Waits for a tile that the producer's cp.async wrote, and orders those writes before this thread's
-// wgmma reads (the async proxy).
-__device__ __forceinline__ void wait_for_tile(unsigned barrier, unsigned parity) {
-    barrier_wait(barrier, parity);
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-}
-
-// A wgmma shared-memory descriptor with 128-byte swizzle: start address, leading and stride byte offsets.
-__device__ __forceinline__ unsigned long long descriptor(unsigned address, unsigned leading, unsigned stride) {
-    return static_cast<unsigned long long>((address & 0x3ffff) >> 4) |
-           static_cast<unsigned long long>(leading >> 4) << 16 |
-           static_cast<unsigned long long>(stride >> 4) << 32 | 1ull << 62;
-}
-
-// The 64 accumulator operands of an m64n128 wgmma: "+f" to accumulate, "=f" to overwrite.
-#define ACC8(m, a, i) m(a[i]), m(a[i + 1]), m(a[i + 2]), m(a[i + 3]), m(a[i + 4]), m(a[i + 5]), m(a[i + 6]), m(a[i + 7])
-#define ACC64(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24), \
-                    ACC8(m, a, 32), ACC8(m, a, 40), ACC8(m, a, 48), ACC8(m, a, 56)
-#define ACC_LIST "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
-    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
-    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
-    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-
-// d = A . B (ACCUMULATE false) or d += A . B for a 64x128x16 step, A and B K-major in shared memory.
-// Overwriting takes d as a pure output, so that its old values need not stay alive.
-template <bool ACCUMULATE>
-__device__ __forceinline__ void wgmma_shared(float (&d)[64], unsigned long long a, unsigned long long b) {
-    if constexpr (ACCUMULATE) {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST ", %64, %65, 1, 1, 1, 0, 0;"
-                     : ACC64("+f", d) : "l"(a), "l"(b));
-    } else {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST ", %64, %65, 0, 1, 1, 0, 0;"
-                     : ACC64("=f", d) : "l"(a), "l"(b));
-    }
-}
-
-// d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
-__device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
-    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
-                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST
-                 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
-                 : ACC64("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-// Waits until at most PENDING of this warpgroup's wgmma groups are in flight.
-template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
-    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(PENDING) : "memory");
-}
-// Pins accumulators after a wait, so that no read of them moves above it.
-__device__ __forceinline__ void pin(float (&d)[64]) {
-#pragma unroll
-    for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-    float y;
-    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-    return y;
-}
-
-// Two floats as a bf16 pair, `low` in the low half (the lower column index of a fragment).
-__device__ __forceinline__ unsigned pack_bf16(float low, float high) {
-    unsigned result;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(result) : "f"(high), "f"(low));
-    return result;
-}
 
 extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const bf16* __restrict__ q,                 // [B, S, Hq, 128]
@@ -178,7 +75,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
         // Thread t copies chunk t % 16 of rows t / 16 + 8i; all those rows share one swizzle phase (t / 16).
         const int chunk = threadIdx.x % 16, first_row = threadIdx.x / 16;
-        const unsigned offset = swizzled(first_row, chunk);
+        const unsigned offset = swizzled<BLOCK_M>(first_row, chunk);
 #pragma unroll 1
         for (int row = first_row; row < BLOCK_M; row += 8) {
             const int packed = row0 + row;
@@ -297,13 +194,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
                 o[4 * j + 2 * i + 1] *= rescales[i];
             }
         }
-#pragma unroll
-        for (int kk = 0; kk < 8; ++kk) {
-            p[kk][0] = pack_bf16(s[8 * kk], s[8 * kk + 1]);
-            p[kk][1] = pack_bf16(s[8 * kk + 2], s[8 * kk + 3]);
-            p[kk][2] = pack_bf16(s[8 * kk + 4], s[8 * kk + 5]);
-            p[kk][3] = pack_bf16(s[8 * kk + 6], s[8 * kk + 7]);
-        }
+        pack_fragments(p, s);
     };
 
     // One pipeline step, with P of tile `tile` in p: issue the scores of tile + 1 (unless this is the last

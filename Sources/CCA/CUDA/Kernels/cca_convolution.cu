@@ -14,9 +14,13 @@
 //   of a wider matrix (`d_stride`), the fused projection's gradient.
 // conv_a_weight_gradient: dW[c, tap] = sum over the rows i of A of dA[i, c] * P[i + tap, c], as 2 * ct
 //   columns (column 2c + tap: the [ct, 1, 2] layout) through reduce_columns (reduce.cuh).
-// conv_b_split_taps / conv_b_merge_taps: conv B's weight [ct, d, 2] (interchange layout, taps innermost)
-//   to and from two [ct, d] matrices, tap 0 first, which cuBLAS reads; one thread per element. The merge
-//   adds into the float32 gradient when `accumulate`.
+// conv_b_taps: conv B's weight [ct, d, 2] (float32, interchange layout: row head * d + out, then in, then
+//   tap) in the layout a reader wants, as T: element (tap, head, out, in) goes to tap * tap_stride +
+//   head * head_stride + out * out_stride + in * in_stride. Made from the weight as it is at each use, so
+//   that an optimizer updating the weight in place is seen. One thread per element in the weight's order
+//   (coalesced reads; the writes scatter, but the weight is small).
+// conv_b_merge_taps: two [ct, d] float32 matrices (the split layout, tap 0 first) back to [ct, d, 2],
+//   added into the float32 gradient when `accumulate`; one thread per element.
 #include "common.cuh"
 #include "elementwise.cuh"
 #include "reduce.cuh"
@@ -78,11 +82,14 @@ extern "C" __global__ void __launch_bounds__(REDUCE_THREADS) conv_a_weight_gradi
     }, out, accumulate);
 }
 
-extern "C" __global__ void conv_b_split_taps(const float* __restrict__ weight, float* __restrict__ taps, long long count)
+extern "C" __global__ void conv_b_taps(const float* __restrict__ weight, T* __restrict__ taps, long long rows, int head_dim,
+                                       long long tap_stride, long long head_stride, int out_stride, int in_stride)
 {
-    for_each_element(2 * count, [&](long long e) {
-        const long long tap = e / count, index = e % count;
-        taps[e] = weight[index * 2 + tap];
+    for_each_element(rows * head_dim * 2, [&](long long e) {
+        const int tap = static_cast<int>(e % 2), in = static_cast<int>(e / 2 % head_dim);
+        const long long row = e / 2 / head_dim, head = row / head_dim;
+        const int out = static_cast<int>(row % head_dim);
+        taps[tap * tap_stride + head * head_stride + out * out_stride + in * in_stride] = from_float<T>(weight[e]);
     });
 }
 

@@ -17,6 +17,8 @@
 // written to d_pre [B*S, ct] float32 (dq | dk before the normalisation: dMixed); for key heads,
 // d_temperature_rows[row, j] = sum(dy * x * c / |x|), times exp(temp[j]) in exp mode (the chain factor),
 // which column_sums reduces over rows.
+// key_scales: the factor each key head is multiplied by, temp or exp(temp), for the fused inference prologue
+// (cca_prologue*.cu), made from the temperature as it is at each forward pass; one thread per KV head.
 // qk_mean_backward: one thread per element of d_mean [B*S, ct] float32, the QK-mean's share of dLatents:
 // a query channel gets dq / 2 + dk / (2g), a key channel the sum of its group's dq / 2 plus dk / 2.
 #include "common.cuh"
@@ -138,4 +140,10 @@ extern "C" __global__ void qk_mean_backward(const float* __restrict__ d_pre, flo
         }
         d_mean[e] = value;
     });
+}
+
+extern "C" __global__ void key_scales(const float* __restrict__ temperature, float* __restrict__ scales, int kv_heads,
+                                      int exp_temperature)
+{
+    for_each_element(kv_heads, [&](long long j) { scales[j] = key_scale(temperature, static_cast<int>(j), exp_temperature); });
 }

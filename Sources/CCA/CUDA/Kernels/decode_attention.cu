@@ -14,9 +14,7 @@
 // c accumulates output channel c of every packed row. It writes unnormalised partial outputs with their
 // running max (log2 domain) and sum.
 // decode_attention_combine: grid (B * query_rows, Hq), DV threads: the splits' partials merged, rescaled by
-// exp2(max_s - max) and divided by the total sum. A row that sees no key gets zeros. The slots of a page past
-// the context are never read as values (they hold a freed sequence's tokens, or NaN where the allocator
-// poisons).
+// exp2(max_s - max) and divided by the total sum. A row that sees no key gets zeros.
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256) and -DMAX_ROWS=<g * query_rows> (at most 64).
@@ -147,15 +145,16 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
             }
         }
         __syncthreads();
+        // Slots past the context hold whatever the pool page held before (possibly NaN): 0 * NaN is NaN, so
+        // they are skipped rather than weighted by zero.
+        const int valid_slots = min(PAGE, end_key - page_index * PAGE);
         if (threadIdx.x < DV) {
-            // Only the page's cached tokens: the slots past the context hold whatever the page held before
-            // (NaN, even), and a zero probability times NaN would still be NaN.
-            const int c = threadIdx.x, cached = min(PAGE, end_key - page_index * PAGE);
+            const int c = threadIdx.x;
 #pragma unroll
             for (int row = 0; row < MAX_ROWS; ++row) {
                 if (row >= rows) break;
                 float value = acc[row] * row_rescale[row];
-                for (int slot = 0; slot < cached; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
+                for (int slot = 0; slot < valid_slots; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
                 acc[row] = value;
             }
         }

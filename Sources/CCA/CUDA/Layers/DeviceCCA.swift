@@ -1,21 +1,24 @@
-import RealModule
-
 /// ``CCA`` on the GPU: one cuBLAS projection `x · [Wq; Wk; Wv_current; Wv_delayed]ᵀ`, the value shift
-/// (`cca_values`), steps 4–8 (`cca_prologue_mma`, or `cca_prologue` off its path), flash attention,
-/// cuBLAS output projection.
+/// (`cca_values`), steps 4–8, flash attention, cuBLAS output projection.
+///
+/// Steps 4–8 run on the fused `cca_prologue_mma` (or `cca_prologue` off its path) for inference, which
+/// keeps nothing, and on ``DeviceCCAPrologue`` when the forward pass keeps what its backward pass reads.
+/// Both read the layer's ``DeviceWeights`` as they are at each pass (the fused kernels' own layouts of
+/// conv B's taps and the key scales are remade from them each time, a few hundred kilobytes), so an
+/// optimizer step that updates the weights in place is what the next pass sees.
 struct DeviceCCA: DeviceAttentionLayer {
-    /// The small float32 tensors of steps 4–8, laid out as the prologue kernels read them.
+    /// The small float32 tensors of steps 4–8 as the fused prologue kernels read them, made for one pass.
     struct PrologueWeights: Sendable {
         /// Whether steps 4–8 run on `cca_prologue_mma.cu` (bfloat16, both convolutions, head and rotary dims
         /// positive multiples of 16, head dim at most 128) rather than `cca_prologue.cu`.
         let tensorCores: Bool
-        /// conv A `[ct, 2]` and bias `[ct]`; nil without convolutions.
-        let depthwiseWeight: DeviceBuffer?, depthwiseBias: DeviceBuffer?
-        /// conv B, nil with fewer than two convolutions: bfloat16 `[head, out, tap·d + in]` for the
-        /// tensor cores, else float32 `[tap, head, in, out]`; its bias `[ct]`.
-        let groupedWeight: DeviceBuffer?, groupedBias: DeviceBuffer?
-        /// The factor each key head is multiplied by: `temp`, or `exp(temp)` in `exp` mode.
-        let keyScale: DeviceBuffer
+        /// conv A `[ct, 1, 2]` and bias `[ct]`, the layer's weights themselves; nil without convolutions.
+        let depthwiseWeight: DeviceTensor?, depthwiseBias: DeviceTensor?
+        /// conv B's taps, nil with fewer than two convolutions: bfloat16 `[head, out, tap·d + in]` for the
+        /// tensor cores, else float32 `[tap, head, in, out]`; its bias `[ct]` (the layer's weight).
+        let groupedWeight: DeviceTensor?, groupedBias: DeviceTensor?
+        /// The factor each key head is multiplied by: `temp` (the weight itself), or `exp(temp)` in `exp` mode.
+        let keyScale: DeviceTensor
         let rotary: DeviceRotary
     }
 
@@ -23,7 +26,10 @@ struct DeviceCCA: DeviceAttentionLayer {
     /// `Wq`, `Wk`, `Wv_current`, `Wv_delayed`, whose products are the column ranges of `[q0 | k0 | v_current | v_delayed]`.
     let projectionWeights: [DeviceTensor]
     let outputWeight: DeviceTensor
-    let prologue: PrologueWeights
+    /// Steps 4–8 for training, reading the convolutions' weights and the temperature in place.
+    let prologue: DeviceCCAPrologue
+    /// Whether inference runs steps 4–8 on the tensor cores (see ``PrologueWeights/tensorCores``).
+    let tensorCores: Bool
 
     /// The projection weights in the order of their output columns.
     static let projectionNames = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { "qkv_proj.\($0).weight" }
@@ -35,95 +41,75 @@ struct DeviceCCA: DeviceAttentionLayer {
         }
         self.config = config
         let precision = weights.matrixPrecision
-        let shapes = config.weightShapes
-        func weight(_ name: String, _ precision: CUDAPrecision) throws -> DeviceTensor {
-            try weights.weight(name, shape: shapes[name]!, precision: precision)
+        func matrix(_ name: String) throws -> DeviceTensor {
+            try weights.weight(name, shape: config.weightShapes[name]!, precision: precision)
         }
-        projectionWeights = try Self.projectionNames.map { try weight($0, precision) }
-        outputWeight = try weight("o_proj.weight", precision)
-        // The fused prologue kernels read the small float32 weights in their own layouts, made here from a
-        // copy of the weights as they are now.
-        var small: [String: Tensor<Float>] = [:]
-        for name in shapes.keys where shapes[name]!.count < 2 || name.contains("conv_qk") {
-            small[name] = try context.download(try weight(name, .float32))
-        }
-        let rotary = try config.rope.embedding(headDim: config.headDim)
-        func floats(_ name: String) throws -> DeviceBuffer? { try small[name].map { try context.upload($0.storage) } }
-        let (d, rotaryDim) = (config.headDim, rotary.rotaryDim)
-        let tensorCores = precision == .bfloat16 && config.convolutions == 2 && d % 16 == 0 && d <= 128
+        projectionWeights = try Self.projectionNames.map(matrix)
+        outputWeight = try matrix("o_proj.weight")
+        prologue = try DeviceCCAPrologue(config: config, weights: weights, context: context)
+        let (d, rotaryDim) = (config.headDim, prologue.rotary.dimension)
+        tensorCores = precision == .bfloat16 && config.convolutions == 2 && d % 16 == 0 && d <= 128
             && rotaryDim > 0 && rotaryDim % 16 == 0
-        let temperatures = small["qk_norm.temp"]!.storage
-        prologue = PrologueWeights(
-            tensorCores: tensorCores,
-            depthwiseWeight: try floats("qkv_proj.conv_qk_depthwise.weight"),
-            depthwiseBias: try floats("qkv_proj.conv_qk_depthwise.bias"),
-            groupedWeight: try small["qkv_proj.conv_qk_grouped.weight"].map { weight in
-                tensorCores ? try context.upload(Self.stackedTaps(weight, config: config), .bfloat16).buffer
-                            : try context.upload(Self.groupedTaps(weight, config: config))
+    }
+
+    /// The fused prologue's weights from the layer's weights as they are now.
+    func prologueWeights(context: CUDAContext) throws -> PrologueWeights {
+        let convolution = prologue.convolution, temperature = prologue.temperature
+        var keyScale = temperature
+        if config.temperature == .exp {
+            keyScale = try context.empty(temperature.shape, .float32)
+            let kernel = try context.kernel("key_scales", in: .ccaPrologueHeads, precision: .float32)
+            try context.launchElementwise(kernel, count: temperature.count,
+                                          [temperature.address, keyScale.address, Int32(temperature.count), Int32(1)])
+        }
+        return PrologueWeights(
+            tensorCores: tensorCores, depthwiseWeight: convolution.depthwiseWeight, depthwiseBias: convolution.depthwiseBias,
+            groupedWeight: try convolution.groupedWeight.map { weight in
+                try DeviceCCAConvolution.taps(weight, headDim: config.headDim, layout: tensorCores ? .stacked : .transposed,
+                                              precision: tensorCores ? .bfloat16 : .float32, context: context)
             },
-            groupedBias: try floats("qkv_proj.conv_qk_grouped.bias"),
-            keyScale: try context.upload(config.temperature == .exp ? temperatures.map { Float.exp($0) } : temperatures),
-            rotary: try DeviceRotary(rotary, context: context))
+            groupedBias: convolution.groupedBias, keyScale: keyScale, rotary: prologue.rotary)
     }
 
-    /// conv B's weight `[ct, d, 2]` rearranged to `[tap, head, in, out]`, so that the threads of a warp,
-    /// one per output channel, read consecutive addresses.
-    static func groupedTaps(_ weight: Tensor<Float>, config: CCAConfig) -> [Float] {
-        let (d, heads) = (config.headDim, config.queryHeads + config.keyValueHeads)
-        var taps = [Float](repeating: 0, count: 2 * heads * d * d)
-        for tap in 0..<2 {
-            for head in 0..<heads {
-                for input in 0..<d {
-                    for output in 0..<d {
-                        taps[((tap * heads + head) * d + input) * d + output] = weight.storage[((head * d + output) * d + input) * 2 + tap]
-                    }
-                }
-            }
-        }
-        return taps
-    }
-
-    /// conv B's weight `[ct, d, 2]` as `[head, out, tap·d + in]`: per head, the matrix that multiplies the
-    /// rows `[mixed(t − 1) | mixed(t)]`, stored as the column-major B operand of the tensor cores.
-    static func stackedTaps(_ weight: Tensor<Float>, config: CCAConfig) throws -> Tensor<Float> {
-        let (d, heads) = (config.headDim, config.queryHeads + config.keyValueHeads)
-        var taps = [Float](repeating: 0, count: heads * d * 2 * d)
-        for row in 0..<(heads * d) {
-            for tap in 0..<2 {
-                for input in 0..<d { taps[(row * 2 + tap) * d + input] = weight.storage[(row * d + input) * 2 + tap] }
-            }
-        }
-        return try Tensor<Float>(shape: [heads, d, 2 * d], storage: taps)
-    }
-
-    /// Steps 2–8: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
+    /// Steps 2–8 for inference: `q` `[B,S,Hq,d]`, `k` and `v` `[B,S,Hkv,d]`, ready for attention.
     func project(_ x: DeviceTensor, context: CUDAContext) throws -> (q: DeviceTensor, k: DeviceTensor, v: DeviceTensor) {
         let projections = try self.projections(x, context: context)
         let v = try context.ccaValues(projections, config: config)
-        let (q, k) = try context.ccaPrologue(projections, weights: prologue, config: config)
+        let (q, k) = try context.ccaPrologue(projections, weights: try prologueWeights(context: context), config: config)
         return (q, k, v)
     }
 
-    /// `[q0 | k0 | v_current | v_delayed]` `[B, S, ct + ek]`: one product when the four weights lie one after
-    /// another in memory (as ``CCAConfig/upload(_:precision:context:)`` places them), else one per weight.
-    func projections(_ x: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
-        let widths = projectionWeights.map { $0.shape[0] }
-        let total = widths.reduce(0, +)
-        let first = projectionWeights[0]
-        let adjacent = zip(projectionWeights, projectionWeights.dropFirst()).allSatisfy { previous, next in
-            next.buffer.address == previous.buffer.address
+    /// `tensors` as one `[Σ rows, columns]` matrix when each lies right after the one before in one buffer
+    /// (as ``CCAConfig/upload(_:precision:context:)`` and ``DeviceParameters`` place the projection
+    /// weights, and may place their gradients), else nil.
+    static func stacked(_ tensors: [DeviceTensor]) -> DeviceTensor? {
+        let first = tensors[0]
+        let adjacent = zip(tensors, tensors.dropFirst()).allSatisfy { previous, next in
+            next.buffer.address == previous.buffer.address && next.precision == previous.precision
+                && next.shape.dropFirst() == previous.shape.dropFirst()
                 && next.byteOffset == previous.byteOffset + previous.count * previous.precision.byteCount
         }
-        if adjacent {
-            let stacked = DeviceTensor(shape: [total, config.hiddenSize], precision: first.precision, buffer: first.buffer,
-                                       byteOffset: first.byteOffset)
-            return try Linear.forward(x, stacked, context: context)
+        guard adjacent else { return nil }
+        return DeviceTensor(shape: [tensors.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst(), precision: first.precision,
+                            buffer: first.buffer, byteOffset: first.byteOffset)
+    }
+
+    /// The output columns of each projection weight, in order.
+    var projectionColumns: [Range<Int>] {
+        var start = 0
+        return projectionWeights.map { weight in
+            defer { start += weight.shape[0] }
+            return start..<(start + weight.shape[0])
         }
-        let projections = try context.empty(Array(x.shape.dropLast()) + [total], x.precision)
-        var column = 0
-        for (weight, width) in zip(projectionWeights, widths) {
-            try Linear.forward(x.matrix, weight, into: projections.columns(column..<(column + width)), context: context)
-            column += width
+    }
+
+    /// `[q0 | k0 | v_current | v_delayed]` `[B, S, ct + ek]`: one product when the four weights are
+    /// ``stacked(_:)``, else one per weight.
+    func projections(_ x: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        if let stacked = Self.stacked(projectionWeights) { return try Linear.forward(x, stacked, context: context) }
+        let projections = try context.empty(Array(x.shape.dropLast()) + [config.convolutionChannels + config.keyWidth], x.precision)
+        for (weight, columns) in zip(projectionWeights, projectionColumns) {
+            try Linear.forward(x.matrix, weight, into: projections.columns(columns), context: context)
         }
         return projections
     }
@@ -133,12 +119,48 @@ struct DeviceCCA: DeviceAttentionLayer {
                         valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
     }
 
+    /// With `keep`, steps 4–8 run on ``DeviceCCAPrologue`` and the attention keeps its log-sum-exp. The
+    /// backward pass: the output projection's, ``Attention/backward(dOut:q:k:v:out:lse:heads:keyValid:context:)``,
+    /// the prologue's into the `[q0 | k0]` columns of the projections' gradient and the value shift's into
+    /// its value columns, then the four projection weights' (one product each for `dx` and the weights'
+    /// gradient when weights and gradients are ``stacked(_:)``). `dx`'s padded rows are not zero (the
+    /// convolutions carry later rows' gradient into them): the caller zeroes them, as it does `y`'s.
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?) {
-        guard !keep else { throw CUDAError.unsupported("the CCA backward pass on the GPU") }
-        let (q, k, v) = try project(x, context: context)
-        let attended = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, context: context).out
-        return (try Linear.forward(attended.reshaped([x.shape[0], x.shape[1], config.queryWidth]), outputWeight, context: context), nil)
+        let (batch, length, ct, ek) = (x.shape[0], x.shape[1], config.convolutionChannels, config.keyWidth)
+        let projections = try self.projections(x, context: context)
+        let v = try context.ccaValues(projections, config: config)
+        let q: DeviceTensor, k: DeviceTensor, saved: DeviceCCAPrologue.Saved?
+        if keep {
+            (q, k, saved) = try prologue.forward(projections.columns(0..<ct), batch: batch, length: length, context: context)
+        } else {
+            ((q, k), saved) = (try context.ccaPrologue(projections, weights: try prologueWeights(context: context), config: config), nil)
+        }
+        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid,
+                                                          outputWeight: outputWeight, keep: keep, context: context)
+        guard let attentionBackward, let saved else { return (y, nil) }
+        return (y, { dy, gradients in
+            let (dq, dk, dv) = try attentionBackward(dy, gradients)
+            let dProjections = try context.empty(projections.shape, x.precision)
+            try prologue.backward(dq: dq, dk: dk, saved: saved, into: dProjections.columns(0..<ct), gradients: gradients,
+                                  context: context)
+            try ValueShift.backward(dv.reshaped([batch * length, ek]), sequenceLength: length, shifted: config.valueShift,
+                                    into: dProjections.columns(ct..<(ct + ek)), context: context)
+            let dx = try context.empty(x.shape, x.precision)
+            let projectionGradients = try zip(Self.projectionNames, projectionWeights).map { name, weight in
+                try gradients.weight(name, shape: weight.shape, precision: .float32)
+            }
+            if let weight = Self.stacked(projectionWeights), let gradient = Self.stacked(projectionGradients) {
+                try Linear.backward(dProjections.matrix, x: x.matrix, weight: weight, dx: dx.matrix, accumulate: false,
+                                    dWeight: gradient, context: context)
+            } else {
+                for (index, (weight, (gradient, columns))) in zip(projectionWeights, zip(projectionGradients, projectionColumns)).enumerated() {
+                    try Linear.backward(dProjections.columns(columns), x: x.matrix, weight: weight, dx: dx.matrix,
+                                        accumulate: index > 0, dWeight: gradient, context: context)
+                }
+            }
+            return dx
+        })
     }
 }
 
@@ -151,7 +173,7 @@ extension CCAConfig: DeviceAttentionConfig {
     /// another, so that the forward pass makes them with one product.
     func upload(_ weights: [String: Tensor<Float>], precision: CUDAPrecision, context: CUDAContext) throws -> DeviceWeights {
         var uploaded = try weights.filter { !DeviceCCA.projectionNames.contains($0.key) }
-            .mapValues { try context.upload($0, $0.rank >= 2 ? precision : .float32) }
+            .mapValues { try context.upload($0, DeviceWeights.storage(of: $0.shape, matrices: precision)) }
         let projections = try DeviceCCA.projectionNames.map { name in
             guard let weight = weights[name] else { throw WeightError.missing(name: name, available: weights.keys.sorted()) }
             return weight

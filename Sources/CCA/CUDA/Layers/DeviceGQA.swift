@@ -29,17 +29,11 @@ struct DeviceGQA: DeviceAttentionLayer {
         try rotary.forward(q.matrix, heads: hq, headStride: d, sequenceLength: length, context: context)
         try rotary.forward(k.matrix, heads: hkv, headStride: d, sequenceLength: length, context: context)
         let (q4, k4, v4) = (q.reshaped([batch, length, hq, d]), k.reshaped([batch, length, hkv, d]), v.reshaped([batch, length, hkv, d]))
-        let (out, lse) = try Attention.forward(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
-        let attended = out.reshaped([batch, length, hq * d])
-        let y = try Linear.forward(attended, outputWeight, context: context)
-        guard keep, let lse else { return (y, nil) }
+        let (y, attentionBackward) = try attendAndProject(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid,
+                                                          outputWeight: outputWeight, keep: keep, context: context)
+        guard let attentionBackward else { return (y, nil) }
         return (y, { dy, gradients in
-            let dAttended = try context.empty(attended.shape, x.precision)
-            try Linear.backward(dy.matrix, x: attended.matrix, weight: outputWeight, dx: dAttended.matrix, accumulate: false,
-                                dWeight: try gradients.weight("o_proj.weight", shape: outputWeight.shape, precision: .float32),
-                                context: context)
-            let (dq, dk, dv) = try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q4, k: k4, v: v4, out: out, lse: lse,
-                                                      heads: heads, keyValid: keyValid, context: context)
+            let (dq, dk, dv) = try attentionBackward(dy, gradients)
             let (dq2, dk2, dv2) = (dq.reshaped(q.shape), dk.reshaped(k.shape), dv.reshaped(v.shape))
             try rotary.backward(dq2.matrix, heads: hq, headStride: d, sequenceLength: length, context: context)
             try rotary.backward(dk2.matrix, heads: hkv, headStride: d, sequenceLength: length, context: context)

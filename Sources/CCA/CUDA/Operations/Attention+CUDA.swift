@@ -51,9 +51,10 @@ extension Attention {
     /// ``Attention/backward(dOut:q:k:v:saved:layout:heads:)`` on the GPU: `dq`, `dk`, `dv` (the layouts of
     /// q, k, v) for `dOut` `[B,S,Hq,dv]`, from the inputs, the output and the log-sum-exp of ``forward``.
     ///
-    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs the two
-    /// tensor-core passes of `attention_backward_mma.cu` (dk/dv with keys in place, dq with queries in
-    /// place); float32 runs the two exact passes of `attention_backward_simt.cu`.
+    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs two
+    /// tensor-core passes (dk/dv with keys in place, dq with queries in place): `attention_backward_wgmma.cu`
+    /// (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`, `attention_backward_mma.cu`
+    /// otherwise; float32 runs the two exact passes of `attention_backward_simt.cu`.
     static func backward(dOut: DeviceTensor, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out: DeviceTensor,
                          lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, context: CUDAContext) throws
         -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
@@ -71,6 +72,20 @@ extension Attention {
         let (scale, causal, valid) = (Float(heads.scale), Int32(heads.causal ? 1 : 0), keyValid?.address ?? 0)
         let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
         switch precision {
+        case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128:
+            // Blocks of 128 keys (dk/dv) or 128 packed rows (dq): a producer and two consumer warpgroups each;
+            // every kernel of the file fits the shared memory given here (it says its use at its top).
+            let sharedBytes = 200 * 1024
+            let dkdv = try context.kernel("attention_backward_dkdv", in: .attentionBackwardHopper, precision: .bfloat16)
+            try context.launch(dkdv, grid: ((length + 127) / 128, heads.keyValueHeads, batch), threads: 384,
+                               sharedBytes: sharedBytes,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
+                                dv.address, valid] + shape)
+            let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardHopper, precision: .bfloat16)
+            try context.launch(dqKernel, grid: ((length * heads.group + 127) / 128, heads.keyValueHeads, batch), threads: 384,
+                               sharedBytes: sharedBytes,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address,
+                                valid] + shape)
         case .bfloat16:
             let (keyPadded, valuePadded) = ((heads.keyDim + 15) / 16 * 16, (heads.valueDim + 15) / 16 * 16)
             // Tiles of 64 rows of both widths: the resident pair and two stages, plus the dk/dv kernel's

@@ -1,6 +1,9 @@
 /// ``CCAConvolution`` on the GPU for training, forward and backward, for `B` sequences of `S` rows, each
 /// starting from zero history: conv A as kernels (`cca_convolution.cu`), conv B as float32 cuBLAS products
-/// batched over the heads, all accumulating in float32.
+/// batched over the heads, all accumulating in float32. With bfloat16 activations conv B's products run on
+/// the TF32 tensor cores (10 mantissa bits, finer than the bfloat16 the activations are stored in; a
+/// float32 product on the plain cores would take about a fifth of a millisecond per pass at 16k tokens);
+/// with float32 activations they stay exact float32.
 ///
 /// The weights are float32 tensors under their interchange names (views of ``DeviceParameters``' master
 /// weights, or uploads): conv A's `[ct, 1, 2]` and `[ct]`, conv B's `[ct, d, 2]` and `[ct]`, those of the
@@ -60,7 +63,8 @@ struct DeviceCCAConvolution: Sendable {
         for b in 0..<batch {
             for tap in 0..<2 {
                 // mixed[t] (+)= A[t + tap] · G_tapᵀ per head: column-major mixedᵀ = G_tap · A[tap...]ᵀ.
-                try stridedGemm(context, transposeA: true, transposeB: false, m: d, n: length, k: d,
+                try stridedGemm(context, tensorFloat32: latents.precision == .bfloat16, transposeA: true, transposeB: false,
+                                m: d, n: length, k: d,
                                 a: taps.address + float(tap * ct * d), lda: d, strideA: d * d,
                                 b: depthwise.address + float((b * rowsPerSequence + tap) * ct), ldb: ct, strideB: d,
                                 beta: tap == 0 ? 0 : 1, c: mixed.address + float(b * length * ct), ldc: ct, strideC: d,
@@ -87,6 +91,7 @@ struct DeviceCCAConvolution: Sendable {
         if count == 2 {
             try ColumnSums.sum(dMixed.matrix, into: gradients[names.groupedBias]!, accumulate: true, context: context)
             dDepthwise = try groupedBackward(dMixed, depthwise: output.depthwise!, batch: batch, length: length,
+                                             tensorFloat32: dLatents.precision == .bfloat16,
                                              dWeight: gradients[names.grouped]!, context: context)
         }
         if count > 0 {
@@ -109,7 +114,7 @@ struct DeviceCCAConvolution: Sendable {
     }
 
     /// conv B's backward pass: `dA` `[B·(S+1), ct]` float32, and the taps' gradient added to `dWeight` `[ct, d, 2]`.
-    private func groupedBackward(_ dMixed: DeviceTensor, depthwise: DeviceTensor, batch: Int, length: Int,
+    private func groupedBackward(_ dMixed: DeviceTensor, depthwise: DeviceTensor, batch: Int, length: Int, tensorFloat32: Bool,
                                  dWeight: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
         let (ct, d, heads, rowsPerSequence) = (channels, headDim, channels / headDim, length + 1)
         let dDepthwise = try context.empty(depthwise.shape, .float32)
@@ -122,12 +127,12 @@ struct DeviceCCAConvolution: Sendable {
             for tap in 0..<2 {
                 let shifted = float(tap * ct)
                 // dA[t + tap] += dOut[t] · G_tap per head: column-major dAᵀ += G_tapᵀ · dOutᵀ.
-                try stridedGemm(context, transposeA: false, transposeB: false, m: d, n: length, k: d,
+                try stridedGemm(context, tensorFloat32: tensorFloat32, transposeA: false, transposeB: false, m: d, n: length, k: d,
                                 a: taps.address + float(tap * ct * d), lda: d, strideA: d * d, b: dOut, ldb: ct, strideB: d,
                                 beta: 1, c: dDepthwise.address + float(b * rowsPerSequence * ct) + shifted, ldc: ct,
                                 strideC: d, batch: heads)
                 // dG_tap (+)= dOutᵀ · A[tap...] per head, sequences in order: column-major dG_tapᵀ = A[tap...]ᵀ · dOut.
-                try stridedGemm(context, transposeA: false, transposeB: true, m: d, n: d, k: length,
+                try stridedGemm(context, tensorFloat32: tensorFloat32, transposeA: false, transposeB: true, m: d, n: d, k: length,
                                 a: rows + shifted, lda: ct, strideA: d, b: dOut, ldb: ct, strideB: d,
                                 beta: b == 0 ? 0 : 1, c: dTaps.address + float(tap * ct * d), ldc: d, strideC: d * d,
                                 batch: heads)
@@ -140,18 +145,50 @@ struct DeviceCCAConvolution: Sendable {
 
     /// conv B's weight `[ct, d, 2]` as two `[ct, d]` matrices (`[head][out][in]`), tap 0 first.
     private func splitTaps(context: CUDAContext) throws -> DeviceTensor {
-        let taps = try context.empty([2, channels, headDim], .float32)
-        let kernel = try context.kernel("conv_b_split_taps", in: .ccaConvolution, precision: .float32)
-        try context.launchElementwise(kernel, count: taps.count, [groupedWeight!.address, taps.address, Int64(channels * headDim)])
+        try Self.taps(groupedWeight!, headDim: headDim, layout: .split, precision: .float32, context: context)
+    }
+
+    /// The layouts conv B's taps are read in.
+    enum TapLayout {
+        /// `[tap, head, out, in]`: two `[ct, d]` matrices, tap 0 first (the training products on cuBLAS).
+        case split
+        /// `[head, out, tap·d + in]`: per head, the matrix that multiplies `[mixed(t − 1) | mixed(t)]`, the
+        /// column-major B operand of `cca_prologue_mma.cu`'s tensor cores.
+        case stacked
+        /// `[tap, head, in, out]`: the threads of a warp, one per output channel, read consecutive
+        /// addresses (`cca_prologue.cu`).
+        case transposed
+    }
+
+    /// conv B's float32 `weight` `[ct, d, 2]` rearranged into `layout` in `precision` (`conv_b_taps`), from
+    /// the weight as it is now: a few hundred kilobytes, remade at each use so that an optimizer step that
+    /// updates the weight in place is what the next pass reads.
+    static func taps(_ weight: DeviceTensor, headDim d: Int, layout: TapLayout, precision: CUDAPrecision,
+                     context: CUDAContext) throws -> DeviceTensor {
+        let rows = weight.shape[0], heads = rows / d
+        let taps = try context.empty(layout == .stacked ? [heads, d, 2 * d] : [2, rows, d], precision)
+        let strides: (tap: Int, head: Int, out: Int, input: Int) = switch layout {
+        case .split: (rows * d, d * d, d, 1)
+        case .stacked: (d, 2 * d * d, 2 * d, 1)
+        case .transposed: (rows * d, d * d, 1, d)
+        }
+        let kernel = try context.kernel("conv_b_taps", in: .ccaConvolution, precision: precision)
+        try context.launchElementwise(kernel, count: taps.count, [
+            weight.address, taps.address, Int64(rows), Int32(d), Int64(strides.tap), Int64(strides.head),
+            Int32(strides.out), Int32(strides.input),
+        ])
         return taps
     }
+
+    /// `CUBLAS_COMPUTE_32F_FAST_TF32`: float32 operands and accumulation, products on the TF32 tensor cores.
+    private static let computeTensorFloat32: Int32 = 77
 
     /// Bytes of `elements` float32 values.
     private func float(_ elements: Int) -> UInt64 { UInt64(elements * MemoryLayout<Float>.stride) }
 
     /// One float32 cuBLAS product per head: `C = op(A)·op(B) + beta·C`, column-major, each matrix `stride`
-    /// elements after the one before.
-    private func stridedGemm(_ context: CUDAContext, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    /// elements after the one before; on the TF32 tensor cores with `tensorFloat32`.
+    private func stridedGemm(_ context: CUDAContext, tensorFloat32: Bool, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                              a: UInt64, lda: Int, strideA: Int, b: UInt64, ldb: Int, strideB: Int, beta: Float,
                              c: UInt64, ldc: Int, strideC: Int, batch: Int) throws {
         var (alpha, beta) = (Float(1), beta)
@@ -159,7 +196,8 @@ struct DeviceCCAConvolution: Sendable {
         try blas.check(blas.gemmStridedBatchedEx(
             context.blasHandle, transposeA ? CUBLAS.transpose : CUBLAS.noTranspose, transposeB ? CUBLAS.transpose : CUBLAS.noTranspose,
             Int32(m), Int32(n), Int32(k), &alpha, a, type, Int32(lda), Int64(strideA), b, type, Int32(ldb), Int64(strideB),
-            &beta, c, type, Int32(ldc), Int64(strideC), Int32(batch), CUBLAS.compute32F, CUBLAS.defaultAlgorithm),
+            &beta, c, type, Int32(ldc), Int64(strideC), Int32(batch), tensorFloat32 ? Self.computeTensorFloat32 : CUBLAS.compute32F,
+            CUBLAS.defaultAlgorithm),
             "cublasGemmStridedBatchedEx(\(m)x\(n)x\(k), \(batch) heads)")
     }
 }

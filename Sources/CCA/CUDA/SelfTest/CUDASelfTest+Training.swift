@@ -30,8 +30,11 @@ extension CUDASelfTest {
                                          dWeight: dWeight, into: dx.columns(0..<width), context: context)
                     return try [y, inverse, dx, dWeight].map { try context.download($0) }
                 }
-                return [(gpu[0], y), (gpu[1], Tensor(checked: [rows], inverse)), (gpu[2].columns(0..<width), dx),
-                        (gpu[3], Tensor(checked: [width], zip(earlier.storage, dWeight.storage).map(+)))]
+                // With one column y = w · x / sqrt(x² + ε) ≈ w · sign(x), so dx is ε-sized cancellation on both sides
+                // and is compared at the wider shapes only.
+                let dxPair = width > 1 ? [(gpu[2].columns(0..<width), dx)] : []
+                return [(gpu[0], y), (gpu[1], Tensor(checked: [rows], inverse))] + dxPair
+                    + [(gpu[3], Tensor(checked: [width], zip(earlier.storage, dWeight.storage).map(+)))]
             })
         }
         for (rows, width) in [(1, 7), (9, 300), (4, 2049)] {

@@ -1,0 +1,159 @@
+// wgmma.cuh: Hopper (sm_90a) helpers shared by the warpgroup attention kernels (attention_wgmma.cu,
+// attention_backward_wgmma.cu): the 128-byte-swizzle tile layout that wgmma descriptors read, cp.async
+// copies into it, the mbarriers that hand tiles from a producer warpgroup to the consumers, and the wgmma
+// instructions for accumulators of 64 x 64 (32 floats a thread) and 64 x 128 (64 floats a thread).
+//
+// A tile of ROWS rows x 128 bf16 is two column halves of [ROWS][64 bf16]; the 16-byte chunk c of row r is
+// stored at chunk c ^ (r % 8) of its half. Accumulators of an m64nN wgmma: element 4j + 2i + e of a thread
+// in warp w of the warpgroup is row 16w + lane/4 + 8i, column 8j + 2 (lane % 4) + e; the elements of two
+// adjacent 8-column tiles (j = 2kk, 2kk + 1), packed as bf16 pairs, are the A registers of the 16-deep
+// step kk of a following wgmma.
+#pragma once
+
+__device__ __forceinline__ unsigned shared_address(const void* pointer) {
+    return static_cast<unsigned>(__cvta_generic_to_shared(pointer));
+}
+
+// Byte offset, inside a tile of ROWS rows, of 16-byte chunk `chunk` (0..15) of row `row`.
+template <int ROWS> __device__ __forceinline__ unsigned swizzled(int row, int chunk) {
+    return (chunk / 8) * (ROWS * 128) + row * 128 + ((chunk % 8) ^ (row % 8)) * 16;
+}
+
+// Copies 16 bytes from global to shared memory, or writes 16 zeros when `source` is null (the address
+// must still be a valid one: any_row).
+__device__ __forceinline__ void copy_chunk(unsigned destination, const bf16* source, const bf16* any_row) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"(destination), "l"(source != nullptr ? source : any_row), "r"(source != nullptr ? 16 : 0)
+                 : "memory");
+}
+
+// The same for one float (0 when `source` is null).
+__device__ __forceinline__ void copy_float(unsigned destination, const float* source, const float* any) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;"
+                 :: "r"(destination), "l"(source != nullptr ? source : any), "r"(source != nullptr ? 4 : 0)
+                 : "memory");
+}
+
+// mbarriers (64-bit words in shared memory) that hand tiles between the producer and the consumers.
+__device__ __forceinline__ void barrier_init(unsigned barrier, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" :: "r"(barrier), "r"(count) : "memory");
+}
+// One arrival, due when every cp.async this thread issued before it has landed (.noinc: the barrier's
+// count already includes these arrivals).
+__device__ __forceinline__ void barrier_arrive_on_loads(unsigned barrier) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" :: "r"(barrier) : "memory");
+}
+__device__ __forceinline__ void barrier_arrive(unsigned barrier) {
+    asm volatile("{\n\t.reg .b64 state;\n\tmbarrier.arrive.shared::cta.b64 state, [%0];\n\t}" :: "r"(barrier) : "memory");
+}
+// Waits for the completion of the barrier's phase of parity `parity`.
+__device__ __forceinline__ void barrier_wait(unsigned barrier, unsigned parity) {
+    asm volatile("{\n\t.reg .pred done;\n\tWAIT:\n\t"
+                 "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
+                 "@!done bra WAIT;\n\t}" :: "r"(barrier), "r"(parity) : "memory");
+}
+// Waits for a tile that the producer's cp.async wrote, and orders those writes before this thread's
+// wgmma reads (the async proxy).
+__device__ __forceinline__ void wait_for_tile(unsigned barrier, unsigned parity) {
+    barrier_wait(barrier, parity);
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+
+// A wgmma shared-memory descriptor with 128-byte swizzle: start address, leading and stride byte offsets.
+__device__ __forceinline__ unsigned long long descriptor(unsigned address, unsigned leading, unsigned stride) {
+    return static_cast<unsigned long long>((address & 0x3ffff) >> 4) |
+           static_cast<unsigned long long>(leading >> 4) << 16 |
+           static_cast<unsigned long long>(stride >> 4) << 32 | 1ull << 62;
+}
+
+// The accumulator operands of an m64n32 (16), m64n64 (32) and m64n128 (64) wgmma: "+f" to accumulate, "=f" to overwrite.
+#define ACC8(m, a, i) m(a[i]), m(a[i + 1]), m(a[i + 2]), m(a[i + 3]), m(a[i + 4]), m(a[i + 5]), m(a[i + 6]), m(a[i + 7])
+#define ACC16(m, a) ACC8(m, a, 0), ACC8(m, a, 8)
+#define ACC32(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24)
+#define ACC64(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24), \
+                    ACC8(m, a, 32), ACC8(m, a, 40), ACC8(m, a, 48), ACC8(m, a, 56)
+#define ACC_LIST16 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}"
+#define ACC_LIST32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define ACC_LIST64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// d = A . B (ACCUMULATE false) or d += A . B for a 64 x N x 16 step (N = 128, 64 or 32, from d's size), A and
+// B K-major in shared memory. Overwriting takes d as a pure output, so that its old values need not stay alive.
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmma_shared(float (&d)[64], unsigned long long a, unsigned long long b) {
+    if constexpr (ACCUMULATE) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 1, 1, 1, 0, 0;"
+                     : ACC64("+f", d) : "l"(a), "l"(b));
+    } else {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 0, 1, 1, 0, 0;"
+                     : ACC64("=f", d) : "l"(a), "l"(b));
+    }
+}
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmma_shared(float (&d)[32], unsigned long long a, unsigned long long b) {
+    if constexpr (ACCUMULATE) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 1, 1, 1, 0, 0;"
+                     : ACC32("+f", d) : "l"(a), "l"(b));
+    } else {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 0, 1, 1, 0, 0;"
+                     : ACC32("=f", d) : "l"(a), "l"(b));
+    }
+}
+template <bool ACCUMULATE>
+__device__ __forceinline__ void wgmma_shared(float (&d)[16], unsigned long long a, unsigned long long b) {
+    if constexpr (ACCUMULATE) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 " ACC_LIST16 ", %16, %17, 1, 1, 1, 0, 0;"
+                     : ACC16("+f", d) : "l"(a), "l"(b));
+    } else {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 " ACC_LIST16 ", %16, %17, 0, 1, 1, 0, 0;"
+                     : ACC16("=f", d) : "l"(a), "l"(b));
+    }
+}
+
+// d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
+__device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64
+                 ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
+                 : ACC64("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+// Waits until at most PENDING of this warpgroup's wgmma groups are in flight.
+template <int PENDING> __device__ __forceinline__ void wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;" :: "n"(PENDING) : "memory");
+}
+// Pins accumulators after a wait, so that no read of them moves above it.
+template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// Two floats as a bf16 pair, `low` in the low half (the lower column index of a fragment).
+__device__ __forceinline__ unsigned pack_bf16(float low, float high) {
+    unsigned result;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(result) : "f"(high), "f"(low));
+    return result;
+}
+
+// The accumulators of an m64nN product (COUNT = N / 2 floats a thread) as the A registers of the N / 16
+// steps of a following wgmma.
+template <int STEPS, int COUNT>
+__device__ __forceinline__ void pack_fragments(unsigned (&a)[STEPS][4], const float (&d)[COUNT]) {
+    static_assert(COUNT == 8 * STEPS, "two 8-column tiles (8 floats a thread) per 16-deep step");
+#pragma unroll
+    for (int kk = 0; kk < STEPS; ++kk) {
+#pragma unroll
+        for (int r = 0; r < 4; ++r) a[kk][r] = pack_bf16(d[8 * kk + 2 * r], d[8 * kk + 2 * r + 1]);
+    }
+}
