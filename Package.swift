@@ -28,6 +28,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/attention.cuh"),
                 .embedInCode("CUDA/Kernels/reduce.cuh"),
                 .embedInCode("CUDA/Kernels/elementwise.cuh"),
+                .embedInCode("CUDA/Kernels/cca_rows.cuh"),
                 .embedInCode("CUDA/Kernels/wgmma.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),

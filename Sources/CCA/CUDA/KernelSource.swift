@@ -70,7 +70,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     static let headers: [String: [UInt8]] = [
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
         "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
-        "elementwise.cuh": PackageResources.elementwise_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
+        "elementwise.cuh": PackageResources.elementwise_cuh,
+        "cca_rows.cuh": PackageResources.cca_rows_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
     /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.

@@ -16,10 +16,8 @@
 // cca_decode_history: one thread per (sequence, channel): the slot's new history is the last two latent rows
 // of history + chunk, and its delayed value the chunk's last row's. It runs after the prologue, which reads
 // the old history.
-#include "common.cuh"
+#include "cca_rows.cuh"
 
-// torch.finfo(float32).eps, the clamp of the reference QK norm (as in cca_prologue.cu).
-constexpr float L2_EPSILON = 1.1920928955078125e-7f;
 constexpr int PAGE = 64;  // tokens per cache page, as in decode_attention.cu
 
 extern "C" __global__ void cca_decode_prologue(
@@ -74,19 +72,8 @@ extern "C" __global__ void cca_decode_prologue(
     }
 
     const bool is_key = head >= q_heads;
-    const int group = q_heads / kv_heads, eq = q_heads * d;
-    const int key_head = is_key ? head - q_heads : head / group;
-    float mean = 0.f;
-    if (qk_mean) {
-        const float key_latent = to_float(row[eq + key_head * d + o]);
-        if (is_key) {
-            float sum = 0.f;
-            for (int h = key_head * group; h < (key_head + 1) * group; ++h) sum += to_float(row[h * d + o]);
-            mean = (sum / group + key_latent) / 2.f;
-        } else {
-            mean = (to_float(row[channel]) + key_latent) / 2.f;
-        }
-    }
+    const int key_head = is_key ? head - q_heads : head / (q_heads / kv_heads);
+    const float mean = qk_mean ? qk_mean_term(row, head, o, q_heads, kv_heads, d) : 0.f;
     values[o] = conv + mean;
     __syncthreads();
     if (o == 0) {
@@ -97,16 +84,8 @@ extern "C" __global__ void cca_decode_prologue(
     __syncthreads();
 
     const float temperature = is_key ? key_scale[key_head] : 1.f;
-    float x = values[o] * row_scale * temperature;
-    const int half = rotary_dim / 2;
-    if (o < rotary_dim) {
-        const int i = o < half ? o : o - half, partner = o < half ? o + half : o - half;
-        const float other = values[partner] * row_scale * temperature;
-        double sine, cosine;
-        sincos(static_cast<double>(position) * inv_freq[i], &sine, &cosine);
-        const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
-        x = o < half ? x * c - other * s : x * c + other * s;
-    }
+    const float x = rope_channel(values[o] * row_scale * temperature, values[rope_partner(o, rotary_dim)] * row_scale * temperature,
+                                 o, rotary_dim, position, inv_freq);
     if (!is_key) {
         q[(static_cast<long long>(r) * q_heads + head) * d + o] = from_float<T>(x);
         return;
