@@ -5,24 +5,47 @@ import CCA
 struct DecodeBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "decode",
-        abstract: "CPU decode tokens/s and cache bytes per sequence vs context length for MHA, GQA, MLA, CCA and CCGQA.",
-        discussion: "The default contexts take about 4 minutes on 2 cores (release build); a progress line shows the case being timed and the ETA.")
+        abstract: "Decode speed: on the CPU, tokens/s and cache bytes per sequence vs context for MHA, GQA, MLA, CCA and CCGQA; on cuda, the decode attention and whole decode steps.",
+        discussion: """
+        CPU: the default contexts take about 4 minutes on 2 cores (release build); a progress line shows the case being timed and the ETA. \
+        cuda: the decode attention alone over a paged bf16 cache (CCGQA's 8 query / 2 KV heads at every --batches x --contexts, \
+        MHA's 16 heads at --step-context) with its bytes/s, and whole decode steps of a CCGQA and an MHA model of the same width \
+        (E = 2048, d = 128, --layers blocks) at --step-context. The anchors come from `scripts/decode_anchors.py --csv FILE` \
+        run in the same device call (`scripts/bench_decode.sh` runs both).
+        """)
 
     /// Contexts beyond this would need caches of many gigabytes at the default width.
     static let maxContext = 1 << 20
 
     @OptionGroup var shape: ShapeOptions
-    @Option(help: "Context lengths to prefill before timing decode steps.") var contexts: [Int] = [1024, 4096, 16384]
-    @Option(help: "Decode steps timed at the end of each context (B = 1, one token per step).") var steps: Int = 32
+    @Option(help: "Where to run: cpu or cuda.") var device: Device = .cpu
+    @Option(help: "Context lengths (default: 1024, 4096, 16384 on the CPU; 1024, 16384, 131072 on cuda).") var contexts: [Int] = []
+    @Option(help: "Decode steps timed at the end of each context (B = 1, one token per step; CPU).") var steps: Int = 32
+    @Option(help: "cuda: batch sizes.") var batches: [Int] = [1, 8, 32]
+    @Option(help: "cuda: the context of the whole-step timings and of the MHA attention.") var stepContext: Int = 16384
+    @Option(help: "cuda: blocks of the models timed step by step.") var layers: Int = 4
+    @Option(help: "cuda: anchor timings (CSV from scripts/decode_anchors.py).") var anchors: String?
+    @Option(help: "cuda: write every timing (ours and anchors) here as CSV.") var csv: String?
+    @Option(help: "cuda: write the attention time against context here as SVG.") var svg: String?
+
+    var effectiveContexts: [Int] { contexts.isEmpty ? (device == .cpu ? [1024, 4096, 16384] : [1024, 16384, 131072]) : contexts }
 
     func validate() throws {
+        guard device == .cpu else {
+            for value in effectiveContexts + batches + [stepContext, layers] where !(1...Self.maxContext).contains(value) {
+                throw ValidationError("contexts, batches, --step-context and --layers must be from 1 to \(Self.maxContext), got \(value)")
+            }
+            return
+        }
         guard steps >= 1 else { throw ValidationError("--steps must be at least 1, got \(steps)") }
-        for context in contexts where !(steps < context && context <= Self.maxContext) {
+        for context in effectiveContexts where !(steps < context && context <= Self.maxContext) {
             throw ValidationError("each context must exceed --steps (\(steps)) and be at most \(Self.maxContext), got \(context)")
         }
     }
 
     func run() throws {
+        guard device == .cpu else { return try runOnDevice() }
+        let contexts = effectiveContexts
         let shapes = shape.shapes
         print("CPU: \(coreCount) cores, \(MatrixMultiply.backendName); E=\(shapes.hiddenSize), d=\(shapes.headDim), B=1, float32")
         // Each case's share of the work is its forward FLOPs (prefill and decode steps together), for the ETA.

@@ -19,7 +19,7 @@ struct ForwardCommand: ParsableCommand {
     @Option(help: "Weights (safetensors).") var weights: String
     @Option(help: "Input (safetensors with x and optional mask).") var input: String
     @Option(help: "Output file (safetensors with y); written atomically.") var output: String
-    @Option(help: "Run each sequence through the decode state in chunks of these lengths, e.g. 7,1,1,5.")
+    @Option(help: "Run each sequence through the decode state in chunks of these lengths, e.g. 7,1,1,5 (on cuda: the paged decode cache).")
     var chunks: String?
     @Option(help: "Where to run: cpu (the float32 reference) or cuda.") var device: Device = .cpu
     @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
@@ -31,7 +31,6 @@ struct ForwardCommand: ParsableCommand {
 
     func validate() throws {
         _ = try chunkLengths()
-        if chunks != nil, device != .cpu { throw ValidationError("--chunks runs the CPU decode path; the GPU has no decode state yet") }
     }
 
     func run() throws {
@@ -43,7 +42,12 @@ struct ForwardCommand: ParsableCommand {
             y = try files.run(inputPath: input, outputPath: output, chunkLengths: chunkLengths())
         } else {
             let (x, mask) = try LayerFiles.readInput(input)
-            y = try files.layer.forward(x, mask: mask, device: device, precision: precision)
+            if let chunkLengths = try chunkLengths() {
+                guard mask == nil else { throw DecodeError.maskWithChunks }
+                y = try DeviceChunkedForward.forward(files.layer, x: x, chunkLengths: chunkLengths, precision: precision)
+            } else {
+                y = try files.layer.forward(x, mask: mask, device: device, precision: precision)
+            }
             try SafeTensors.write(["y": y], metadata: ["format": "pt"], to: output)
         }
         print("y \(y.shape) written to \(output); max |y| \(format(maxMagnitude(y))); "

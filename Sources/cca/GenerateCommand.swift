@@ -24,6 +24,10 @@ struct GenerateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Keep only the K most likely tokens.") var topK: Int?
     @Option(parsing: .unconditional, help: "Keep the most likely tokens up to this total probability.") var topP: Float?
     @Option(help: "Random seed of the sampler.") var seed: UInt64 = 0
+    @Option(help: "Where to run a checkpoint: cpu, or cuda (the model resident on the GPU, its decode cache paged).")
+    var device: Device = .cpu
+    @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
+    var precision: CUDAPrecision = .bfloat16
 
     /// Longer contexts than this are refused outright; shorter ones must also fit in memory (checked once the model is known).
     static let contextLimit = 1 << 24
@@ -32,6 +36,7 @@ struct GenerateCommand: ParsableCommand {
         guard (checkpoint == nil) != (model == nil) else { throw ValidationError("give either --checkpoint or --model") }
         guard (prompt == nil) != (promptIds == nil) else { throw ValidationError("give either --prompt or --prompt-ids") }
         guard promptIds == nil || model != nil else { throw ValidationError("--prompt-ids goes with --model") }
+        guard device == .cpu || checkpoint != nil else { throw ValidationError("--device cuda runs a --checkpoint; ZAYA models run on the CPU") }
         guard (1...Self.contextLimit).contains(maxContext) else {
             throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }
@@ -57,12 +62,26 @@ struct GenerateCommand: ParsableCommand {
         let promptTokens = tokenizer.encode(prompt)
         try requireFits(promptLength: promptTokens.count)
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
-        try requireMemory(forContext: promptTokens.count + maxTokens, of: model.config)
+        let capacity = promptTokens.count + maxTokens
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        let session = try model.makeSession(capacity: promptTokens.count + maxTokens)
+        // The model's decode state: a CPU session, or one slot of the GPU engine.
+        let feed: ([Int]) throws -> [Float], stateDescription: String
+        switch device {
+        case .cpu:
+            try requireMemory(forContext: capacity, of: model.config)
+            let session = try model.makeSession(capacity: capacity)
+            feed = session.feed
+            stateDescription = "decode state " + formatBytes(session.bytes)
+        case .cuda:
+            let engine = try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: capacity, maxSequences: 1,
+                                                context: try CUDAContext.shared())
+            let slot = try engine.makeSlot(capacity: capacity)
+            feed = { try engine.step([(slot: slot, tokens: $0)])[0] }
+            stateDescription = "on cuda (\(precision.rawValue))"
+        }
         let clock = ContinuousClock()
         let prefillStart = clock.now
-        var logits = try session.feed(promptTokens)
+        var logits = try feed(promptTokens)
         let prefillSeconds = (clock.now - prefillStart).seconds
         var output = TextStream(tokenizer: tokenizer)
         print(prompt, terminator: "")
@@ -74,13 +93,13 @@ struct GenerateCommand: ParsableCommand {
             if token == tokenizer.eosTokenID { break }
             print(output.append(token), terminator: "")
             fflush(nil)
-            if generated < maxTokens { logits = try session.feed([token]) }
+            if generated < maxTokens { logits = try feed([token]) }
         }
         let decodeSeconds = (clock.now - decodeStart).seconds
         print(output.flush())
         print("\n[\(model.config.attention.rawValue)] prefill \(promptTokens.count) tokens at "
               + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(generated) tokens at "
-              + format(Double(generated) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
+              + format(Double(generated) / max(decodeSeconds, 1e-9)) + " tokens/s, " + stateDescription)
     }
 }
 

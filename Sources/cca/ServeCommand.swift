@@ -27,6 +27,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Largest request body in bytes; larger ones are refused with 413.") var maxBodyBytes: Int = 1 << 20
     @Option(help: "per-slot: one forward pass per request, so a completion never depends on the batch; ragged: one pass for the whole batch, faster, equal up to rounding.")
     var batching: CPUDecodeEngine.Batching = .perSlot
+    @Option(help: "Where to decode: cpu, or cuda (the model resident on the GPU, every step one ragged batch).")
+    var device: Device = .cpu
+    @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
+    var precision: CUDAPrecision = .bfloat16
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (0 picks a free port)") }
@@ -41,7 +45,17 @@ struct ServeCommand: ParsableCommand {
         let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         let config = SchedulerConfig(maxBatch: maxBatch, queueCapacity: queue, maxContext: maxContext, prefillChunk: prefillChunk)
         let tokens = try Checkpoint.tokenizer(directory: checkpoint).map(TextTokens.init(tokenizer:)) ?? .bytes
-        let engine = CPUDecodeEngine(model: model, batching: batching)
+        let engine: any DecodeEngine, mode: String
+        switch device {
+        case .cpu:
+            engine = CPUDecodeEngine(model: model, batching: batching)
+            mode = batching.rawValue
+        case .cuda:
+            // Room for every slot of the batch at the longest context, and the slots of requests just leaving.
+            engine = try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: 2 * maxBatch * maxContext,
+                                            maxSequences: 2 * maxBatch, context: try CUDAContext.shared())
+            mode = "cuda \(precision.rawValue)"
+        }
         let scheduler = try Scheduler(engine: engine, config: config, detokenize: tokens.decode)
         let name = modelName ?? checkpoint.split(separator: "/").last.map(String.init) ?? "cca"
         let service = CompletionService(scheduler: scheduler, modelID: name, tokens: tokens, maxTokens: maxTokens)
@@ -53,7 +67,7 @@ struct ServeCommand: ParsableCommand {
         Task {
             do {
                 try await CompletionServer.run(service, host: host, port: port, maxBodyBytes: maxBodyBytes) { port in
-                    print("serving \(name) (\(attention)) on http://\(host):\(port), batch \(config.maxBatch) (\(engine.batching.rawValue)), queue \(config.queueCapacity)")
+                    print("serving \(name) (\(attention)) on http://\(host):\(port), batch \(config.maxBatch) (\(mode)), queue \(config.queueCapacity)")
                     fflush(nil)
                 }
             } catch { outcome.error = error }

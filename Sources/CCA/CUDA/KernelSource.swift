@@ -24,6 +24,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case gradientNorm = "gradient_norm.cu"
     case ccaConvolution = "cca_convolution.cu"
     case ccaPrologueHeads = "cca_prologue_heads.cu"
+    case decodeCCAPrologue = "decode_cca_prologue.cu"
 
     /// The file's text: the embedded copy, or, when the environment variable `CCA_KERNEL_SOURCES` names a
     /// folder holding a file of this name, that file (kernel development: edit a `.cu` file and rerun the
@@ -61,6 +62,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .gradientNorm: return PackageResources.gradient_norm_cu
         case .ccaConvolution: return PackageResources.cca_convolution_cu
         case .ccaPrologueHeads: return PackageResources.cca_prologue_heads_cu
+        case .decodeCCAPrologue: return PackageResources.decode_cca_prologue_cu
         }
     }
 
@@ -68,7 +70,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     static let headers: [String: [UInt8]] = [
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
         "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
-        "elementwise.cuh": PackageResources.elementwise_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
+        "elementwise.cuh": PackageResources.elementwise_cuh,
+        "cca_rows.cuh": PackageResources.cca_rows_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
     /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.

@@ -12,14 +12,11 @@
 // warp read consecutive addresses), keeping TILE_ROWS accumulators in registers, which reuses each weight
 // TILE_ROWS times. The normalised rows go through shared memory once more so that each thread can read the
 // partner channel of its RoPE pair.
-#include "common.cuh"
+#include "cca_rows.cuh"
 
 #ifndef TILE_ROWS
 #define TILE_ROWS 32
 #endif
-
-// torch.finfo(float32).eps, the clamp of the reference QK norm.
-constexpr float L2_EPSILON = 1.1920928955078125e-7f;
 
 extern "C" __global__ void cca_prologue(
     const T* __restrict__ latents,          // [B*S, latent_stride]: [q0 ; k0] before the convolutions in the first ct columns
@@ -87,26 +84,14 @@ extern "C" __global__ void cca_prologue(
         for (int r = 0; r < TILE_ROWS; ++r) conv[r] = latent(t0 + r);
     }
 
-    // QK-mean from the pre-convolution latents: query head h gets (q0[h] + k0[h/g]) / 2,
-    // key head j gets (mean of q0 over its group + k0[j]) / 2.
+    // QK-mean from the pre-convolution latents.
     const bool is_key = head >= q_heads;
-    const int group = q_heads / kv_heads, eq = q_heads * d;
-    const int key_head = is_key ? head - q_heads : head / group;
+    const int key_head = is_key ? head - q_heads : head / (q_heads / kv_heads);
 #pragma unroll
     for (int r = 0; r < TILE_ROWS; ++r) {
         const int t = t0 + r;
-        float mean = 0.f;
-        if (qk_mean && t < seq_len) {
-            const T* row = latents + (row_base + t) * latent_stride;
-            const float key_latent = to_float(row[eq + key_head * d + o]);
-            if (is_key) {
-                float sum = 0.f;
-                for (int h = key_head * group; h < (key_head + 1) * group; ++h) sum += to_float(row[h * d + o]);
-                mean = (sum / group + key_latent) / 2.f;
-            } else {
-                mean = (to_float(row[channel]) + key_latent) / 2.f;
-            }
-        }
+        const float mean = qk_mean && t < seq_len
+            ? qk_mean_term(latents + (row_base + t) * latent_stride, head, o, q_heads, kv_heads, d) : 0.f;
         rows[r * d + o] = conv[r] + mean;
     }
     __syncthreads();
@@ -120,18 +105,10 @@ extern "C" __global__ void cca_prologue(
     __syncthreads();
 
     const float temperature = is_key ? key_scale[key_head] : 1.f;
-    const int half = rotary_dim / 2;
     for (int r = 0; r < TILE_ROWS && t0 + r < seq_len; ++r) {
         const int t = t0 + r;
-        float x = rows[r * d + o] * row_scale[r] * temperature;
-        if (o < rotary_dim) {
-            const int i = o < half ? o : o - half, partner = o < half ? o + half : o - half;
-            const float other = rows[r * d + partner] * row_scale[r] * temperature;
-            double sine, cosine;
-            sincos(static_cast<double>(t) * inv_freq[i], &sine, &cosine);
-            const float c = static_cast<float>(cosine), s = static_cast<float>(sine);
-            x = o < half ? x * c - other * s : x * c + other * s;
-        }
+        const float x = rope_channel(rows[r * d + o] * row_scale[r] * temperature,
+                                     rows[r * d + rope_partner(o, rotary_dim)] * row_scale[r] * temperature, o, rotary_dim, t, inv_freq);
         T* destination = is_key ? k + ((row_base + t) * kv_heads + key_head) * d
                                 : q + ((row_base + t) * q_heads + head) * d;
         destination[o] = from_float<T>(x);

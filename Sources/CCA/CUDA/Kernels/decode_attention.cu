@@ -68,6 +68,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
         row_max[threadIdx.x] = negative_infinity();
         row_sum[threadIdx.x] = 0.f;
     }
+    // A split past a short sequence's context runs no page, and thread 0 then writes every row's state.
+    __syncthreads();
 
     // Starts copying page `page_index` of the sequence (its keys and values for this KV head) into `stage`.
     auto fetch = [&](int page_index, T* stage) {

@@ -1,7 +1,8 @@
 // rotary.cu: NeoX "rotate-half" rotary position embedding, in place, on a channel range of each head, and
 // its backward pass: the inverse rotation (sine_sign -1), since a rotation's transpose is its inverse.
 //
-// Row r of the [rows, heads, ...] data is at position r % seq_len (every sequence starts at 0). Within
+// Row r of the [rows, heads, ...] data is at position r % seq_len (every sequence starts at 0), or at
+// positions[r] when positions is given (the new rows of a decode step, each at its own position). Within
 // each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
 // One thread per (row, head, pair). The angle and its sine and cosine are computed in double, as the
 // CPU path does, so that long positions keep their precision; the rotation itself runs in float.
@@ -10,8 +11,8 @@
 #include "common.cuh"
 
 extern "C" __global__ void rotary_embedding(
-    T* data, int rows, int seq_len, int heads, long long row_stride, int head_stride, int offset,
-    int rotary_dim, const double* __restrict__ inv_freq, float sine_sign)
+    T* data, int rows, int seq_len, const int* __restrict__ positions, int heads, long long row_stride, int head_stride,
+    int offset, int rotary_dim, const double* __restrict__ inv_freq, float sine_sign)
 {
     const int half = rotary_dim / 2;
     const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -21,7 +22,8 @@ extern "C" __global__ void rotary_embedding(
     const long long row = index / (static_cast<long long>(half) * heads);
 
     double sine, cosine;
-    sincos(static_cast<double>(row % seq_len) * inv_freq[i], &sine, &cosine);
+    const long long position = positions != nullptr ? positions[row] : row % seq_len;
+    sincos(static_cast<double>(position) * inv_freq[i], &sine, &cosine);
     const float c = static_cast<float>(cosine), s = sine_sign * static_cast<float>(sine);
     T* x = data + row * row_stride + static_cast<long long>(head) * head_stride + offset;
     const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);

@@ -14,14 +14,26 @@ enum DecodeAttention {
     static func forward(q: DeviceTensor, keyCache: DeviceTensor, valueCache: DeviceTensor, pageTable: DeviceBuffer,
                         maxPages: Int, contextLengths: DeviceBuffer, longestContext: Int, heads: Attention.Heads,
                         context: CUDAContext) throws -> DeviceTensor {
+        let out = try context.empty([q.shape[0], q.shape[1], heads.queryHeads, heads.valueDim], q.precision)
+        try forward(q: q, keyCache: keyCache, valueCache: valueCache, pageTable: pageTable, maxPages: maxPages,
+                    contextLengths: contextLengths, longestContext: longestContext, heads: heads, into: out, context: context)
+        return out
+    }
+
+    /// ``forward(q:keyCache:valueCache:pageTable:maxPages:contextLengths:longestContext:heads:context:)``
+    /// into `out` `[B, queryRows, Hq, dv]` (a view into a larger tensor, for the pieces of a decode step).
+    static func forward(q: DeviceTensor, keyCache: DeviceTensor, valueCache: DeviceTensor, pageTable: DeviceBuffer,
+                        maxPages: Int, contextLengths: DeviceBuffer, longestContext: Int, heads: Attention.Heads,
+                        into out: DeviceTensor, context: CUDAContext) throws {
         let (batch, queryRows) = (q.shape[0], q.shape[1])
         let rows = heads.group * queryRows
         guard rows <= 64, heads.keyDim % 32 == 0, heads.valueDim <= 128, heads.valueDim % 8 == 0, heads.causal,
               heads.window == nil else {
             throw CUDAError.unsupported("decode attention with \(rows) rows per KV head, head dims \(heads.keyDim)/\(heads.valueDim)")
         }
-        let out = try context.empty([batch, queryRows, heads.queryHeads, heads.valueDim], q.precision)
-        guard batch > 0, longestContext > 0 else { return out }
+        precondition(out.shape == [batch, queryRows, heads.queryHeads, heads.valueDim] && out.precision == q.precision,
+                     "decode attention output \(out.shape) for q \(q.shape)")
+        guard batch > 0, longestContext > 0 else { return }
         // Enough splits for about two blocks per multiprocessor, each a whole number of pages.
         let pages = (longestContext + pageTokens - 1) / pageTokens
         let wanted = max(1, 2 * context.multiprocessorCount / max(1, batch * heads.keyValueHeads))
@@ -43,7 +55,6 @@ enum DecodeAttention {
         let combine = try context.kernel("decode_attention_combine", in: .decodeAttention, precision: q.precision, defines: defines)
         try context.launch(combine, grid: (batch * queryRows, heads.queryHeads, 1), threads: heads.valueDim,
                            [partialOut.address, partialMax.address, partialSum.address, out.address, UInt64(0), Int32(splits)])
-        return out
     }
 
     /// Writes the new rows' keys `[rows, Hkv, dk]` and values `[rows, Hkv, dv]` into the cache pages: row `r`

@@ -21,6 +21,14 @@ struct DeviceRotary: Sendable {
                    sineSign: 1, context: context)
     }
 
+    /// The same with row `r` at position `positions[r]` (int32 on the device, one per row of `data`): the new
+    /// rows of a decode step, each sequence at its own position.
+    func forward(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, positions: DeviceBuffer,
+                 context: CUDAContext) throws {
+        try rotate(data, heads: heads, headStride: headStride, offset: offset, sequenceLength: 1, positions: positions,
+                   sineSign: 1, context: context)
+    }
+
     /// ``RotaryEmbedding/backward(_:positions:heads:headStride:offset:)``: the gradient rotated back in place.
     func backward(_ gradient: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, sequenceLength: Int,
                   context: CUDAContext) throws {
@@ -29,12 +37,13 @@ struct DeviceRotary: Sendable {
     }
 
     private func rotate(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int, sequenceLength: Int,
-                        sineSign: Float, context: CUDAContext) throws {
+                        positions: DeviceBuffer? = nil, sineSign: Float, context: CUDAContext) throws {
         let pairs = data.rows * heads * dimension / 2
         guard pairs > 0 else { return }
         let kernel = try context.kernel("rotary_embedding", in: .rotary, precision: data.precision)
         try context.launch(kernel, grid: ((pairs + 255) / 256, 1, 1), threads: 256,
-                           [data.address, Int32(data.rows), Int32(sequenceLength), Int32(heads), Int64(data.stride),
-                            Int32(headStride), Int32(offset), Int32(dimension), inverseFrequencies.address, sineSign])
+                           [data.address, Int32(data.rows), Int32(sequenceLength), positions?.address ?? 0, Int32(heads),
+                            Int64(data.stride), Int32(headStride), Int32(offset), Int32(dimension), inverseFrequencies.address,
+                            sineSign])
     }
 }

@@ -6,7 +6,7 @@ extension CUDASelfTest {
         // (query heads, KV heads, head dim, new rows, context lengths)
         let shapes: [(Int, Int, Int, Int, [Int])] = [
             (8, 2, 128, 1, [1, 300, 4097, 64]), (4, 4, 128, 2, [5, 1000]), (16, 2, 64, 1, [70, 129, 2]),
-            (8, 1, 128, 8, [8, 513]), (2, 2, 64, 3, [3, 64, 65, 200]),
+            (8, 1, 128, 8, [8, 513]), (2, 2, 64, 3, [3, 64, 65, 200]), (8, 1, 128, 1, [8, 200]),
         ]
         return shapes.map { queryHeads, keyValueHeads, headDim, newRows, lengths in
             Case(name: "decode attention Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) rows\(newRows) contexts \(lengths)") { context, precision in

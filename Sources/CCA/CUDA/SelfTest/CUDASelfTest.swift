@@ -23,7 +23,8 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             for precision in CUDAPrecision.allCases {
-                let cases = operationCases + trainingOperationCases + decodeCases + layerCases + layerBackwardCases + trainingStepCases
+                let cases = operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
+                    + trainingStepCases
                 for testCase in cases where filter.map({ testCase.name.contains($0) }) ?? true {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {

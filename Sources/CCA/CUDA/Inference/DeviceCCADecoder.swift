@@ -1,0 +1,58 @@
+/// ``DeviceCCA`` continuing sequences through the decode cache: one product for `[q0 | k0 | v_current |
+/// v_delayed]`, then `decode_cca_prologue.cu`, which runs steps 3–8 for every new row from its sequence's
+/// state and writes k and the value-shifted v straight into the cache, the attention over the cache, the
+/// output projection, and last the state update.
+struct DeviceCCADecoder: DeviceDecodeLayer {
+    let layer: DeviceCCA
+    /// The small float32 weights of steps 4–8, with conv B's taps as `[tap, head, in, out]` (the layout of
+    /// `cca_prologue.cu`, which the decode kernel shares), made once: a decoding model's weights do not change.
+    let weights: DeviceCCA.PrologueWeights
+
+    /// The decoder of the layer built from `weights` (``DeviceWeights``).
+    init(config: CCAConfig, weights: DeviceWeights, context: CUDAContext) throws {
+        layer = try DeviceCCA(config: config, weights: weights, context: context)
+        let fused = try layer.prologueWeights(context: context)
+        let taps = try layer.prologue.convolution.groupedWeight.map {
+            try DeviceCCAConvolution.taps($0, headDim: config.headDim, layout: .transposed, precision: .float32, context: context)
+        }
+        self.weights = DeviceCCA.PrologueWeights(
+            tensorCores: false, depthwiseWeight: fused.depthwiseWeight, depthwiseBias: fused.depthwiseBias, groupedWeight: taps,
+            groupedBias: fused.groupedBias, keyScale: fused.keyScale, rotary: fused.rotary)
+    }
+
+    var decodeHeads: Attention.Heads { layer.heads }
+    var convolutionState: (channels: Int, valueWidth: Int)? { (layer.config.convolutionChannels, layer.config.keyWidth) }
+
+    func decode(_ x: DeviceTensor, step: inout DeviceDecodeStep, cache: DeviceDecodeCache.Layer, context: CUDAContext) throws
+        -> DeviceTensor {
+        guard let history = cache.history, let valueHistory = cache.valueHistory else {
+            throw CUDAError.unsupported("a CCA layer over a decode cache made without its state slots")
+        }
+        let config = layer.config
+        let (rows, d, hq, hkv) = (step.rows, config.headDim, config.queryHeads, config.keyValueHeads)
+        guard d <= 1024 else { throw CUDAError.unsupported("CCA head_dim above 1024 (got \(d))") }
+        let projections = try layer.projections(x, context: context)
+        let stride = projections.shape.last!
+        let q = try context.empty([rows, hq, d], x.precision)
+        let prologue = try context.kernel("cca_decode_prologue", in: .decodeCCAPrologue, precision: x.precision)
+        try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: d, sharedBytes: 3 * d * 4,
+                           [projections.address, history.address, valueHistory.address, step.rowSequence.address,
+                            step.rowState.address, step.rowPosition.address, step.rowOffset.address, step.pageTable.address,
+                            weights.depthwiseWeight?.address ?? 0, weights.depthwiseBias?.address ?? 0,
+                            weights.groupedWeight?.address ?? 0, weights.groupedBias?.address ?? 0, weights.keyScale.address,
+                            weights.rotary.inverseFrequencies.address, q.address, cache.keys.address, cache.values.address,
+                            Int32(stride), Int32(hq), Int32(hkv), Int32(d), Int32(weights.rotary.dimension),
+                            Int32(config.convolutions), Int32(config.qkMean ? 1 : 0), Int32(config.valueShift ? 1 : 0),
+                            Int32(step.maxPages)])
+        let attended = try step.attend(q: q, cache: cache, heads: layer.heads, context: context)
+        let y = try Linear.forward(attended.reshaped([rows, config.queryWidth]), layer.outputWeight, context: context)
+        // After the prologue, which reads the old state (the stream keeps the order).
+        let (ct, half) = (config.convolutionChannels, config.keyWidth / 2)
+        let update = try context.kernel("cca_decode_history", in: .decodeCCAPrologue, precision: x.precision)
+        try context.launchElementwise(update, count: step.lengths.count * (ct + half),
+                                      [projections.address, history.address, valueHistory.address, step.sequenceState.address,
+                                       step.sequenceLastRow.address, step.sequenceRows.address, Int32(step.lengths.count),
+                                       Int32(stride), Int32(ct), Int32(half)])
+        return y
+    }
+}

@@ -1,0 +1,70 @@
+/// The ``DecodeEngine`` of a ``LanguageModel`` resident on the GPU: the ``Scheduler`` and `cca serve` run on
+/// it as on the CPU engine. Every step runs all its slots' chunks (prompt pieces and single tokens) as one
+/// ragged batch of rows through the model and the paged decode cache (``DeviceDecodeCache``); the logits
+/// after each chunk come back as float32 for the scheduler's sampler.
+///
+/// Not batch-invariant: cuBLAS picks its kernel by the number of rows, and the decode attention splits the
+/// context by the batch, so the last bits of a slot's logits can change with the other slots of a step.
+///
+/// Not thread-safe: the one caller is the scheduler's decode loop (hence `@unchecked Sendable`); every call
+/// runs inside the context's exclusive section.
+public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
+    let model: DeviceDecodeModel
+    let cache: DeviceDecodeCache
+    let context: CUDAContext
+
+    /// Uploads `model` in `precision` and makes a cache of `cacheTokens` tokens per layer for at most
+    /// `maxSequences` slots at a time.
+    /// - Throws: ``CUDAError`` when the GPU or a kernel is missing, or the model's attention does not run there.
+    public init(model: LanguageModel<Float>, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
+                context: CUDAContext) throws {
+        guard cacheTokens > 0, maxSequences > 0 else {
+            throw ConfigError.invalidValue(name: "cache size", value: "\(cacheTokens) tokens, \(maxSequences) sequences",
+                                           expected: "at least one token and one sequence")
+        }
+        self.context = context
+        let pages = (cacheTokens + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens
+        (self.model, cache) = try context.exclusive {
+            let resident = try DeviceDecodeModel(model, precision: precision, context: context)
+            return (resident, try resident.makeCache(pageCount: pages, stateSlots: maxSequences, context: context))
+        }
+    }
+
+    public var vocabSize: Int { model.config.vocabSize }
+
+    public var isBatchInvariant: Bool { false }
+
+    /// Slots allocated and not yet freed.
+    public var slotCount: Int { cache.sequences.count }
+
+    public func makeSlot(capacity: Int) throws -> Int { try context.exclusive { try cache.add(capacity: capacity) } }
+
+    public func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]] {
+        guard !chunks.isEmpty else { return [] }
+        var seen = Set<Int>()
+        let sequences = try chunks.map { chunk in
+            guard let sequence = cache.sequences[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
+            guard seen.insert(chunk.slot).inserted else { throw DecodeError.duplicateSequence(chunk.slot) }
+            guard !chunk.tokens.isEmpty else { throw GenerationError.emptyPrompt }
+            if let token = chunk.tokens.first(where: { !(0..<vocabSize).contains($0) }) {
+                throw EmbeddingError.tokenOutOfRange(token: token, vocabSize: vocabSize)
+            }
+            let (total, overflow) = sequence.length.addingReportingOverflow(chunk.tokens.count)
+            guard !overflow, total <= sequence.capacity else {
+                throw DecodeError.contextFull(capacity: sequence.capacity, requested: overflow ? Int.max : total)
+            }
+            return sequence
+        }
+        let logits = try context.exclusive { () -> Tensor<Float> in
+            var step = try DeviceDecodeStep(
+                sequences: zip(sequences, chunks).map { ($0.state, $0.length, $1.tokens.count, $0.pages) }, context: context)
+            return try context.download(try model.forward(tokens: chunks.flatMap(\.tokens), step: &step, cache: cache,
+                                                          context: context))
+        }
+        for (sequence, chunk) in zip(sequences, chunks) { cache.setLength(chunk.slot, sequence.length + chunk.tokens.count) }
+        let vocab = vocabSize
+        return (0..<chunks.count).map { Array(logits.storage[($0 * vocab)..<(($0 + 1) * vocab)]) }
+    }
+
+    public func freeSlot(_ slot: Int) { cache.remove(slot) }
+}
