@@ -14,16 +14,17 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
     let context: CUDAContext
 
     /// Uploads `model` in `precision` and makes a cache of `cacheTokens` tokens per layer for at most
-    /// `maxSequences` slots at a time.
+    /// `maxSequences` slots at a time: slots whose capacities add up to `cacheTokens` always fit (the pool
+    /// has a page more per slot, for each slot's partly filled last page).
     /// - Throws: ``CUDAError`` when the GPU or a kernel is missing, or the model's attention does not run there.
     public init(model: LanguageModel<Float>, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
                 context: CUDAContext) throws {
-        guard cacheTokens > 0, maxSequences > 0 else {
+        guard cacheTokens > 0, maxSequences > 0, cacheTokens <= Int(Int32.max), maxSequences <= Int(Int32.max) else {
             throw ConfigError.invalidValue(name: "cache size", value: "\(cacheTokens) tokens, \(maxSequences) sequences",
-                                           expected: "at least one token and one sequence")
+                                           expected: "at least one token and one sequence, at most 2^31 - 1 of each")
         }
         self.context = context
-        let pages = (cacheTokens + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens
+        let pages = (cacheTokens + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens + maxSequences
         (self.model, cache) = try context.exclusive {
             let resident = try DeviceDecodeModel(model, precision: precision, context: context)
             return (resident, try resident.makeCache(pageCount: pages, stateSlots: maxSequences, context: context))
