@@ -114,14 +114,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     const int first_row = causal ? min(key0 * group, packed_rows) / ROW_TILE * ROW_TILE : 0;
     const int tiles = (packed_rows - first_row + ROW_TILE - 1) / ROW_TILE;
 
-    if (threadIdx.x == 0) {
-        for (int stage = 0; stage < STAGES; ++stage) {
-            barrier_init(full + 8 * stage, PRODUCER_THREADS);
-            barrier_init(empty + 8 * stage, 8);
-        }
-        barrier_init(kv_full, PRODUCER_THREADS);
-    }
-    __syncthreads();
+    init_pipeline<STAGES>(full, empty, kv_full, PRODUCER_THREADS);
 
     if (threadIdx.x < PRODUCER_THREADS) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
@@ -287,14 +280,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
     const int tiles = (key_end + KEY_TILE - 1) / KEY_TILE;
 
-    if (threadIdx.x == 0) {
-        for (int stage = 0; stage < STAGES; ++stage) {
-            barrier_init(full + 8 * stage, PRODUCER_THREADS);
-            barrier_init(empty + 8 * stage, 8);
-        }
-        barrier_init(rows_full, PRODUCER_THREADS);
-    }
-    __syncthreads();
+    init_pipeline<STAGES>(full, empty, rows_full, PRODUCER_THREADS);
 
     if (threadIdx.x < PRODUCER_THREADS) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");

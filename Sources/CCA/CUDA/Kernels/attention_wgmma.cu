@@ -61,14 +61,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
     const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
 
-    if (threadIdx.x == 0) {
-        for (int stage = 0; stage < STAGES; ++stage) {
-            barrier_init(full + 8 * stage, PRODUCER_THREADS);
-            barrier_init(empty + 8 * stage, 8);  // one arrival per consumer warp
-        }
-        barrier_init(q_full, PRODUCER_THREADS);
-    }
-    __syncthreads();
+    init_pipeline<STAGES>(full, empty, q_full, PRODUCER_THREADS);
 
     if (threadIdx.x < PRODUCER_THREADS) {
         // Producer: Q once, then K and V tile by tile into the stage the consumers last released.

@@ -52,6 +52,21 @@ __device__ __forceinline__ void barrier_wait(unsigned barrier, unsigned parity) 
                  "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n\t"
                  "@!done bra WAIT;\n\t}" :: "r"(barrier), "r"(parity) : "memory");
 }
+// Thread 0 sets up the hand-over barriers of a STAGES-deep pipeline (full[stage]: the producer's
+// `producer_threads` arrivals; empty[stage]: one arrival per consumer warp, 8) and the barrier of the tiles that
+// stay resident; then the block waits for it.
+template <int STAGES>
+__device__ __forceinline__ void init_pipeline(unsigned full, unsigned empty, unsigned resident, int producer_threads) {
+    if (threadIdx.x == 0) {
+        for (int stage = 0; stage < STAGES; ++stage) {
+            barrier_init(full + 8 * stage, producer_threads);
+            barrier_init(empty + 8 * stage, 8);
+        }
+        barrier_init(resident, producer_threads);
+    }
+    __syncthreads();
+}
+
 // Waits for a tile that the producer's cp.async wrote, and orders those writes before this thread's
 // wgmma reads (the async proxy).
 __device__ __forceinline__ void wait_for_tile(unsigned barrier, unsigned parity) {
