@@ -62,6 +62,33 @@ __device__ __forceinline__ void scores(float (&s)[B_ROWS / 2], unsigned a, unsig
     }
 }
 
+// The two score-like products of a streamed tile, each its own commit group: s = S_A . T^T, then dp = P_A . U^T,
+// where T is the tile at `stage` and U the one right after it (q then dO, or K then V). S_A and P_A are the
+// warpgroup's 64 resident rows (K and V, or q and dO) in tiles of BLOCK rows.
+template <int B_ROWS>
+__device__ __forceinline__ void issue_score_products(float (&s)[B_ROWS / 2], float (&dp)[B_ROWS / 2], unsigned s_rows,
+                                                     unsigned dp_rows, unsigned stage) {
+    wgmma_fence();
+    scores<BLOCK, B_ROWS>(s, s_rows, stage);
+    wgmma_commit();
+    scores<BLOCK, B_ROWS>(dp, dp_rows, stage + B_ROWS * D * 2);
+    wgmma_commit();
+}
+
+// Waits for the accumulating products just committed; first, unless this is the last tile (`next` false),
+// issues the next tile's score products through `issue` (once its stage has landed), so that the tensor cores
+// stay busy and only this tile's group is waited for.
+template <int STAGES, typename Issue>
+__device__ __forceinline__ void finish_products(bool next, int tile, unsigned full, Issue issue) {
+    if (next) {
+        wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
+        issue(tile + 1);
+        wgmma_wait<2>();
+    } else {
+        wgmma_wait<0>();
+    }
+}
+
 // acc (64 x 128) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
 // bytes, per step; the two column halves B_ROWS * 128 bytes apart).
 template <int B_ROWS>
@@ -169,15 +196,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     float dk_acc[64] = {}, dv_acc[64] = {}, s[ROW_TILE / 2], dp[ROW_TILE / 2];
     unsigned p_fragments[ROW_TILE / 16][4], dz_fragments[ROW_TILE / 16][4];
 
-    // The products of a tile, each its own commit group: S^T, then dP^T.
-    auto issue_scores = [&](int tile) {
-        const unsigned q_stage = stage_address(tile);
-        wgmma_fence();
-        scores<BLOCK, ROW_TILE>(s, k_rows, q_stage);
-        wgmma_commit();
-        scores<BLOCK, ROW_TILE>(dp, v_rows, q_stage + ROW_TILE_BYTES);
-        wgmma_commit();
-    };
+    // S^T and dP^T of a tile.
+    auto issue_scores = [&](int tile) { issue_score_products<ROW_TILE>(s, dp, k_rows, v_rows, stage_address(tile)); };
     // One pipeline step, with S^T and dP^T of `tile` in flight: P^T and dZ^T once both land, then dv and dk
     // are issued; the next tile's products (unless this is the last) are issued before waiting
     // for them, so the tensor cores stay busy. `next` is a constant at each call, so that the inlined branches
@@ -227,17 +247,10 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
         accumulate<ROW_TILE>(dv_acc, p_fragments, do_stage);
         accumulate<ROW_TILE>(dk_acc, dz_fragments, q_stage);
         wgmma_commit();
-        if (next) {
-            wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
-            issue_scores(tile + 1);
-            wgmma_wait<2>();  // dv and dk of this tile
-        } else {
-            wgmma_wait<0>();
-        }
+        finish_products<STAGES>(next, tile, full, issue_scores);
         pin(dv_acc);
         pin(dk_acc);
-        __syncwarp();
-        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
+        release_stage(empty, tile % STAGES, lane);
     };
 
     wait_for_tile(kv_full, 0);
@@ -330,14 +343,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     float dq_acc[64] = {}, s[KEY_TILE / 2], dp[KEY_TILE / 2];
     unsigned dz_fragments[KEY_TILE / 16][4];
 
-    auto issue_scores = [&](int tile) {
-        const unsigned k_stage = stage_address(tile);
-        wgmma_fence();
-        scores<BLOCK, KEY_TILE>(s, q_rows, k_stage);
-        wgmma_commit();
-        scores<BLOCK, KEY_TILE>(dp, do_rows, k_stage + KEY_TILE_BYTES);
-        wgmma_commit();
-    };
+    // S and dP of a tile.
+    auto issue_scores = [&](int tile) { issue_score_products<KEY_TILE>(s, dp, q_rows, do_rows, stage_address(tile)); };
     // One pipeline step, as in the dk/dv kernel: dZ of `tile`, dq += dZ K issued, the next tile's products
     // issued before waiting.
     auto step = [&](int tile, bool next) {
@@ -365,16 +372,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
         wgmma_fence();
         accumulate<KEY_TILE>(dq_acc, dz_fragments, stage_address(tile));
         wgmma_commit();
-        if (next) {
-            wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
-            issue_scores(tile + 1);
-            wgmma_wait<2>();  // dq of this tile
-        } else {
-            wgmma_wait<0>();
-        }
+        finish_products<STAGES>(next, tile, full, issue_scores);
         pin(dq_acc);
-        __syncwarp();
-        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
+        release_stage(empty, tile % STAGES, lane);
     };
 
     wait_for_tile(rows_full, 0);

@@ -215,8 +215,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
         wgmma_wait<0>();
         pin(o);
         // This warp is done with the stage's K (scores, waited for earlier) and V.
-        __syncwarp();
-        if (lane == 0) barrier_arrive(empty + 8 * (tile % STAGES));
+        release_stage(empty, tile % STAGES, lane);
         if (next) rescale_and_pack();
     };
 

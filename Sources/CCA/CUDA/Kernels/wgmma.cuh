@@ -67,6 +67,12 @@ __device__ __forceinline__ void init_pipeline(unsigned full, unsigned empty, uns
     __syncthreads();
 }
 
+// A consumer warp hands `stage` back to the producer: one arrival on empty[stage] once all its lanes are done.
+__device__ __forceinline__ void release_stage(unsigned empty, int stage, int lane) {
+    __syncwarp();
+    if (lane == 0) barrier_arrive(empty + 8 * stage);
+}
+
 // Waits for a tile that the producer's cp.async wrote, and orders those writes before this thread's
 // wgmma reads (the async proxy).
 __device__ __forceinline__ void wait_for_tile(unsigned barrier, unsigned parity) {
