@@ -48,8 +48,9 @@ struct DeviceParameters: Sendable {
     static func layout(_ shapes: [String: [Int]]) -> (segments: [Segment], count: Int, decayedCount: Int) {
         func aligned(_ offset: Int) -> Int { (offset + alignment - 1) / alignment * alignment }
         var segments: [Segment] = [], end = 0, decayedCount = 0
+        let names = shapes.keys.map { (key: layoutKey($0), name: $0) }.sorted { $0.key < $1.key }.map(\.name)
         for decayed in [true, false] {
-            for name in shapes.keys.sorted(by: { layoutKey($0) < layoutKey($1) }) where (shapes[name]!.count >= 2) == decayed {
+            for name in names where (shapes[name]!.count >= 2) == decayed {
                 segments.append(Segment(name: name, shape: shapes[name]!, offset: aligned(end)))
                 end = segments.last!.offset + segments.last!.count
             }
