@@ -14,6 +14,10 @@ struct SelfTestCommand: ParsableCommand {
         guard device == "cuda" else {
             throw ValidationError("selftest checks the GPU path against the CPU reference; the CPU path itself is checked by `swift test`")
         }
-        if CUDASelfTest.run(filter: filter).failed > 0 { throw ExitCode(1) }
+        let (passed, failed) = CUDASelfTest.run(filter: filter)
+        if let filter, passed + failed == 0 {
+            throw ValidationError("no self-test case name contains \"\(filter)\"; run without --filter to see every case's name")
+        }
+        if failed > 0 { throw ExitCode(1) }
     }
 }

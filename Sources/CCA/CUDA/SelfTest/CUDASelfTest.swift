@@ -12,8 +12,8 @@ public enum CUDASelfTest {
     ///
     /// Every device allocation is filled with NaN before use, so a case whose output has an element no
     /// kernel wrote fails. A machine without CUDA counts as one failed case, with the reason.
-    @discardableResult
     /// - Parameter filter: run only the cases whose name contains it (`cca selftest --filter`).
+    @discardableResult
     public static func run(filter: String? = nil, log: (String) -> Void = { print($0) }) -> (passed: Int, failed: Int) {
         var (passed, failed) = (0, 0)
         var worst: [CUDAPrecision: (error: Float, name: String)] = [:]
@@ -22,10 +22,10 @@ public enum CUDASelfTest {
             log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
             context.allocator.poison = true
             defer { context.allocator.poison = false }
+            let cases = (operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
+                + trainingStepCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
-                let cases = operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
-                    + trainingStepCases
-                for testCase in cases where filter.map({ testCase.name.contains($0) }) ?? true {
+                for testCase in cases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
                     do {
                         let errors = try testCase.run(context, precision).map { relativeError($0.gpu, $0.reference) }
