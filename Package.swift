@@ -26,6 +26,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/common.cuh"),
                 .embedInCode("CUDA/Kernels/mma.cuh"),
                 .embedInCode("CUDA/Kernels/attention.cuh"),
+                .embedInCode("CUDA/Kernels/documents.cuh"),
                 .embedInCode("CUDA/Kernels/reduce.cuh"),
                 .embedInCode("CUDA/Kernels/elementwise.cuh"),
                 .embedInCode("CUDA/Kernels/cca_rows.cuh"),

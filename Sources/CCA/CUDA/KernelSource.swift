@@ -69,8 +69,8 @@ enum KernelSource: String, CaseIterable, Sendable {
     /// Headers the sources include, by include name.
     static let headers: [String: [UInt8]] = [
         "common.cuh": PackageResources.common_cuh, "mma.cuh": PackageResources.mma_cuh,
-        "attention.cuh": PackageResources.attention_cuh, "reduce.cuh": PackageResources.reduce_cuh,
-        "elementwise.cuh": PackageResources.elementwise_cuh,
+        "attention.cuh": PackageResources.attention_cuh, "documents.cuh": PackageResources.documents_cuh,
+        "reduce.cuh": PackageResources.reduce_cuh, "elementwise.cuh": PackageResources.elementwise_cuh,
         "cca_rows.cuh": PackageResources.cca_rows_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 

@@ -30,6 +30,7 @@
 #include "common.cuh"
 #include "mma.cuh"
 #include "attention.cuh"
+#include "documents.cuh"
 
 constexpr int BLOCK = 64, THREADS = 128;
 constexpr int QK_STRIDE = DK_PADDED + 8, V_STRIDE = DV_PADDED + 8;
@@ -44,9 +45,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     bf16* __restrict__ dk,                      // [B, S, Hkv, DK]
     bf16* __restrict__ dv,                      // [B, S, Hkv, DV]
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
-    constexpr int STAGE = BLOCK * (QK_STRIDE + V_STRIDE) + 3 * BLOCK * 2;  // q, dO, then lse, delta, position (as shorts)
+    constexpr int STAGE = BLOCK * (QK_STRIDE + V_STRIDE) + 4 * BLOCK * 2;  // q, dO, then lse, delta, position, first key (as shorts)
     extern __shared__ __align__(16) unsigned short shared[];
     unsigned short* k_tile = shared;                        // [BLOCK][QK_STRIDE]
     unsigned short* v_tile = k_tile + BLOCK * QK_STRIDE;    // [BLOCK][V_STRIDE]
@@ -56,6 +58,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     const int key0 = blockIdx.x * BLOCK, kv_head = blockIdx.y;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_column = lane % 4;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const float scale_log2 = scale * LOG2E;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
 
@@ -70,7 +73,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     commit_loads();
 
     // Starts fetching the query tile at packed row `tile0` into `stage`: q and dO by cp.async, the rows' lse
-    // (log2 domain), delta and positions (-1 outside) by plain stores.
+    // (log2 domain), delta, positions (-1 outside) and first visible keys by plain stores.
     auto fetch = [&](int tile0, unsigned short* stage) {
         auto query_row = [&](const bf16* base, int width) {
             return [=](int row) -> const bf16* {
@@ -87,7 +90,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
             const bool inside = packed < packed_rows;
             row_lse[threadIdx.x] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
             row_lse[BLOCK + threadIdx.x] = inside ? delta[row_index(packed)] : 0.f;
-            reinterpret_cast<int*>(row_lse)[2 * BLOCK + threadIdx.x] = !inside ? -1 : causal ? packed / group : seq_len - 1;
+            const int position = !inside ? -1 : causal ? packed / group : seq_len - 1;
+            reinterpret_cast<int*>(row_lse)[2 * BLOCK + threadIdx.x] = position;
+            reinterpret_cast<int*>(row_lse)[3 * BLOCK + threadIdx.x] = inside ? document_start(row_positions, position) : 0;
         }
     };
 
@@ -102,7 +107,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
 
     float dk_acc[DK_PADDED / 8][4] = {}, dv_acc[DV_PADDED / 8][4] = {};
     const int first_row = causal ? min(key0 * group, packed_rows) / BLOCK * BLOCK : 0;
-    const int tiles = (packed_rows - first_row + BLOCK - 1) / BLOCK;
+    // Rows past the document of the block's last key see none of its keys.
+    const int rows_end = row_positions == nullptr ? packed_rows
+        : document_end(row_positions, min(key0 + BLOCK, seq_len) - 1, seq_len) * group;
+    const int tiles = (rows_end - first_row + BLOCK - 1) / BLOCK;
     if (tiles > 0) fetch(first_row, stages);
     for (int tile = 0; tile < tiles; ++tile) {
         unsigned short* stage = stages + (tile % 2) * STAGE;
@@ -118,6 +126,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
         const float* row_lse = reinterpret_cast<const float*>(stage + BLOCK * (QK_STRIDE + V_STRIDE));
         const float* row_delta = row_lse + BLOCK;
         const int* row_position = reinterpret_cast<const int*>(row_lse) + 2 * BLOCK;
+        const int* row_first = row_position + BLOCK;
 
         // S^T = K q^T and dP^T = V dO^T for this warp's 16 keys and the tile's 64 rows.
         float score[BLOCK / 8][4] = {}, d_prob[BLOCK / 8][4] = {};
@@ -129,7 +138,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int row = nt * 8 + 2 * quad_column + e % 2;
-                const bool visible = key_visible[e / 2] && key[e / 2] <= row_position[row] && row_lse[row] != negative_infinity();
+                const bool visible = key_visible[e / 2] && key[e / 2] <= row_position[row] && key[e / 2] >= row_first[row] && row_lse[row] != negative_infinity();
                 const float p = visible ? exp2f(score[nt][e] * scale_log2 - row_lse[row]) : 0.f;
                 score[nt][e] = p;
                 d_prob[nt][e] = p * (d_prob[nt][e] - row_delta[row]);
@@ -157,6 +166,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
     const bf16* __restrict__ d_out, const float* __restrict__ lse, const float* __restrict__ delta,
     bf16* __restrict__ dq,                      // [B, S, Hq, DK]
     const unsigned char* __restrict__ key_valid,
+    const int* __restrict__ positions,
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
     constexpr int STAGE = BLOCK * (QK_STRIDE + V_STRIDE);
@@ -170,6 +180,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
     const int kv_head = blockIdx.y;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_column = lane % 4;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const float scale_log2 = scale * LOG2E;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
 
@@ -184,24 +195,26 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
     commit_loads();
 
     // This thread's two rows (quad_row and quad_row + 8 of its warp's 16): position (-1 outside), lse, delta.
-    int position[2];
+    int position[2], first[2];
     float row_lse[2], row_delta[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
         const bool inside = packed < packed_rows;
         position[i] = !inside ? -1 : causal ? packed / group : seq_len - 1;
+        first[i] = inside ? document_start(row_positions, position[i]) : 0;
         row_lse[i] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
         row_delta[i] = inside ? delta[row_index(packed)] : 0.f;
     }
     const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
-    const int tiles = (key_end + BLOCK - 1) / BLOCK;
+    const int first_tile = document_start(row_positions, row0 / group) / BLOCK;
+    const int tiles = (key_end + BLOCK - 1) / BLOCK - first_tile;
 
     auto fetch = [&](int tile) {
         unsigned short* k_stage = stages + (tile % 2) * STAGE;
         auto key_row = [&](const bf16* base, int width) {
             return [=](int row) -> const bf16* {
-                const int s = tile * BLOCK + row;
+                const int s = (first_tile + tile) * BLOCK + row;
                 return s < seq_len ? base + ((sequence + s) * kv_heads + kv_head) * width : nullptr;
             };
         };
@@ -233,7 +246,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
         __syncthreads();
         const unsigned short* k_tile = stages + (tile % 2) * STAGE;
         const unsigned short* v_tile = k_tile + BLOCK * QK_STRIDE;
-        const int key0 = tile * BLOCK;
+        const int key0 = (first_tile + tile) * BLOCK;
 
         // S = q K^T and dP = dO V^T for this warp's 16 rows and the tile's 64 keys.
         float score[BLOCK / 8][4] = {}, d_prob[BLOCK / 8][4] = {};
@@ -245,7 +258,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int key = key0 + nt * 8 + 2 * quad_column + e % 2, i = e / 2;
-                const bool visible = key < seq_len && key <= position[i] && row_lse[i] != negative_infinity()
+                const bool visible = key < seq_len && key <= position[i] && key >= first[i] && row_lse[i] != negative_infinity()
                     && (key_valid == nullptr || key_valid[sequence + key]);
                 const float p = visible ? exp2f(score[nt][e] * scale_log2 - row_lse[i]) : 0.f;
                 d_prob[nt][e] = p * (d_prob[nt][e] - row_delta[i]);

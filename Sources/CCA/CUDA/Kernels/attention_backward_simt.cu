@@ -19,6 +19,7 @@
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv>.
 #include "common.cuh"
 #include "attention.cuh"
+#include "documents.cuh"
 
 constexpr int WARPS = 8, PER_WARP = 4, BLOCK = WARPS * PER_WARP, TILE = 32;
 constexpr int DK_STRIDE = DK + 1 - DK % 2, DV_STRIDE = DV + 1 - DV % 2;
@@ -36,6 +37,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dq(
     const float* __restrict__ delta,            // [B, S, Hq]
     float* __restrict__ dq,                     // [B, S, Hq, DK]
     const unsigned char* __restrict__ key_valid, // [B, S] or null
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
     extern __shared__ float shared[];
@@ -48,6 +50,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dq(
     const int row0 = (gridDim.x - 1 - blockIdx.x) * BLOCK;
     const int kv_head = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const float scale_log2 = scale * LOG2E;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
 
@@ -59,22 +62,24 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dq(
         const int packed = row0 + index / DV;
         do_tile[index] = packed < packed_rows ? d_out[row_index(packed) * DV + index % DV] : 0.f;
     }
-    int position[PER_WARP];
+    int position[PER_WARP], first[PER_WARP];
     float lse_log2[PER_WARP], row_delta[PER_WARP];
 #pragma unroll
     for (int i = 0; i < PER_WARP; ++i) {
         const int packed = row0 + warp * PER_WARP + i;
         const bool inside = packed < packed_rows;
         position[i] = !inside ? -1 : causal ? packed / group : seq_len - 1;
+        first[i] = inside ? document_start(row_positions, position[i]) : 0;
         lse_log2[i] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
         row_delta[i] = inside ? delta[row_index(packed)] : 0.f;
     }
     const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
+    const int key_begin = document_start(row_positions, row0 / group) / TILE * TILE;
 
     float acc[PER_WARP][DK_PER_LANE] = {};
     const float* q_warp = q_tile + warp * PER_WARP * DK;
     const float* do_warp = do_tile + warp * PER_WARP * DV;
-    for (int key0 = 0; key0 < key_end; key0 += TILE) {
+    for (int key0 = key_begin; key0 < key_end; key0 += TILE) {
         __syncthreads();
         for (int index = threadIdx.x; index < TILE * DK; index += blockDim.x) {
             const int s = key0 + index / DK;
@@ -101,7 +106,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dq(
         float d_score[PER_WARP];
 #pragma unroll
         for (int i = 0; i < PER_WARP; ++i) {
-            const float p = probability(score[i], scale_log2, lse_log2[i], key_visible && key <= position[i]);
+            const float p = probability(score[i], scale_log2, lse_log2[i], key_visible && key <= position[i] && key >= first[i]);
             d_score[i] = p * (d_prob[i] - row_delta[i]);
         }
         for (int j = 0; j < TILE; ++j) {
@@ -136,6 +141,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dkdv
     float* __restrict__ dk,                     // [B, S, Hkv, DK]
     float* __restrict__ dv,                     // [B, S, Hkv, DV]
     const unsigned char* __restrict__ key_valid,
+    const int* __restrict__ positions,
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
     extern __shared__ float shared[];
@@ -146,11 +152,13 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dkdv
     float* row_lse = do_tile + TILE * DV_STRIDE;   // [TILE], log2 domain
     float* row_delta = row_lse + TILE;             // [TILE]
     int* row_position = reinterpret_cast<int*>(row_delta + TILE);  // [TILE], -1 outside
+    int* row_first = row_position + TILE;          // [TILE], the first key each row sees
 
     const int group = q_heads / kv_heads, packed_rows = seq_len * group;
     const int key0 = blockIdx.x * BLOCK;
     const int kv_head = blockIdx.y, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const float scale_log2 = scale * LOG2E;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
 
@@ -172,7 +180,10 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dkdv
     const float* k_warp = k_tile + warp * PER_WARP * DK;
     const float* v_warp = v_tile + warp * PER_WARP * DV;
     const int first_row = causal ? min(key0 * group, packed_rows) / TILE * TILE : 0;
-    for (int tile0 = first_row; tile0 < packed_rows; tile0 += TILE) {
+    // Rows past the document of the block's last key see none of its keys.
+    const int rows_end = row_positions == nullptr ? packed_rows
+        : document_end(row_positions, min(key0 + BLOCK, seq_len) - 1, seq_len) * group;
+    for (int tile0 = first_row; tile0 < rows_end; tile0 += TILE) {
         __syncthreads();
         for (int index = threadIdx.x; index < TILE * DK; index += blockDim.x) {
             const int packed = tile0 + index / DK;
@@ -188,6 +199,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dkdv
             row_lse[threadIdx.x] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
             row_delta[threadIdx.x] = inside ? delta[row_index(packed)] : 0.f;
             row_position[threadIdx.x] = !inside ? -1 : causal ? packed / group : seq_len - 1;
+            row_first[threadIdx.x] = inside ? document_start(row_positions, row_position[threadIdx.x]) : 0;
         }
         __syncthreads();
         float score[PER_WARP] = {}, d_prob[PER_WARP] = {};
@@ -205,7 +217,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dkdv
 #pragma unroll
         for (int i = 0; i < PER_WARP; ++i) {
             const int key = key0 + warp * PER_WARP + i;
-            prob[i] = probability(score[i], scale_log2, row_lse[lane], key_visible[i] && key <= row_position[lane]);
+            prob[i] = probability(score[i], scale_log2, row_lse[lane], key_visible[i] && key <= row_position[lane] && key >= row_first[lane]);
             d_score[i] = prob[i] * (d_prob[i] - row_delta[lane]);
         }
         for (int j = 0; j < TILE; ++j) {

@@ -26,6 +26,7 @@
 // Shared memory (dynamic, aligned up to a 1024-byte swizzle atom): at most SHARED_BYTES, what the host gives.
 #include "common.cuh"
 #include "wgmma.cuh"
+#include "documents.cuh"
 
 constexpr int D = 128, THREADS = 384, PRODUCER_THREADS = 128;
 // Resident blocks of 128 rows; streamed tiles of 64 query rows (dk/dv) or 64 keys (dq). (With its two 64 x 128
@@ -120,6 +121,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     bf16* __restrict__ dk,                      // [B, S, Hkv, 128]
     bf16* __restrict__ dv,                      // [B, S, Hkv, 128]
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
     // Per stage: the q tile, the dO tile, then the rows' lse and delta (ROW_TILE floats each), padded so that every
@@ -138,8 +140,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
     const int key0 = blockIdx.x * BLOCK, kv_head = blockIdx.y;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const int first_row = causal ? min(key0 * group, packed_rows) / ROW_TILE * ROW_TILE : 0;
-    const int tiles = (packed_rows - first_row + ROW_TILE - 1) / ROW_TILE;
+    // Rows past the document of the block's last key see none of its keys; producer and consumers agree on
+    // the count, as both compute it here.
+    const int rows_end = row_positions == nullptr ? packed_rows
+        : document_end(row_positions, min(key0 + BLOCK, seq_len) - 1, seq_len) * group;
+    const int tiles = (rows_end - first_row + ROW_TILE - 1) / ROW_TILE;
 
     init_pipeline<STAGES>(full, empty, kv_full, PRODUCER_THREADS);
 
@@ -228,6 +235,21 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dkdv
                 }
             }
         }
+        // Packed documents: a row does not see keys before its document's start (a uniform branch, no wgmma in it).
+        if (row_positions != nullptr) {
+#pragma unroll
+            for (int j = 0; j < ROW_TILE / 8; ++j) {
+#pragma unroll
+                for (int e = 0; e < 2; ++e) {
+                    const int packed = row0 + 8 * j + 2 * (lane % 4) + e;
+                    const int start = packed < packed_rows ? document_start(row_positions, packed / group) : 0;
+#pragma unroll
+                    for (int i = 0; i < 2; ++i) {
+                        if (key[i] < start) s[4 * j + 2 * i + e] = 0.f;
+                    }
+                }
+            }
+        }
         pin(dp);
 #pragma unroll
         for (int j = 0; j < ROW_TILE / 8; ++j) {
@@ -276,6 +298,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const bf16* __restrict__ d_out, const float* __restrict__ lse, const float* __restrict__ delta,
     bf16* __restrict__ dq,                      // [B, S, Hq, 128]
     const unsigned char* __restrict__ key_valid,
+    const int* __restrict__ positions,
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
     static_assert(1024 + 2 * BLOCK_BYTES + STAGES * 2 * KEY_TILE_BYTES <= SHARED_BYTES, "shared memory");
@@ -290,8 +313,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const int row0 = (gridDim.x - 1 - blockIdx.x) * BLOCK, kv_head = blockIdx.y;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
-    const int tiles = (key_end + KEY_TILE - 1) / KEY_TILE;
+    // Producer and consumers walk the same key tiles: first_tile + n for n in 0 ..< tiles, in stage n % STAGES.
+    const int first_tile = document_start(row_positions, row0 / group) / KEY_TILE;
+    const int tiles = (key_end + KEY_TILE - 1) / KEY_TILE - first_tile;
 
     init_pipeline<STAGES>(full, empty, rows_full, PRODUCER_THREADS);
 
@@ -312,7 +338,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
             if (tile >= STAGES) barrier_wait(empty + 8 * stage, (tile / STAGES - 1) & 1);
             auto key_row = [&](const bf16* base_tensor) {
                 return [=](int row) -> const bf16* {
-                    const int s = tile * KEY_TILE + row;
+                    const int s = (first_tile + tile) * KEY_TILE + row;
                     return s < seq_len ? base_tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
                 };
             };
@@ -328,7 +354,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const float scale_log2 = scale * LOG2E;
 
     // This thread's two rows: position (-1 outside), lse in the exp2 domain, delta.
-    int packed[2], position[2];
+    int packed[2], position[2], first[2];
     float row_shift[2], row_dot[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -338,6 +364,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
         row_shift[i] = inside ? lse[row_index(packed[i])] * LOG2E : negative_infinity();
         row_dot[i] = inside ? delta[row_index(packed[i])] : 0.f;
         if (row_shift[i] == negative_infinity()) position[i] = -1;  // a row that sees no key has no gradient
+        first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
     const unsigned q_rows = q_tile + warpgroup * 64 * 128, do_rows = do_tile + warpgroup * 64 * 128;
     float dq_acc[64] = {}, s[KEY_TILE / 2], dp[KEY_TILE / 2];
@@ -348,7 +375,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     // One pipeline step, as in the dk/dv kernel: dZ of `tile`, dq += dZ K issued, the next tile's products
     // issued before waiting.
     auto step = [&](int tile, bool next) {
-        const int key0 = tile * KEY_TILE;
+        const int key0 = (first_tile + tile) * KEY_TILE;
         wgmma_wait<0>();
         pin(s);
         // Element 4j + 2i + e: row i of this thread's two, key key0 + 8j + 2(lane % 4) + e.
@@ -361,7 +388,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     const int index = 4 * j + 2 * i + e;
-                    s[index] = valid && key <= position[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
+                    s[index] = valid && key <= position[i] && key >= first[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
                 }
             }
         }

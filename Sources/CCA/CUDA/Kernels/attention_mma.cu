@@ -25,6 +25,7 @@
 #include "common.cuh"
 #include "mma.cuh"
 #include "attention.cuh"
+#include "documents.cuh"
 
 constexpr int BLOCK_M = 64, BLOCK_N = 64, THREADS = 128;
 // Shared-memory row strides in bf16 elements: 8 extra elements (16 bytes) spread ldmatrix reads over all banks.
@@ -39,6 +40,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     bf16* __restrict__ out,                     // [B, S, Hq, DV]
     float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ __align__(16) unsigned short shared[];
@@ -50,6 +52,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     const int kv_head = blockIdx.y, batch = blockIdx.z;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_column = lane % 4;
     const long long sequence = static_cast<long long>(batch) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
 
     load_tile<DK, DK_PADDED, QK_STRIDE, THREADS>(q_tile, BLOCK_M, q, [&](int row) -> const bf16* {
         const int packed = row0 + row;
@@ -64,20 +67,23 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
     warp_load_fragments<DK_PADDED>(q_fragment, q_tile + warp * 16 * QK_STRIDE, QK_STRIDE, lane);
 
     // This thread's two rows are quad_row and quad_row + 8 of its warp's 16; position -1 sees no key.
-    int position[2];
+    // The rows see keys first[i] ..< position[i] + 1; the block's key tiles run from first_tile.
+    int position[2], first[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int packed = row0 + warp * 16 + quad_row + 8 * i;
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
+        first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
     const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
-    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
+    const int first_tile = document_start(row_positions, row0 / group) / BLOCK_N;
+    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N - first_tile;
 
     auto load_keys_and_values = [&](int tile) {
         unsigned short* k_tile = kv_tiles + (tile % STAGES) * STAGE_SIZE;
         auto key_row = [&](const bf16* base, int width) {
             return [=](int row) -> const bf16* {
-                const int s = tile * BLOCK_N + row;
+                const int s = (first_tile + tile) * BLOCK_N + row;
                 return s < seq_len ? base + ((sequence + s) * kv_heads + kv_head) * width : nullptr;
             };
         };
@@ -102,7 +108,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
         __syncthreads();
         const unsigned short* k_tile = kv_tiles + (tile % STAGES) * STAGE_SIZE;
         const unsigned short* v_tile = k_tile + BLOCK_N * QK_STRIDE;
-        const int key0 = tile * BLOCK_N;
+        const int key0 = (first_tile + tile) * BLOCK_N;
 
         // S = Q . K^T for this warp's 16 rows and the 64 keys of the tile.
         float score[BLOCK_N / 8][4] = {};
@@ -117,7 +123,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
 #pragma unroll
                 for (int e = 0; e < 2; ++e) {
                     const int key = key0 + nt * 8 + 2 * quad_column + e;
-                    const bool visible = key <= position[i] && (key_valid == nullptr || key_valid[sequence + key]);
+                    const bool visible = key <= position[i] && key >= first[i] && (key_valid == nullptr || key_valid[sequence + key]);
                     float& s = score[nt][2 * i + e];
                     s = visible ? s * scale_log2 : negative_infinity();
                     tile_max = fmaxf(tile_max, s);

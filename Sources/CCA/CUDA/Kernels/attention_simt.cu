@@ -14,6 +14,7 @@
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv>.
 #include "common.cuh"
 #include "attention.cuh"
+#include "documents.cuh"
 
 constexpr int WARPS = 8, ROWS_PER_WARP = 4, BLOCK_M = WARPS * ROWS_PER_WARP, BLOCK_N = 32;
 constexpr int K_STRIDE = DK + 1 - DK % 2, V_PER_LANE = (DV + 31) / 32;
@@ -35,6 +36,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
     float* __restrict__ out,                    // [B, S, Hq, DV]
     float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ float shared[];
@@ -47,19 +49,23 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
     const int kv_head = blockIdx.y;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
 
     for (int index = threadIdx.x; index < BLOCK_M * DK; index += blockDim.x) {
         const int packed = row0 + index / DK, c = index % DK;
         q_tile[index] = packed < packed_rows
             ? q[((sequence + packed / group) * q_heads + kv_head * group + packed % group) * DK + c] : 0.f;
     }
-    int position[ROWS_PER_WARP];
+    // Row i sees keys first[i] ..< position[i] + 1 (none at position -1).
+    int position[ROWS_PER_WARP], first[ROWS_PER_WARP];
 #pragma unroll
     for (int i = 0; i < ROWS_PER_WARP; ++i) {
         const int packed = row0 + warp * ROWS_PER_WARP + i;
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
+        first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
     const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
+    const int key_begin = document_start(row_positions, row0 / group) / BLOCK_N * BLOCK_N;
 
     float acc[ROWS_PER_WARP][V_PER_LANE] = {};
     float row_max[ROWS_PER_WARP], row_sum[ROWS_PER_WARP];
@@ -67,7 +73,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
     for (int i = 0; i < ROWS_PER_WARP; ++i) row_max[i] = negative_infinity(), row_sum[i] = 0.f;
     const float* q_warp = q_tile + warp * ROWS_PER_WARP * DK;
 
-    for (int key0 = 0; key0 < key_end; key0 += BLOCK_N) {
+    for (int key0 = key_begin; key0 < key_end; key0 += BLOCK_N) {
         __syncthreads();
         for (int index = threadIdx.x; index < BLOCK_N * DK; index += blockDim.x) {
             const int s = key0 + index / DK, c = index % DK;
@@ -89,7 +95,7 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
         const int key = key0 + lane;
 #pragma unroll
         for (int i = 0; i < ROWS_PER_WARP; ++i) {
-            const bool visible = key <= position[i] && (key_valid == nullptr || key_valid[sequence + key]);
+            const bool visible = key <= position[i] && key >= first[i] && (key_valid == nullptr || key_valid[sequence + key]);
             const float s = visible ? score[i] * scale_log2 : negative_infinity();
             const float new_max = fmaxf(row_max[i], warp_max(s));
             // While a row has seen no visible key its max is -inf; subtracting 0 keeps exp2 at 0, not NaN.

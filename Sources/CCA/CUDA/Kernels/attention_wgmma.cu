@@ -27,6 +27,7 @@
 // row) to them while P V runs; O is rescaled and the new P packed once P V is done.
 #include "common.cuh"
 #include "wgmma.cuh"
+#include "documents.cuh"
 
 constexpr int D = 128;                                 // head dim of Q, K and V
 constexpr int BLOCK_M = 128, BLOCK_N = 128, THREADS = 384;  // a producer and two consumer warpgroups
@@ -44,6 +45,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     bf16* __restrict__ out,                     // [B, S, Hq, 128]
     float* __restrict__ lse,                    // [B, S, Hq] or null
     const unsigned char* __restrict__ key_valid, // [B, S] or null: keys with 0 are never attended
+    const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale_log2, int causal)
 {
     extern __shared__ __align__(16) unsigned char shared[];
@@ -58,8 +60,11 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const int kv_head = blockIdx.x % kv_heads, batch = blockIdx.x / kv_heads;
     const int row0 = (gridDim.y - 1 - blockIdx.y) * BLOCK_M;
     const long long sequence = static_cast<long long>(batch) * seq_len;
+    const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
     const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
-    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N;
+    // Producer and consumers walk the same key tiles: first_tile + n for n in 0 ..< tiles, in stage n % STAGES.
+    const int first_tile = document_start(row_positions, row0 / group) / BLOCK_N;
+    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N - first_tile;
 
     init_pipeline<STAGES>(full, empty, q_full, PRODUCER_THREADS);
 
@@ -84,11 +89,12 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
             const int stage = tile % STAGES;
             if (tile >= STAGES) barrier_wait(empty + 8 * stage, (tile / STAGES - 1) & 1);
             const unsigned keys = k_tile(tile) + offset;
-            const long long first = ((sequence + tile * BLOCK_N + first_row) * kv_heads + kv_head) * D + chunk * 8;
+            const int key0 = (first_tile + tile) * BLOCK_N;
+            const long long first = ((sequence + key0 + first_row) * kv_heads + kv_head) * D + chunk * 8;
             const bf16 *key = k + first, *value = v + first;
 #pragma unroll 4
             for (int i = 0; i < BLOCK_N / 8; ++i) {
-                const bool inside = tile * BLOCK_N + first_row + 8 * i < seq_len;
+                const bool inside = key0 + first_row + 8 * i < seq_len;
                 copy_chunk(keys + i * 1024, inside ? key : nullptr, k);
                 copy_chunk(keys + TILE_BYTES + i * 1024, inside ? value : nullptr, v);
                 key += 8 * row_stride;
@@ -103,11 +109,13 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const int warpgroup = threadIdx.x / 128 - 1, warp = threadIdx.x % 128 / 32, lane = threadIdx.x % 32;
 
     // This thread's two rows of the warpgroup's 64: accumulator rows lane/4 and lane/4 + 8 of its warp.
-    int position[2];
+    // They see keys first[i] ..< position[i] + 1.
+    int position[2], first[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
         const int packed = row0 + warpgroup * 64 + warp * 16 + lane / 4 + 8 * i;
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
+        first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
     // Key tiles from here on need the causal mask for some row of the block.
     const int first_masked_key = causal ? row0 / group : seq_len;
@@ -133,9 +141,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     // Masks the scores of `tile` in s and turns them into unnormalised probabilities (online softmax on
     // raw scores, the scale folded into the exponent); the factor that O must be rescaled by goes to rescales.
     auto softmax = [&](int tile) {
-        const int key0 = tile * BLOCK_N;
+        const int key0 = (first_tile + tile) * BLOCK_N;
         // Accumulator element 4j + 2i + e is row i (of this thread's two), key key0 + 8j + 2(lane%4) + e.
-        if (key0 + BLOCK_N > first_masked_key || key0 + BLOCK_N > seq_len || key_valid != nullptr) {
+        if (key0 + BLOCK_N > first_masked_key || key0 + BLOCK_N > seq_len || key_valid != nullptr || positions != nullptr) {
 #pragma unroll
             for (int j = 0; j < 16; ++j) {
 #pragma unroll
@@ -144,7 +152,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
                     const bool valid = key < seq_len && (key_valid == nullptr || key_valid[sequence + key]);
 #pragma unroll
                     for (int i = 0; i < 2; ++i) {
-                        if (!valid || key > position[i]) s[4 * j + 2 * i + e] = negative_infinity();
+                        if (!valid || key > position[i] || key < first[i]) s[4 * j + 2 * i + e] = negative_infinity();
                     }
                 }
             }
