@@ -354,7 +354,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const float scale_log2 = scale * LOG2E;
 
     // This thread's two rows: position (-1 outside), lse in the exp2 domain, delta.
-    int packed[2], position[2], first[2];
+    int packed[2], position[2];
     float row_shift[2], row_dot[2];
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
@@ -364,7 +364,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
         row_shift[i] = inside ? lse[row_index(packed[i])] * LOG2E : negative_infinity();
         row_dot[i] = inside ? delta[row_index(packed[i])] : 0.f;
         if (row_shift[i] == negative_infinity()) position[i] = -1;  // a row that sees no key has no gradient
-        first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
     const unsigned q_rows = q_tile + warpgroup * 64 * 128, do_rows = do_tile + warpgroup * 64 * 128;
     float dq_acc[64] = {}, s[KEY_TILE / 2], dp[KEY_TILE / 2];
@@ -388,7 +387,22 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     const int index = 4 * j + 2 * i + e;
-                    s[index] = valid && key <= position[i] && key >= first[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
+                    s[index] = valid && key <= position[i] ? fast_exp2(fmaf(s[index], scale_log2, -row_shift[i])) : 0.f;
+                }
+            }
+        }
+        // Packed documents: a row does not see keys before its document's start (a uniform branch, no wgmma
+        // in it; the starts are read again rather than kept, as registers are short here).
+        if (row_positions != nullptr) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                const int start = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
+#pragma unroll
+                for (int j = 0; j < KEY_TILE / 8; ++j) {
+#pragma unroll
+                    for (int e = 0; e < 2; ++e) {
+                        if (key0 + 8 * j + 2 * (lane % 4) + e < start) s[4 * j + 2 * i + e] = 0.f;
+                    }
                 }
             }
         }
