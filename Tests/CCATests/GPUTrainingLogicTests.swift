@@ -11,13 +11,18 @@ import Testing
         #expect(shape.batch == 3 && shape.length == 4)
     }
 
-    @Test func packedDocumentsAreRefusedRatherThanAttendedAcross() throws {
-        // A window cut at a document boundary, as PackedSequences makes it.
-        let packed = TrainingBatch(inputs: Array(0..<8), targets: [1, 2, CrossEntropy.ignored, 4, 5, 6, 7, 8], lengths: [3, 5])
-        #expect(throws: CUDATrainingError.packedDocuments(sequences: 2, rows: 8)) { try DeviceLanguageModel.shape(of: packed) }
+    @Test func packedDocumentsAreOneSequenceWithPositionsRestartingAtEachPiece() throws {
+        // Two windows of 4 tokens cut at document boundaries, as PackedSequences makes them: pieces 3, 1, 2, 2.
+        let packed = TrainingBatch(inputs: Array(0..<8), targets: [1, 2, CrossEntropy.ignored, 4, 5, CrossEntropy.ignored, 7, 8],
+                                   lengths: [3, 1, 2, 2])
+        let shape = try DeviceLanguageModel.shape(of: packed)
+        #expect(shape.batch == 1 && shape.length == 8)
+        #expect(shape.positions == [0, 1, 2, 0, 0, 1, 0, 1])
+        #expect(try DeviceLanguageModel.shape(of: TrainingBatch(inputs: [1, 2], targets: [2, 3], lengths: [1, 1])).positions == nil)
         #expect(CUDATrainingError.packedDocuments(sequences: 2, rows: 8).description.contains("--device cpu"))
         let empty = TrainingBatch(inputs: [], targets: [], lengths: [])
-        #expect(throws: CUDATrainingError.packedDocuments(sequences: 0, rows: 0)) { try DeviceLanguageModel.shape(of: empty) }
+        #expect(throws: ShapeError.self) { try DeviceLanguageModel.shape(of: empty) }
+        #expect(throws: ShapeError.self) { try DeviceLanguageModel.shape(of: TrainingBatch(inputs: [1], targets: [1], lengths: [1, 0])) }
         let short = TrainingBatch(inputs: Array(0..<7), targets: Array(0..<7), lengths: [4, 4])
         #expect(throws: ShapeError.self) { try DeviceLanguageModel.shape(of: short) }
     }

@@ -2,9 +2,19 @@
 /// when asked to keep, returns its backward pass.
 protocol DeviceAttentionLayer: Sendable {
     /// `x` `[B,S,E]` with padded rows already zero → `y` `[B,S,E]` (padded rows not yet zeroed); `keyValid`
-    /// is `[B·S]` bytes or nil. With `keep`, the backward pass, holding what it needs from this forward.
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+    /// is `[B·S]` bytes or nil; `positions`, when the rows pack several documents, is `[B·S]` int32, each
+    /// row's position within its document (attention and RoPE restart at each). With `keep`, the backward
+    /// pass, holding what it needs from this forward.
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?)
+}
+
+extension DeviceAttentionLayer {
+    /// The forward pass of rows that each hold one sequence.
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceTensor, backward: DeviceBackward?) {
+        try forward(x, keyValid: keyValid, positions: nil, keep: keep, context: context)
+    }
 }
 
 /// One layer's weights on the device under the interchange names: matrices (rank 2) in the compute precision,
@@ -64,7 +74,7 @@ extension DeviceWeights {
     static func storage(of shape: [Int], matrices: CUDAPrecision) -> CUDAPrecision { shape.count == 2 ? matrices : .float32 }
 }
 
-/// The backward pass of ``attendAndProject(q:k:v:heads:keyValid:outputWeight:keep:context:)``: `dy` `[B,S,E]`
+/// The backward pass of ``attendAndProject(q:k:v:heads:keyValid:positions:outputWeight:keep:context:)``: `dy` `[B,S,E]`
 /// → `dq`, `dk`, `dv` (the shapes of q, k, v), adding `o_proj.weight`'s gradient into `gradients`.
 typealias DeviceAttentionBackward = (_ dy: DeviceTensor, _ gradients: DeviceWeights) throws
     -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor)
@@ -73,9 +83,10 @@ typealias DeviceAttentionBackward = (_ dy: DeviceTensor, _ gradients: DeviceWeig
 /// output projection `o_proj.weight` to `y` `[B,S,E]`; with `keep`, the attention keeps its log-sum-exp and
 /// the backward pass of both steps comes with `y`.
 func attendAndProject(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: Attention.Heads, keyValid: DeviceBuffer?,
-                      outputWeight: DeviceTensor, keep: Bool, context: CUDAContext) throws
+                      positions: DeviceBuffer?, outputWeight: DeviceTensor, keep: Bool, context: CUDAContext) throws
     -> (y: DeviceTensor, backward: DeviceAttentionBackward?) {
-    let (out, lse) = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, keepLSE: keep, context: context)
+    let (out, lse) = try Attention.forward(q: q, k: k, v: v, heads: heads, keyValid: keyValid, positions: positions,
+                                           keepLSE: keep, context: context)
     let attended = out.reshaped([q.shape[0], q.shape[1], heads.queryHeads * heads.valueDim])
     let y = try Linear.forward(attended, outputWeight, context: context)
     guard let lse else { return (y, nil) }
@@ -85,6 +96,6 @@ func attendAndProject(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: 
                             dWeight: try gradients.weight("o_proj.weight", shape: outputWeight.shape, precision: .float32),
                             context: context)
         return try Attention.backward(dOut: dAttended.reshaped(out.shape), q: q, k: k, v: v, out: out, lse: lse, heads: heads,
-                                      keyValid: keyValid, context: context)
+                                      keyValid: keyValid, positions: positions, context: context)
     })
 }

@@ -120,13 +120,15 @@ struct DeviceCCA: DeviceAttentionLayer {
     }
 
     /// With `keep`, steps 4–8 run on ``DeviceCCAPrologue`` and the attention keeps its log-sum-exp. The
-    /// backward pass: the output projection's, ``Attention/backward(dOut:q:k:v:out:lse:heads:keyValid:context:)``,
+    /// backward pass: the output projection's, ``Attention/backward(dOut:q:k:v:out:lse:heads:keyValid:positions:context:)``,
     /// the prologue's into the `[q0 | k0]` columns of the projections' gradient and the value shift's into
     /// its value columns, then the four projection weights' (one product each for `dx` and the weights'
     /// gradient when weights and gradients are ``stacked(_:)``). `dx`'s padded rows are not zero (the
     /// convolutions carry later rows' gradient into them): the caller zeroes them, as it does `y`'s.
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?) {
+        // The convolutions and the value shift would read across the documents' boundaries.
+        guard positions == nil else { throw CUDAError.unsupported("packed documents in CCA layers on the GPU") }
         let (batch, length, ct, ek) = (x.shape[0], x.shape[1], config.convolutionChannels, config.keyWidth)
         let projections = try self.projections(x, context: context)
         let v = try context.ccaValues(projections, config: config)
@@ -136,7 +138,7 @@ struct DeviceCCA: DeviceAttentionLayer {
         } else {
             ((q, k), saved) = (try context.ccaPrologue(projections, weights: try prologueWeights(context: context), config: config), nil)
         }
-        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid,
+        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid, positions: nil,
                                                           outputWeight: outputWeight, keep: keep, context: context)
         guard let attentionBackward, let saved else { return (y, nil) }
         return (y, { dy, gradients in

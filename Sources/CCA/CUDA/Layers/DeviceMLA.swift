@@ -31,7 +31,7 @@ struct DeviceMLA: DeviceAttentionLayer {
                                valueDim: c.valueHeadDim, scale: 1 / Double(c.noPEHeadDim + c.ropeHeadDim).squareRoot())
     }
 
-    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+    func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?) {
         let c = config
         let (batch, length, h) = (x.shape[0], x.shape[1], c.heads)
@@ -42,18 +42,18 @@ struct DeviceMLA: DeviceAttentionLayer {
         let (normalizedQuery, queryInverseRMS) = try RMSNorm.forward(compressedQuery.matrix, weight: queryNorm,
                                                                      epsilon: c.normEpsilon, context: context)
         let q = try Linear.forward(normalizedQuery, queryUp, context: context)  // [B·S, H·(dn+dr)]
-        try rotary.forward(q.matrix, heads: h, headStride: dn + dr, offset: dn, sequenceLength: length, context: context)
+        try rotary.forward(q.matrix, heads: h, headStride: dn + dr, offset: dn, sequenceLength: length, positions: positions, context: context)
 
         let keyValueInput = try Linear.forward(x, keyValueDown, context: context).reshaped([rows, dc + dr])
         try rotary.forward(keyValueInput.matrix, heads: 1, headStride: dc + dr, offset: dc, sequenceLength: length,
-                           context: context)
+                           positions: positions, context: context)
         let (normalizedKeyValue, keyValueInverseRMS) = try RMSNorm.forward(keyValueInput.columns(0..<dc), weight: keyValueNorm,
                                                                            epsilon: c.normEpsilon, context: context)
         let (k, v) = try context.mlaSplit(keyValue: try Linear.forward(normalizedKeyValue, keyValueUp, context: context),
                                           ropeKey: keyValueInput.columns(dc..<(dc + dr)), heads: h, noPEDim: dn, valueDim: dv)
         let (q4, k4, v4) = (q.reshaped([batch, length, h, dn + dr]), k.reshaped([batch, length, h, dn + dr]),
                             v.reshaped([batch, length, h, dv]))
-        let (y, attentionBackward) = try attendAndProject(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid,
+        let (y, attentionBackward) = try attendAndProject(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid, positions: positions,
                                                           outputWeight: outputWeight, keep: keep, context: context)
         guard let attentionBackward else { return (y, nil) }
         return (y, { dy, gradients in
@@ -63,7 +63,7 @@ struct DeviceMLA: DeviceAttentionLayer {
             let (dq, dk, dValues) = try attentionBackward(dy, gradients)
             // Queries: RoPE, the up-projection, the norm.
             let dQuery = dq.reshaped(q.shape)
-            try rotary.backward(dQuery.matrix, heads: h, headStride: dn + dr, offset: dn, sequenceLength: length, context: context)
+            try rotary.backward(dQuery.matrix, heads: h, headStride: dn + dr, offset: dn, sequenceLength: length, positions: positions, context: context)
             let dNormalizedQuery = try context.empty(normalizedQuery.shape, x.precision)
             try Linear.backward(dQuery.matrix, x: normalizedQuery.matrix, weight: queryUp, dx: dNormalizedQuery.matrix,
                                 accumulate: false, dWeight: try gradient("q_b_proj.weight", of: queryUp), context: context)
@@ -77,7 +77,7 @@ struct DeviceMLA: DeviceAttentionLayer {
             let dKeyValue = try context.mlaSplitBackward(dKey: dk, dValue: dValues, into: dKeyValueInput.columns(dc..<(dc + dr)),
                                                          heads: h, noPEDim: dn, valueDim: dv)
             try rotary.backward(dKeyValueInput.matrix, heads: 1, headStride: dc + dr, offset: dc, sequenceLength: length,
-                                context: context)
+                                positions: positions, context: context)
             let dNormalizedKeyValue = try context.empty(normalizedKeyValue.shape, x.precision)
             try Linear.backward(dKeyValue.matrix, x: normalizedKeyValue.matrix, weight: keyValueUp, dx: dNormalizedKeyValue.matrix,
                                 accumulate: false, dWeight: try gradient("kv_b_proj.weight", of: keyValueUp), context: context)

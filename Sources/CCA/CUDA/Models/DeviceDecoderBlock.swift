@@ -54,11 +54,13 @@ struct DeviceDecoderBlock: Sendable {
     typealias Backward = (_ dy: DeviceTensor) throws -> DeviceTensor
 
     /// The block's output for `x` `[B,S,E]` and, with `keep`, its backward pass, which holds this forward's
-    /// activations until it has run.
-    func forward(_ x: DeviceTensor, keep: Bool, context: CUDAContext) throws -> (y: DeviceTensor, backward: Backward?) {
+    /// activations until it has run. `positions` (`[B·S]` int32 or nil) as ``DeviceAttentionLayer`` takes them.
+    func forward(_ x: DeviceTensor, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceTensor, backward: Backward?) {
         let width = gate.shape[0]
         let (normed, inputInverse) = try RMSNorm.forward(x.matrix, weight: inputNorm, epsilon: epsilon, context: context)
-        let (attended, attentionBackward) = try attention.forward(normed.reshaped(x.shape), keyValid: nil, keep: keep, context: context)
+        let (attended, attentionBackward) = try attention.forward(normed.reshaped(x.shape), keyValid: nil, positions: positions, keep: keep,
+                                                                     context: context)
         let h = try context.empty(x.shape, x.precision)
         let (mlpIn, postInverse) = try RMSNorm.forward(x, adding: attended, into: h, weight: postNorm, epsilon: epsilon, context: context)
         // gate | up side by side, as SwiGLU reads them; the weights are separate parameters, so two products.

@@ -55,19 +55,21 @@ struct DeviceLanguageModel: Sendable {
         return max(1, min(rows, tiled))
     }
 
-    /// The batch's rows as `[B, S]`: every sequence must have the same length, as the GPU attention has no
-    /// per-document mask yet.
-    /// - Throws: ``CUDATrainingError/packedDocuments(sequences:rows:)`` when the lengths differ (a packed
-    ///   corpus whose windows are cut at document boundaries); ``ShapeError`` when the tokens do not fill them.
-    static func shape(of batch: TrainingBatch) throws -> (batch: Int, length: Int) {
-        guard let length = batch.lengths.first, length > 0, batch.lengths.allSatisfy({ $0 == length }) else {
-            throw CUDATrainingError.packedDocuments(sequences: batch.lengths.count, rows: batch.inputs.count)
+    /// The batch's rows as `[B, S]`: `B` sequences when every length is the same; otherwise (a packed corpus
+    /// whose windows are cut at document boundaries) one sequence of all the tokens, with each token's
+    /// position within its piece, so that attention and RoPE restart at every piece as on the CPU.
+    /// - Throws: ``ShapeError`` when the batch is empty, a length is not positive, or the tokens do not fill
+    ///   the lengths (or exceed what int32 positions count).
+    static func shape(of batch: TrainingBatch) throws -> (batch: Int, length: Int, positions: [Int32]?) {
+        guard let length = batch.lengths.first, batch.lengths.allSatisfy({ $0 > 0 }) else {
+            throw ShapeError.mismatch(name: "sequence lengths", expected: [1], actual: batch.lengths.isEmpty ? [0] : batch.lengths)
         }
-        let rows = batch.lengths.count * length
-        guard batch.inputs.count == rows, batch.targets.count == rows else {
+        let rows = SequenceLayout.total(batch.lengths) ?? -1
+        guard rows <= Int(Int32.max), batch.inputs.count == rows, batch.targets.count == rows else {
             throw ShapeError.mismatch(name: "tokens", expected: [rows], actual: [batch.inputs.count])
         }
-        return (batch.lengths.count, length)
+        guard batch.lengths.contains(where: { $0 != length }) else { return (batch.lengths.count, length, nil) }
+        return (1, rows, batch.lengths.flatMap { (0..<Int32($0)) })
     }
 
     /// Queues the forward pass of `batch` and its per-row losses (float32 `[rows]`: 0 where the target is
@@ -75,13 +77,18 @@ struct DeviceLanguageModel: Sendable {
     /// parameter's gradient into ``DeviceParameters/Buffer/gradients``. Activations are released as the
     /// backward pass consumes them. Returns the losses and the number of rows that count.
     func queueLoss(_ batch: TrainingBatch, backward: Bool, context: CUDAContext) throws -> (losses: DeviceTensor, countedRows: Int) {
-        let (sequences, length) = try Self.shape(of: batch)
+        let (sequences, length, positionList) = try Self.shape(of: batch)
+        if positionList != nil, config.attention == .cca || config.attention == .ccgqa {
+            throw CUDATrainingError.packedDocuments(sequences: batch.lengths.count, rows: batch.inputs.count)
+        }
+        // Uploaded once for every layer of the step.
+        let positions = try positionList.map { try context.upload($0) }
         let (rows, width, vocab) = (sequences * length, config.hiddenSize, config.vocabSize)
         let countedRows = batch.targets.count(where: { $0 != CrossEntropy.ignored })
         var x = try Embedding.forward(batch.inputs, table: embedding, context: context).reshaped([sequences, length, width])
         var backwards: [DeviceDecoderBlock.Backward] = []
         for block in blocks {
-            let (y, blockBackward) = try block.forward(x, keep: backward, context: context)
+            let (y, blockBackward) = try block.forward(x, positions: positions, keep: backward, context: context)
             x = y
             if let blockBackward { backwards.append(blockBackward) }
         }

@@ -6,17 +6,22 @@ extension Attention {
     /// bfloat16 runs `attention_wgmma.cu` (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`,
     /// `attention_mma.cu` (mma.sync tensor cores) otherwise; float32 runs `attention_simt.cu` (exact float).
     /// All are compiled for the head dims at hand, up to 256. Sliding windows are not supported on the GPU.
-    /// - Parameter keyValid: `[B·S]` bytes, 0 for keys never to attend, or nil.
+    /// - Parameters:
+    ///   - keyValid: `[B·S]` bytes, 0 for keys never to attend, or nil.
+    ///   - positions: `[B·S]` int32, each row's position within its document when a row packs several
+    ///     (see ``DevicePacking``), or nil: a row sees keys from its document's start up to itself (causal only).
     static func forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?,
-                        keepLSE: Bool = false, context: CUDAContext) throws -> (out: DeviceTensor, lse: DeviceTensor?) {
+                        positions: DeviceBuffer? = nil, keepLSE: Bool = false, context: CUDAContext) throws
+        -> (out: DeviceTensor, lse: DeviceTensor?) {
         let (batch, length) = (q.shape[0], q.shape[1])
-        try heads.checkForDevice()
+        try heads.checkForDevice(positions: positions)
         let out = try context.empty([batch, length, heads.queryHeads, heads.valueDim], q.precision)
         let lse = keepLSE ? try context.empty([batch, length, heads.queryHeads], .float32) : nil
         guard batch * length > 0 else { return (out, lse) }
         let packedRows = length * heads.group
         let arguments: [any KernelArgument] = [
-            q.address, k.address, v.address, out.address, lse?.address ?? 0, keyValid?.address ?? 0, Int32(length),
+            q.address, k.address, v.address, out.address, lse?.address ?? 0, keyValid?.address ?? 0, positions?.address ?? 0,
+            Int32(length),
             Int32(heads.queryHeads), Int32(heads.keyValueHeads), Float(heads.scale) * Float(1.4426950408889634),
             Int32(heads.causal ? 1 : 0),
         ]
@@ -54,12 +59,13 @@ extension Attention {
     /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs two
     /// tensor-core passes (dk/dv with keys in place, dq with queries in place): `attention_backward_wgmma.cu`
     /// (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`, `attention_backward_mma.cu`
-    /// otherwise; float32 runs the two exact passes of `attention_backward_simt.cu`.
+    /// otherwise; float32 runs the two exact passes of `attention_backward_simt.cu`. `keyValid` and
+    /// `positions` as the forward pass had them.
     static func backward(dOut: DeviceTensor, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out: DeviceTensor,
-                         lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, context: CUDAContext) throws
-        -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
+                         lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, positions: DeviceBuffer? = nil,
+                         context: CUDAContext) throws -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
         let (batch, length, precision) = (q.shape[0], q.shape[1], q.precision)
-        try heads.checkForDevice()
+        try heads.checkForDevice(positions: positions)
         let dq = try context.empty(q.shape, precision), dk = try context.empty(k.shape, precision)
         let dv = try context.empty(v.shape, precision)
         guard batch * length > 0 else { return (dq, dk, dv) }
@@ -69,7 +75,8 @@ extension Attention {
         try context.launch(dot, grid: (min((rows + 7) / 8, 8 * context.multiprocessorCount), 1, 1), threads: 256,
                            [dOut.address, out.address, delta.address, Int64(rows), Int32(heads.valueDim)])
         let defines = ["HEAD_DIM_QK": heads.keyDim, "HEAD_DIM_V": heads.valueDim]
-        let (scale, causal, valid) = (Float(heads.scale), Int32(heads.causal ? 1 : 0), keyValid?.address ?? 0)
+        let (scale, causal) = (Float(heads.scale), Int32(heads.causal ? 1 : 0))
+        let valid: [any KernelArgument] = [keyValid?.address ?? 0, positions?.address ?? 0]
         let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
         switch precision {
         case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128:
@@ -80,29 +87,27 @@ extension Attention {
             try context.launch(dkdv, grid: ((length + 127) / 128, heads.keyValueHeads, batch), threads: 384,
                                sharedBytes: sharedBytes,
                                [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
-                                dv.address, valid] + shape)
+                                dv.address] + valid + shape)
             let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardHopper, precision: .bfloat16)
             try context.launch(dqKernel, grid: ((length * heads.group + 127) / 128, heads.keyValueHeads, batch), threads: 384,
                                sharedBytes: sharedBytes,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address,
-                                valid] + shape)
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address] + valid + shape)
         case .bfloat16:
             let (keyPadded, valuePadded) = ((heads.keyDim + 15) / 16 * 16, (heads.valueDim + 15) / 16 * 16)
             // Tiles of 64 rows of both widths: the resident pair and two stages, plus the dk/dv kernel's
-            // lse, delta and positions of 64 rows per stage.
+            // lse, delta, positions and first visible keys of 64 rows per stage.
             let pairBytes = 64 * (keyPadded + 8 + valuePadded + 8) * 2
             let dkdv = try context.kernel("attention_backward_dkdv", in: .attentionBackwardTensorCores, precision: .bfloat16,
                                           defines: defines)
             try context.launch(dkdv, grid: ((length + 63) / 64, heads.keyValueHeads, batch), threads: 128,
-                               sharedBytes: 3 * pairBytes + 2 * 3 * 64 * 4,
+                               sharedBytes: 3 * pairBytes + 2 * 4 * 64 * 4,
                                [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
-                                dv.address, valid] + shape)
+                                dv.address] + valid + shape)
             let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardTensorCores, precision: .bfloat16,
                                               defines: defines)
             try context.launch(dqKernel, grid: ((length * heads.group + 63) / 64, heads.keyValueHeads, batch), threads: 128,
                                sharedBytes: 3 * pairBytes,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address,
-                                valid] + shape)
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address] + valid + shape)
         case .float32:
             let (dk32, dv32) = (heads.keyDim, heads.valueDim)
             let dqShared = (32 * dk32 + 32 * dv32 + 32 * (dk32 + 1 - dk32 % 2) + 32 * (dv32 + 1 - dv32 % 2)) * 4
@@ -110,21 +115,23 @@ extension Attention {
                                               defines: defines)
             try context.launch(dqKernel, grid: ((length * heads.group + 31) / 32, heads.keyValueHeads, batch), threads: 256,
                                sharedBytes: dqShared,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address, valid] + shape)
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address] + valid + shape)
             let dkdvKernel = try context.kernel("attention_backward_dkdv", in: .attentionBackwardFloat32, precision: .float32,
                                                 defines: defines)
             try context.launch(dkdvKernel, grid: ((length + 31) / 32, heads.keyValueHeads, batch), threads: 256,
-                               sharedBytes: dqShared + 3 * 32 * 4,
+                               sharedBytes: dqShared + 4 * 32 * 4,
                                [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
-                                dv.address, valid] + shape)
+                                dv.address] + valid + shape)
         }
         return (dq, dk, dv)
     }
 }
 
 extension Attention.Heads {
-    /// Throws for what the GPU kernels do not cover: head dims above 256 and sliding windows.
-    func checkForDevice() throws {
+    /// Throws for what the GPU kernels do not cover: head dims above 256, sliding windows, and packed
+    /// documents without the causal mask.
+    func checkForDevice(positions: DeviceBuffer?) throws {
+        guard positions == nil || causal else { throw CUDAError.unsupported("packed documents in non-causal attention") }
         guard keyDim <= 256, valueDim <= 256 else {
             throw CUDAError.unsupported("attention head dims above 256 (got \(keyDim) and \(valueDim))")
         }

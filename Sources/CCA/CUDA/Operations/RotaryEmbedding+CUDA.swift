@@ -14,11 +14,12 @@ struct DeviceRotary: Sendable {
 
     /// ``RotaryEmbedding/forward(_:positions:heads:headStride:offset:)`` in place on channels
     /// `offset ..< offset + rotaryDim` of each head of `data`, viewed as rows of `heads` heads `headStride`
-    /// elements apart; row `r` is at position `r % sequenceLength`.
+    /// elements apart; row `r` is at position `r % sequenceLength`, or at `positions[r]` when given (int32,
+    /// one per row: positions within packed documents).
     func forward(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, sequenceLength: Int,
-                 context: CUDAContext) throws {
+                 positions: DeviceBuffer? = nil, context: CUDAContext) throws {
         try rotate(data, heads: heads, headStride: headStride, offset: offset, sequenceLength: sequenceLength,
-                   sineSign: 1, context: context)
+                   positions: positions, sineSign: 1, context: context)
     }
 
     /// The same with row `r` at position `positions[r]` (int32 on the device, one per row of `data`): the new
@@ -30,10 +31,11 @@ struct DeviceRotary: Sendable {
     }
 
     /// ``RotaryEmbedding/backward(_:positions:heads:headStride:offset:)``: the gradient rotated back in place.
+    /// Rows at `positions` as the forward pass had them.
     func backward(_ gradient: DeviceMatrix, heads: Int, headStride: Int, offset: Int = 0, sequenceLength: Int,
-                  context: CUDAContext) throws {
+                  positions: DeviceBuffer? = nil, context: CUDAContext) throws {
         try rotate(gradient, heads: heads, headStride: headStride, offset: offset, sequenceLength: sequenceLength,
-                   sineSign: -1, context: context)
+                   positions: positions, sineSign: -1, context: context)
     }
 
     private func rotate(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int, sequenceLength: Int,
