@@ -11,24 +11,7 @@ extension CUDASelfTest {
     static var trainingStepCases: [Case] {
         AttentionKind.allCases.flatMap { kind in [
             Case(name: "training step, gradients, AdamW: \(kind.rawValue) model E64 L2", bfloat16Tolerance: trainingCheckBFloat16Tolerance) {
-                context, precision in
-                let (model, batches) = (try trainingCheckModel(kind, precision), trainingCheckBatches(count: 1))
-                var gpu = try trainingCheckEngine(model, trainingCheckOptimizer, precision)
-                let gpuLoss = try gpu.step(batches[0], rate: trainingCheckRate, clipNorm: trainingCheckClip)
-                let gradients = try context.exclusive { try gpu.model.parameters.download(.gradients, context: context) }
-                let (gpuModel, gpuOptimizer) = try gpu.snapshot()
-
-                let (cpuLoss, cpuGradients) = try model.lossAndGradients(inputs: batches[0].inputs, targets: batches[0].targets,
-                                                                         layout: try batches[0].layout())
-                var cpu = CPUTrainingEngine(model: model, optimizer: trainingCheckOptimizer)
-                _ = try cpu.step(batches[0], rate: trainingCheckRate, clipNorm: trainingCheckClip)
-                let names = model.parameters.keys.sorted()
-                return [(Tensor(checked: [1], [Float(gpuLoss)]), Tensor(checked: [1], [cpuLoss]))]
-                    + names.map { (gradients[$0]!, cpuGradients[$0]!) }
-                    + names.map { (gpuModel.parameters[$0]!, cpu.model.parameters[$0]!) }
-                    + names.map { (gpuOptimizer.firstMoments[$0]!, cpu.optimizer.firstMoments[$0]!) }
-                    // √v, the scale the update divides by: relative errors as the gradients', not twice theirs.
-                    + names.map { (squareRoots(gpuOptimizer.secondMoments[$0]!), squareRoots(cpu.optimizer.secondMoments[$0]!)) }
+                context, precision in try trainingStepComparison(kind, trainingCheckBatches(count: 1)[0], context, precision)
             },
             Case(name: "three steps with a resume, GPU and GPU→CPU: \(kind.rawValue)", bfloat16Tolerance: trainingCheckBFloat16Tolerance) {
                 _, precision in
@@ -56,6 +39,29 @@ extension CUDASelfTest {
                     + names.map { (onGPU[$0]!, reference[$0]!) } + names.map { (onCPU[$0]!, reference[$0]!) }
             },
         ] }
+    }
+
+    /// One GPU training step on `batch` against the CPU's, from the same parameters: the loss, every
+    /// parameter's gradient, and every parameter and AdamW moment (the second as its square root) after the
+    /// clipped update.
+    static func trainingStepComparison(_ kind: AttentionKind, _ batch: TrainingBatch, _ context: CUDAContext,
+                                       _ precision: CUDAPrecision) throws -> [(gpu: Tensor<Float>, reference: Tensor<Float>)] {
+        let model = try trainingCheckModel(kind, precision)
+        var gpu = try trainingCheckEngine(model, trainingCheckOptimizer, precision)
+        let gpuLoss = try gpu.step(batch, rate: trainingCheckRate, clipNorm: trainingCheckClip)
+        let gradients = try context.exclusive { try gpu.model.parameters.download(.gradients, context: context) }
+        let (gpuModel, gpuOptimizer) = try gpu.snapshot()
+
+        let (cpuLoss, cpuGradients) = try model.lossAndGradients(inputs: batch.inputs, targets: batch.targets, layout: try batch.layout())
+        var cpu = CPUTrainingEngine(model: model, optimizer: trainingCheckOptimizer)
+        _ = try cpu.step(batch, rate: trainingCheckRate, clipNorm: trainingCheckClip)
+        let names = model.parameters.keys.sorted()
+        return [(Tensor(checked: [1], [Float(gpuLoss)]), Tensor(checked: [1], [cpuLoss]))]
+            + names.map { (gradients[$0]!, cpuGradients[$0]!) }
+            + names.map { (gpuModel.parameters[$0]!, cpu.model.parameters[$0]!) }
+            + names.map { (gpuOptimizer.firstMoments[$0]!, cpu.optimizer.firstMoments[$0]!) }
+            // √v, the scale the update divides by: relative errors as the gradients', not twice theirs.
+            + names.map { (squareRoots(gpuOptimizer.secondMoments[$0]!), squareRoots(cpu.optimizer.secondMoments[$0]!)) }
     }
 
     static func squareRoots(_ tensor: Tensor<Float>) -> Tensor<Float> {

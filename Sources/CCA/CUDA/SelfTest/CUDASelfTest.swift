@@ -23,7 +23,7 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             let cases = (operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
-                + trainingStepCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
+                + trainingStepCases + packedCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
                 for testCase in cases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"
@@ -281,9 +281,10 @@ public enum CUDASelfTest {
 
     /// The CPU rotation of channels `offset ..< offset + rotaryDim` of each head of a `[B,S,H,d]` tensor, or
     /// its backward pass (the inverse rotation).
-    static func rotatedOnCPU(_ data: Tensor<Float>, rotary: RotaryEmbedding, offset: Int, inverse: Bool) -> Tensor<Float> {
+    static func rotatedOnCPU(_ data: Tensor<Float>, rotary: RotaryEmbedding, offset: Int, inverse: Bool,
+                             positions: [Int]? = nil) -> Tensor<Float> {
         let (batch, length, heads, headDim) = (data.shape[0], data.shape[1], data.shape[2], data.shape[3])
-        let positions = (0..<(batch * length)).map { $0 % length }
+        let positions = positions ?? (0..<(batch * length)).map { $0 % length }
         var result = data
         if inverse {
             rotary.backward(&result, positions: positions, heads: heads, headStride: headDim, offset: offset)
