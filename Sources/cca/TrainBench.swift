@@ -21,13 +21,18 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Anchor timings (CSV from scripts/train_anchors.py; cuda).") var anchors: String?
     @Option(help: "Write every row (ours and anchors) here as CSV (cuda).") var csv: String?
     @Option(help: "Write milliseconds per step against T here as SVG (cuda).") var svg: String?
+    @Option(help: "cuda: also time each model on the same tokens packed as documents of this many tokens (rows -packed<N>).")
+    var documentLength: Int?
 
     func validate() throws {
         var options = TrainingOptions()
         options.steps = steps
         try validating { try options.validate() }
-        if device == .cpu, anchors != nil || csv != nil || svg != nil {
-            throw ValidationError("--anchors, --csv and --svg are for --device cuda")
+        if device == .cpu, anchors != nil || csv != nil || svg != nil || documentLength != nil {
+            throw ValidationError("--anchors, --csv, --svg and --document-length are for --device cuda")
+        }
+        if let documentLength, documentLength < 1 {
+            throw ValidationError("--document-length must be at least 1 (got \(documentLength))")
         }
     }
 
@@ -53,7 +58,7 @@ struct TrainBench: ParsableCommand {
 
     /// The GPU timings, the anchors beside them, and the ratios the issue asks for.
     private func runOnGPU() throws {
-        let ours = try TrainBenchmark.run(steps: steps ?? 10)
+        let ours = try TrainBenchmark.run(steps: steps ?? 10, documentLength: documentLength)
         let anchorRows = try anchors.map { try PrefillBenchmark.anchors(csv: String(decoding: readFile($0), as: UTF8.self), source: $0) } ?? []
         func row(_ method: String) -> PrefillBenchmark.Measurement? { (ours + anchorRows).first { $0.method == method } }
         func rate(_ method: String) -> String { row(method)?.teraflops.map { format($0) } ?? "-" }
@@ -70,6 +75,14 @@ struct TrainBench: ParsableCommand {
                     rate("torch-eager-" + preset), rate("torch-compile-" + preset), value("peak-mib-torch-compile-" + preset, 0),
                     ratio(name, "torch-compile-" + preset), ratio(name, "mha-" + preset)]
         })
+        if let documentLength {
+            print("\nPacked documents of \(documentLength) tokens against whole rows, same tokens (tokens/s)")
+            printTable(["model", "T", "rows tok/s", "packed tok/s", "packed / rows"], TrainBenchmark.models().compactMap { model in
+                let packed = "\(model.name)-packed\(documentLength)"
+                guard row(packed) != nil else { return nil }
+                return [model.name, "\(model.length)", rate(model.name), rate(packed), ratio(packed, model.name)]
+            })
+        }
         let output = BenchmarkOutput(ours: ours, anchors: anchorRows)
         if let csv { try output.writeCSV(to: csv) }
         if let svg {

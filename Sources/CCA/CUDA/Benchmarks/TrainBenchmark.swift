@@ -33,14 +33,20 @@ public enum TrainBenchmark {
     /// utilisation in percent against the measured bfloat16 peak; `peak-mib-<name>` with the peak device
     /// memory of the run (weights, master copy, moments, gradients and activations), in the milliseconds field.
     /// A model that cannot train on the GPU (an attention kind without its backward pass yet) is skipped
-    /// with the reason logged.
-    public static func run(models: [Model] = models(), steps: Int = 10, log: (String) -> Void = { print($0) }) throws
-        -> [PrefillBenchmark.Measurement] {
+    /// with the reason logged. With `documentLength`, each model whose rows are longer is timed a second
+    /// time, right after, on the same tokens packed as documents of that length (every row cut into pieces,
+    /// the target at each cut ignored, as ``PackedSequences`` makes them): rows `<name>-packed<length>`.
+    public static func run(models: [Model] = models(), steps: Int = 10, documentLength: Int? = nil,
+                           log: (String) -> Void = { print($0) }) throws -> [PrefillBenchmark.Measurement] {
         let context = try CUDAContext.shared()
         let peak = try context.exclusive { try context.measuredBFloat16Peak() }
         log("device: \(context.deviceName), bfloat16 product peak \(NumberFormatting.fixed(peak / 1e12, 0)) TFLOP/s (measured)")
         var rows: [PrefillBenchmark.Measurement] = []
-        for model in models {
+        let runs = models.flatMap { model in
+            [(model, nil)] + (documentLength.flatMap { $0 < model.length ? [(model, $0)] : nil } ?? [])
+        }
+        for (model, pieces) in runs {
+            let name = model.name + (pieces.map { "-packed\($0)" } ?? "")
             do {
                 try context.releaseCachedMemory()
                 context.allocator.resetPeak()
@@ -48,9 +54,10 @@ public enum TrainBenchmark {
                                                     optimizer: AdamW(weightDecay: 0.01), precision: .bfloat16, measurePeak: false)
                 var random = SplitMix64(seed: 1)
                 let tokens = model.batch * model.length
-                let batch = TrainingBatch(inputs: (0..<tokens).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) },
+                var batch = TrainingBatch(inputs: (0..<tokens).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) },
                                           targets: (0..<tokens).map { _ in Int(random.next() % UInt64(model.config.vocabSize)) },
                                           lengths: [Int](repeating: model.length, count: model.batch))
+                if let pieces { batch = packed(batch, rowLength: model.length, documentLength: pieces) }
                 let clock = ContinuousClock()
                 let times = try (0..<(3 + steps)).map { _ in
                     let start = clock.now
@@ -61,16 +68,31 @@ public enum TrainBenchmark {
                 let tokensPerSecond = Double(tokens) / (milliseconds / 1000)
                 let mfu = 100 * tokensPerSecond * model.config.trainingFLOPsPerToken(length: model.length) / peak
                 let peakMiB = Double(engine.memory.peak) / Double(1 << 20)
-                rows += [.init(method: model.name, length: model.length, causal: true, milliseconds: milliseconds, teraflops: tokensPerSecond),
-                         .init(method: "mfu-" + model.name, length: model.length, causal: true, milliseconds: mfu),
-                         .init(method: "peak-mib-" + model.name, length: model.length, causal: true, milliseconds: peakMiB)]
-                log("\(model.name): \(model.config.parameterCount) parameters, B=\(model.batch) T=\(model.length): "
+                rows += [.init(method: name, length: model.length, causal: true, milliseconds: milliseconds, teraflops: tokensPerSecond),
+                         .init(method: "mfu-" + name, length: model.length, causal: true, milliseconds: mfu),
+                         .init(method: "peak-mib-" + name, length: model.length, causal: true, milliseconds: peakMiB)]
+                log("\(name): \(model.config.parameterCount) parameters, B=\(model.batch) T=\(model.length): "
                     + "\(NumberFormatting.fixed(milliseconds, 2)) ms/step, \(NumberFormatting.fixed(tokensPerSecond, 0)) tokens/s, "
                     + "MFU \(NumberFormatting.fixed(mfu, 1))%, peak \(NumberFormatting.fixed(peakMiB, 0)) MiB")
             } catch {
-                log("\(model.name): skipped: \(error)")
+                log("\(name): skipped: \(error)")
             }
         }
         return rows
+    }
+
+    /// `batch`'s rows of `rowLength` tokens cut into documents of `documentLength` (the last of a row
+    /// shorter), with the target at each cut ignored. (The MFU row still counts each row's attention over its
+    /// whole length: the model FLOPs of the unpacked step, so that the two rates compare as tokens/s.)
+    static func packed(_ batch: TrainingBatch, rowLength: Int, documentLength: Int) -> TrainingBatch {
+        var result = batch
+        let pieces = stride(from: 0, to: rowLength, by: documentLength).map { min(documentLength, rowLength - $0) }
+        result.lengths = Array(repeating: pieces, count: batch.lengths.count).flatMap { $0 }
+        var end = 0
+        for length in result.lengths {
+            end += length
+            result.targets[end - 1] = CrossEntropy.ignored
+        }
+        return result
     }
 }

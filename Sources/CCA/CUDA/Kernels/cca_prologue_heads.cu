@@ -7,7 +7,7 @@
 // Inputs: `mixed` [B*S, ct] float32, the convolution output without conv B's bias (nullptr with no
 // convolution: then the latents themselves); `conv_b_bias` [ct] or nullptr; `latents` [B*S, ct] (T, rows
 // `latent_stride` apart); `temperature` [Hkv] as stored, applied as itself (linear) or exp of itself (exp).
-// Row r is at position r % seq_len.
+// Row r is at position r % seq_len, or positions[r] (int32 [B*S], positions within packed documents) when given.
 //
 // prologue_heads_forward / prologue_heads_backward: grid (B*S, Hq + Hkv), one block per row and head
 // (query heads first), blockDim = head_dim rounded up to a multiple of 32 (at most 1024); thread o owns
@@ -59,6 +59,10 @@ __device__ __forceinline__ float rotate(float x, float partner, int o, int rotar
     return o < half ? x * c - partner * s : x * c + partner * s;
 }
 
+__device__ __forceinline__ long long position_of(long long row, const int* positions, int seq_len) {
+    return positions != nullptr ? positions[row] : row % seq_len;
+}
+
 __device__ __forceinline__ int rotary_partner(int o, int rotary_dim) {
     return o < rotary_dim / 2 ? o + rotary_dim / 2 : o - rotary_dim / 2;
 }
@@ -67,7 +71,7 @@ extern "C" __global__ void prologue_heads_forward(
     const float* __restrict__ mixed, const float* __restrict__ conv_b_bias, const T* __restrict__ latents,
     long long latent_stride, const float* __restrict__ temperature, int exp_temperature,
     const double* __restrict__ inv_freq, int rotary_dim, T* __restrict__ q, T* __restrict__ k,
-    int seq_len, int q_heads, int kv_heads, int head_dim, int qk_mean)
+    const int* __restrict__ positions, int seq_len, int q_heads, int kv_heads, int head_dim, int qk_mean)
 {
     __shared__ float values[MAX_HEAD_DIM];
     const long long row = blockIdx.x;
@@ -82,7 +86,8 @@ extern "C" __global__ void prologue_heads_forward(
     __syncthreads();
     if (!active) return;
     const float out = o < rotary_dim
-        ? rotate(y, values[rotary_partner(o, rotary_dim)], o, rotary_dim, row % seq_len, inv_freq, false) : y;
+        ? rotate(y, values[rotary_partner(o, rotary_dim)], o, rotary_dim, position_of(row, positions, seq_len), inv_freq,
+                 false) : y;
     T* destination = is_key ? k + (row * kv_heads + head - q_heads) * d : q + (row * q_heads + head) * d;
     destination[o] = from_float<T>(out);
 }
@@ -92,7 +97,7 @@ extern "C" __global__ void prologue_heads_backward(
     long long latent_stride, const float* __restrict__ temperature, int exp_temperature,
     const double* __restrict__ inv_freq, int rotary_dim, const T* __restrict__ dq, const T* __restrict__ dk,
     float* __restrict__ d_pre, float* __restrict__ d_temperature_rows,
-    int seq_len, int q_heads, int kv_heads, int head_dim, int qk_mean)
+    const int* __restrict__ positions, int seq_len, int q_heads, int kv_heads, int head_dim, int qk_mean)
 {
     __shared__ float values[MAX_HEAD_DIM];
     const long long row = blockIdx.x;
@@ -107,7 +112,7 @@ extern "C" __global__ void prologue_heads_backward(
     values[o] = dy;
     __syncthreads();
     if (active && o < rotary_dim) {
-        dy = rotate(dy, values[rotary_partner(o, rotary_dim)], o, rotary_dim, row % seq_len, inv_freq, true);
+        dy = rotate(dy, values[rotary_partner(o, rotary_dim)], o, rotary_dim, position_of(row, positions, seq_len), inv_freq, true);
     }
 
     const float unit = sqrtf(static_cast<float>(d)) / fmaxf(norm, L2_EPSILON);

@@ -119,7 +119,8 @@ struct DeviceCCA: DeviceAttentionLayer {
                         valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
     }
 
-    /// With `keep`, steps 4–8 run on ``DeviceCCAPrologue`` and the attention keeps its log-sum-exp. The
+    /// With `keep`, or with `positions` (packed documents, which the fused inference prologue does not
+    /// know), steps 4–8 run on ``DeviceCCAPrologue``; with `keep` the attention keeps its log-sum-exp. The
     /// backward pass: the output projection's, ``Attention/backward(dOut:q:k:v:out:lse:heads:keyValid:positions:context:)``,
     /// the prologue's into the `[q0 | k0]` columns of the projections' gradient and the value shift's into
     /// its value columns, then the four projection weights' (one product each for `dx` and the weights'
@@ -127,18 +128,17 @@ struct DeviceCCA: DeviceAttentionLayer {
     /// convolutions carry later rows' gradient into them): the caller zeroes them, as it does `y`'s.
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?) {
-        // The convolutions and the value shift would read across the documents' boundaries.
-        guard positions == nil else { throw CUDAError.unsupported("packed documents in CCA layers on the GPU") }
         let (batch, length, ct, ek) = (x.shape[0], x.shape[1], config.convolutionChannels, config.keyWidth)
         let projections = try self.projections(x, context: context)
-        let v = try context.ccaValues(projections, config: config)
+        let v = try context.ccaValues(projections, config: config, positions: positions)
         let q: DeviceTensor, k: DeviceTensor, saved: DeviceCCAPrologue.Saved?
-        if keep {
-            (q, k, saved) = try prologue.forward(projections.columns(0..<ct), batch: batch, length: length, context: context)
+        if keep || positions != nil {
+            (q, k, saved) = try prologue.forward(projections.columns(0..<ct), batch: batch, length: length, positions: positions,
+                                                 context: context)
         } else {
             ((q, k), saved) = (try context.ccaPrologue(projections, weights: try prologueWeights(context: context), config: config), nil)
         }
-        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid, positions: nil,
+        let (y, attentionBackward) = try attendAndProject(q: q, k: k, v: v, heads: heads, keyValid: keyValid, positions: positions,
                                                           outputWeight: outputWeight, keep: keep, context: context)
         guard let attentionBackward, let saved else { return (y, nil) }
         return (y, { dy, gradients in
@@ -146,7 +146,8 @@ struct DeviceCCA: DeviceAttentionLayer {
             let dProjections = try context.empty(projections.shape, x.precision)
             try prologue.backward(dq: dq, dk: dk, saved: saved, into: dProjections.columns(0..<ct), gradients: gradients,
                                   context: context)
-            try ValueShift.backward(dv.reshaped([batch * length, ek]), sequenceLength: length, shifted: config.valueShift,
+            try ValueShift.backward(dv.reshaped([batch * length, ek]), sequenceLength: length, positions: positions,
+                                    shifted: config.valueShift,
                                     into: dProjections.columns(ct..<(ct + ek)), context: context)
             let dx = try context.empty(x.shape, x.precision)
             let projectionGradients = try zip(Self.projectionNames, projectionWeights).map { name, weight in

@@ -57,7 +57,8 @@ struct DeviceLanguageModel: Sendable {
 
     /// The batch's rows as `[B, S]`: `B` sequences when every length is the same; otherwise (a packed corpus
     /// whose windows are cut at document boundaries) one sequence of all the tokens, with each token's
-    /// position within its piece, so that attention and RoPE restart at every piece as on the CPU.
+    /// position within its piece, so that attention, RoPE, and CCA's convolutions and value shift restart at
+    /// every piece as on the CPU.
     /// - Throws: ``ShapeError`` when the batch is empty, a length is not positive, or the tokens do not fill
     ///   the lengths (or exceed what int32 positions count).
     static func shape(of batch: TrainingBatch) throws -> (batch: Int, length: Int, positions: [Int32]?) {
@@ -78,9 +79,6 @@ struct DeviceLanguageModel: Sendable {
     /// backward pass consumes them. Returns the losses and the number of rows that count.
     func queueLoss(_ batch: TrainingBatch, backward: Bool, context: CUDAContext) throws -> (losses: DeviceTensor, countedRows: Int) {
         let (sequences, length, positionList) = try Self.shape(of: batch)
-        if positionList != nil, config.attention == .cca || config.attention == .ccgqa {
-            throw CUDATrainingError.packedDocuments(sequences: batch.lengths.count, rows: batch.inputs.count)
-        }
         // Uploaded once for every layer of the step.
         let positions = try positionList.map { try context.upload($0) }
         let (rows, width, vocab) = (sequences * length, config.hiddenSize, config.vocabSize)

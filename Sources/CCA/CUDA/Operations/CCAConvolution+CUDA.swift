@@ -5,6 +5,11 @@
 /// float32 product on the plain cores would take about a fifth of a millisecond per pass at 16k tokens);
 /// with float32 activations they stay exact float32.
 ///
+/// With `positions` (int32 `[B·S]`, each row's position within its document when rows pack several), each
+/// document starts from zero history as a sequence of its own would: conv A reads nothing before it, and
+/// conv B's older input for its first row is conv A's output on zeros (its bias), through a copy of conv
+/// A's output with those rows replaced, made for the products that read it.
+///
 /// The weights are float32 tensors under their interchange names (views of ``DeviceParameters``' master
 /// weights, or uploads): conv A's `[ct, 1, 2]` and `[ct]`, conv B's `[ct, d, 2]` and `[ct]`, those of the
 /// convolutions that run.
@@ -46,27 +51,30 @@ struct DeviceCCAConvolution: Sendable {
     }
 
     /// The stack on `latents` `[B·S, ct]` (T, possibly the first columns of the fused projection).
-    func forward(_ latents: DeviceMatrix, batch: Int, length: Int, context: CUDAContext) throws -> Output {
+    func forward(_ latents: DeviceMatrix, batch: Int, length: Int, positions: DeviceBuffer? = nil,
+                 context: CUDAContext) throws -> Output {
         guard count > 0 else { return Output(depthwise: nil, mixed: nil) }
         let ct = channels, rowsPerSequence = length + count - 1
         let depthwise = try context.empty([batch * rowsPerSequence, ct], .float32)
         let kernel = try context.kernel("conv_a_forward", in: .ccaConvolution, precision: latents.precision)
         try context.launchElementwise(kernel, count: depthwise.count, [
             latents.address, Int64(latents.stride), depthwiseWeight!.address, depthwiseBias!.address, depthwise.address,
-            Int32(batch), Int32(length), Int32(ct), Int32(count),
+            positions?.address ?? 0, Int32(batch), Int32(length), Int32(ct), Int32(count),
         ])
         guard count == 2 else { return Output(depthwise: depthwise, mixed: depthwise) }
         let mixed = try context.empty([batch * length, ct], .float32)
         guard batch * length > 0 else { return Output(depthwise: depthwise, mixed: mixed) }
         let taps = try splitTaps(context: context)
         let (d, heads) = (headDim, ct / headDim)
+        let older = try positions.map { try olderRows(depthwise, batch: batch, length: length, positions: $0, context: context) }
         for b in 0..<batch {
             for tap in 0..<2 {
                 // mixed[t] (+)= A[t + tap] · G_tapᵀ per head: column-major mixedᵀ = G_tap · A[tap...]ᵀ.
+                let input = tap == 0 ? older ?? depthwise : depthwise
                 try stridedGemm(context, tensorFloat32: latents.precision == .bfloat16, transposeA: true, transposeB: false,
                                 m: d, n: length, k: d,
                                 a: taps.address + float(tap * ct * d), lda: d, strideA: d * d,
-                                b: depthwise.address + float((b * rowsPerSequence + tap) * ct), ldb: ct, strideB: d,
+                                b: input.address + float((b * rowsPerSequence + tap) * ct), ldb: ct, strideB: d,
                                 beta: tap == 0 ? 0 : 1, c: mixed.address + float(b * length * ct), ldc: ct, strideC: d,
                                 batch: heads)
             }
@@ -83,16 +91,17 @@ struct DeviceCCAConvolution: Sendable {
     ///   - output: the forward pass's.
     /// - Throws: ``WeightError`` when a gradient is missing, mis-shaped or not float32.
     func backward(_ dMixed: DeviceTensor, latents: DeviceMatrix, output: Output, batch: Int, length: Int,
-                  dMean: DeviceTensor?, into dLatents: DeviceMatrix, gradients: [String: DeviceTensor],
-                  context: CUDAContext) throws {
+                  positions: DeviceBuffer? = nil, dMean: DeviceTensor?, into dLatents: DeviceMatrix,
+                  gradients: [String: DeviceTensor], context: CUDAContext) throws {
         try gradients.requireFloat32(shapes)
         let (ct, names) = (channels, Self.names)
         var dDepthwise = dMixed
         if count == 2 {
             try ColumnSums.sum(dMixed.matrix, into: gradients[names.groupedBias]!, accumulate: true, context: context)
             dDepthwise = try groupedBackward(dMixed, depthwise: output.depthwise!, batch: batch, length: length,
-                                             tensorFloat32: dLatents.precision == .bfloat16,
-                                             dWeight: gradients[names.grouped]!, context: context)
+                                             positions: positions, tensorFloat32: dLatents.precision == .bfloat16,
+                                             dWeight: gradients[names.grouped]!, dBias: gradients[names.depthwiseBias]!,
+                                             context: context)
         }
         if count > 0 {
             try ColumnSums.sum(dDepthwise.matrix, into: gradients[names.depthwiseBias]!, accumulate: true, context: context)
@@ -101,35 +110,43 @@ struct DeviceCCAConvolution: Sendable {
             try ColumnSums.reduce(rows: rows, width: 2 * ct, into: gradients[names.depthwise]!.reshaped([2 * ct]),
                                   accumulate: true, context: context) { grid, out, add in
                 try context.launch(kernel, grid: grid, threads: 256, [
-                    dDepthwise.address, latents.address, Int64(latents.stride), Int32(length), Int32(ct), Int32(count),
-                    Int64(rows), out, add,
+                    dDepthwise.address, latents.address, Int64(latents.stride), positions?.address ?? 0, Int32(length), Int32(ct),
+                    Int32(count), Int64(rows), out, add,
                 ])
             }
         }
         let kernel = try context.kernel("conv_a_backward_input", in: .ccaConvolution, precision: dLatents.precision)
         try context.launchElementwise(kernel, count: batch * length * ct, [
             dDepthwise.address, depthwiseWeight?.address ?? 0, dMean?.address ?? 0, dLatents.address, Int64(dLatents.stride),
-            Int32(batch), Int32(length), Int32(ct), Int32(count),
+            positions?.address ?? 0, Int32(batch), Int32(length), Int32(ct), Int32(count),
         ])
     }
 
-    /// conv B's backward pass: `dA` `[B·(S+1), ct]` float32, and the taps' gradient added to `dWeight` `[ct, d, 2]`.
-    private func groupedBackward(_ dMixed: DeviceTensor, depthwise: DeviceTensor, batch: Int, length: Int, tensorFloat32: Bool,
-                                 dWeight: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+    /// conv B's backward pass: `dA` `[B·(S+1), ct]` float32, and the taps' gradient added to `dWeight` `[ct, d, 2]`;
+    /// with `positions`, the gradient of the documents' first older inputs (conv A's bias) added to `dBias`.
+    private func groupedBackward(_ dMixed: DeviceTensor, depthwise: DeviceTensor, batch: Int, length: Int,
+                                 positions: DeviceBuffer?, tensorFloat32: Bool, dWeight: DeviceTensor, dBias: DeviceTensor,
+                                 context: CUDAContext) throws -> DeviceTensor {
         let (ct, d, heads, rowsPerSequence) = (channels, headDim, channels / headDim, length + 1)
         let dDepthwise = try context.empty(depthwise.shape, .float32)
         try context.zero(dDepthwise)
         guard batch * length > 0 else { return dDepthwise }
         let taps = try splitTaps(context: context)
         let dTaps = try context.empty([2, ct, d], .float32)
+        // With packed documents tap 0 reads (and its gradient goes to) the older rows: a separate buffer.
+        let older = try positions.map { try olderRows(depthwise, batch: batch, length: length, positions: $0, context: context) }
+        let dOlder = try older.map { _ in try context.empty(depthwise.shape, .float32) }
+        if let dOlder { try context.zero(dOlder) }
         for b in 0..<batch {
-            let dOut = dMixed.address + float(b * length * ct), rows = depthwise.address + float(b * rowsPerSequence * ct)
+            let dOut = dMixed.address + float(b * length * ct)
             for tap in 0..<2 {
                 let shifted = float(tap * ct)
+                let (input, dInput) = tap == 0 ? (older ?? depthwise, dOlder ?? dDepthwise) : (depthwise, dDepthwise)
+                let rows = input.address + float(b * rowsPerSequence * ct)
                 // dA[t + tap] += dOut[t] · G_tap per head: column-major dAᵀ += G_tapᵀ · dOutᵀ.
                 try stridedGemm(context, tensorFloat32: tensorFloat32, transposeA: false, transposeB: false, m: d, n: length, k: d,
                                 a: taps.address + float(tap * ct * d), lda: d, strideA: d * d, b: dOut, ldb: ct, strideB: d,
-                                beta: 1, c: dDepthwise.address + float(b * rowsPerSequence * ct) + shifted, ldc: ct,
+                                beta: 1, c: dInput.address + float(b * rowsPerSequence * ct) + shifted, ldc: ct,
                                 strideC: d, batch: heads)
                 // dG_tap (+)= dOutᵀ · A[tap...] per head, sequences in order: column-major dG_tapᵀ = A[tap...]ᵀ · dOut.
                 try stridedGemm(context, tensorFloat32: tensorFloat32, transposeA: false, transposeB: true, m: d, n: d, k: length,
@@ -140,7 +157,24 @@ struct DeviceCCAConvolution: Sendable {
         }
         let merge = try context.kernel("conv_b_merge_taps", in: .ccaConvolution, precision: .float32)
         try context.launchElementwise(merge, count: 2 * ct * d, [dTaps.address, dWeight.address, Int64(ct * d), Int32(1)])
+        if let dOlder, let positions {
+            let divert = try context.kernel("conv_b_divert_starts", in: .ccaConvolution, precision: .float32)
+            try context.launchElementwise(divert, count: dOlder.count, [dOlder.address, dDepthwise.address, positions.address,
+                                                                        Int32(batch), Int32(length), Int32(ct)])
+            try ColumnSums.sum(dOlder.matrix, into: dBias, accumulate: true, context: context)
+        }
         return dDepthwise
+    }
+
+    /// conv B's older inputs for packed documents (`conv_b_older_rows`): conv A's output `depthwise` with
+    /// each document's first row replaced by conv A's bias, its output on zeros.
+    private func olderRows(_ depthwise: DeviceTensor, batch: Int, length: Int, positions: DeviceBuffer,
+                           context: CUDAContext) throws -> DeviceTensor {
+        let older = try context.empty(depthwise.shape, .float32)
+        let kernel = try context.kernel("conv_b_older_rows", in: .ccaConvolution, precision: .float32)
+        try context.launchElementwise(kernel, count: older.count, [depthwise.address, depthwiseBias!.address, positions.address,
+                                                                   older.address, Int32(batch), Int32(length), Int32(channels)])
+        return older
     }
 
     /// conv B's weight `[ct, d, 2]` as two `[ct, d]` matrices (`[head][out][in]`), tap 0 first.

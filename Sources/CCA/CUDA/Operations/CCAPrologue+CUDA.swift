@@ -1,7 +1,9 @@
 extension CUDAContext {
     /// CCA step 3 (`cca_values.cu`): `v` `[B,S,Hkv,d]` from the fused projection `[B,S,ct + ek]`, whose
-    /// last `ek` columns are `[x_t · Wv_current | x_t · Wv_delayed]`: the delayed half shifted by one token.
-    func ccaValues(_ projections: DeviceTensor, config: CCAConfig) throws -> DeviceTensor {
+    /// last `ek` columns are `[x_t · Wv_current | x_t · Wv_delayed]`: the delayed half shifted by one token
+    /// (zero on each sequence's first row, or on each document's first row when `positions`, int32 `[B·S]`
+    /// positions within packed documents, are given).
+    func ccaValues(_ projections: DeviceTensor, config: CCAConfig, positions: DeviceBuffer? = nil) throws -> DeviceTensor {
         let (batch, length, ek) = (projections.shape[0], projections.shape[1], config.keyWidth)
         let v = try empty([batch, length, config.keyValueHeads, config.headDim], projections.precision)
         guard batch * length > 0 else { return v }
@@ -14,7 +16,7 @@ extension CUDAContext {
         let kernel = try self.kernel(vectors ? "cca_values_vectors" : "cca_values", in: .ccaValues, precision: projections.precision)
         try launch(kernel, grid: (min((count + threads - 1) / threads, 32 * multiprocessorCount), 1, 1), threads: threads,
                    [projections.address, v.address, Int64(batch * length), Int32(stride / scale), Int32(first / scale),
-                    Int32(ek / scale), Int32(length), Int32(config.valueShift ? 1 : 0)])
+                    Int32(ek / scale), positions?.address ?? 0, Int32(length), Int32(config.valueShift ? 1 : 0)])
         return v
     }
 

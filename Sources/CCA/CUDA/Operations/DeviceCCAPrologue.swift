@@ -1,6 +1,7 @@
 /// ``CCAPrologue`` on the GPU for training: steps 4–8 of CCA from the pre-convolution latents to `q` and
 /// `k`, with a forward pass that keeps what its backward pass reads, for `B` fresh sequences of `S` rows
-/// (row `r` at position `r % S`).
+/// (row `r` at position `r % S`), or rows that pack documents, each row at its position within its
+/// document and the convolutions reading nothing across the documents' boundaries.
 ///
 /// The forward pass runs ``DeviceCCAConvolution`` (conv A's output kept, conv B on cuBLAS), then one block
 /// per row and head (`prologue_heads_forward` in `cca_prologue_heads.cu`) adds conv B's bias and the
@@ -41,23 +42,25 @@ struct DeviceCCAPrologue: Sendable {
         var latents: DeviceMatrix
         var convolution: DeviceCCAConvolution.Output
         var batch: Int, length: Int
+        /// int32 `[B·S]` positions within packed documents, or nil.
+        var positions: DeviceBuffer?
     }
 
     /// `q` `[B, S, Hq, d]` and `k` `[B, S, Hkv, d]` for `latents` `[B·S, ct]` (T: the first `ct` columns of the
     /// fused projection, `[q0 | k0]`, padded rows already zero), and what the backward pass reads (which
-    /// holds `latents`).
-    func forward(_ latents: DeviceMatrix, batch: Int, length: Int,
+    /// holds `latents`). `positions`: int32 `[B·S]`, each row's position within its document, or nil.
+    func forward(_ latents: DeviceMatrix, batch: Int, length: Int, positions: DeviceBuffer? = nil,
                  context: CUDAContext) throws -> (q: DeviceTensor, k: DeviceTensor, saved: Saved) {
         let c = config
         precondition(latents.rows == batch * length && latents.columns == c.convolutionChannels, "cca prologue: latents \(latents.rows)x\(latents.columns)")
-        let output = try convolution.forward(latents, batch: batch, length: length, context: context)
+        let output = try convolution.forward(latents, batch: batch, length: length, positions: positions, context: context)
         let q = try context.empty([batch, length, c.queryHeads, c.headDim], latents.precision)
         let k = try context.empty([batch, length, c.keyValueHeads, c.headDim], latents.precision)
-        let saved = Saved(latents: latents, convolution: output, batch: batch, length: length)
+        let saved = Saved(latents: latents, convolution: output, batch: batch, length: length, positions: positions)
         guard batch * length > 0 else { return (q, k, saved) }
         let kernel = try context.kernel("prologue_heads_forward", in: .ccaPrologueHeads, precision: latents.precision)
         try context.launch(kernel, grid: (batch * length, c.queryHeads + c.keyValueHeads, 1), threads: threads,
-                           headArguments(saved) + [q.address, k.address] + shapeArguments(length))
+                           headArguments(saved) + [q.address, k.address] + shapeArguments(saved))
         return (q, k, saved)
     }
 
@@ -78,7 +81,7 @@ struct DeviceCCAPrologue: Sendable {
             let kernel = try context.kernel("prologue_heads_backward", in: .ccaPrologueHeads, precision: dq.precision)
             try context.launch(kernel, grid: (rows, c.queryHeads + c.keyValueHeads, 1), threads: threads,
                                headArguments(saved) + [dq.address, dk.address, dMixed.address, dTemperatureRows.address]
-                                   + shapeArguments(saved.length))
+                                   + shapeArguments(saved))
         }
         try ColumnSums.sum(dTemperatureRows.matrix, into: gradients[Self.temperatureName]!, accumulate: true, context: context)
         var dMean: DeviceTensor?
@@ -90,7 +93,7 @@ struct DeviceCCAPrologue: Sendable {
             dMean = mean
         }
         try convolution.backward(dMixed, latents: saved.latents, output: saved.convolution, batch: saved.batch,
-                                 length: saved.length, dMean: dMean, into: dLatents, gradients: gradients, context: context)
+                                 length: saved.length, positions: saved.positions, dMean: dMean, into: dLatents, gradients: gradients, context: context)
     }
 
     /// Threads of a head kernel's block: one per channel, rounded up to whole warps.
@@ -103,8 +106,8 @@ struct DeviceCCAPrologue: Sendable {
          rotary.inverseFrequencies.address, Int32(rotary.dimension)]
     }
 
-    private func shapeArguments(_ length: Int) -> [any KernelArgument] {
-        [Int32(length), Int32(config.queryHeads), Int32(config.keyValueHeads), Int32(config.headDim),
+    private func shapeArguments(_ saved: Saved) -> [any KernelArgument] {
+        [saved.positions?.address ?? 0, Int32(saved.length), Int32(config.queryHeads), Int32(config.keyValueHeads), Int32(config.headDim),
          Int32(config.qkMean ? 1 : 0)]
     }
 }

@@ -1,10 +1,6 @@
 /// Why a training step on the GPU cannot run, with what to do about it. A step that throws leaves the
 /// run directory as the last checkpoint wrote it: the trainer saves only after steps that succeed.
 public enum CUDATrainingError: Error, CustomStringConvertible, Equatable {
-    /// The batch packs document pieces of different lengths into its rows and the model has CCA layers,
-    /// whose GPU convolutions and value shift cannot keep the pieces apart yet (reading across them would
-    /// train a different model). MHA, GQA and MLA train on packed batches on the GPU.
-    case packedDocuments(sequences: Int, rows: Int)
     /// The device ran out of memory in `operation`; `bytesInUse` were held by this run at the time.
     case outOfMemory(operation: String, bytesInUse: Int)
     /// A kernel or library call failed on the device.
@@ -12,10 +8,6 @@ public enum CUDATrainingError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .packedDocuments(sequences, rows):
-            "the batch packs \(sequences) document pieces into \(rows) tokens, but the GPU CCA layers cannot keep documents apart yet "
-                + "(their convolutions would read across them); train CCA on a text file or the recall task (rows of equal length), "
-                + "or on the CPU (--device cpu); MHA, GQA and MLA models train on packed documents on the GPU"
         case let .outOfMemory(operation, bytesInUse):
             "the GPU ran out of memory in \(operation) with \(bytesInUse >> 20) MiB in use by this run; use a smaller --batch-size "
                 + "or --context, or --precision bfloat16, or free the GPU of other processes; the last checkpoint is intact"
