@@ -3,9 +3,12 @@ extension CUDASelfTest {
     /// token given its position within its document, against the CPU path on the same pieces as separate
     /// sequences. The attention forward (with its log-sum-exp) and backward, with boundaries at the tiles'
     /// edges (64 and 128 rows) and inside them, pieces of one token, B > 1 and grouped heads, at head dims
-    /// 64 and 128 so that each tier runs; the rotary embedding both ways; and a whole training step on a
-    /// packed batch for every attention kind.
-    static var packedCases: [Case] { packedAttentionCases + packedRotaryCases + packedTrainingStepCases }
+    /// 64 and 128 so that each tier runs; the rotary embedding both ways; CCA's value shift both ways and its
+    /// training prologue (both convolutions, RoPE, QK-mean) forward and backward with two, one and no
+    /// convolutions; and a whole training step on a packed batch for every attention kind.
+    static var packedCases: [Case] {
+        packedAttentionCases + packedRotaryCases + packedValueShiftCases + packedPrologueCases + packedTrainingStepCases
+    }
 
     /// Each token's position within its piece, for pieces of `lengths` back to back.
     static func positions(lengths: [Int]) -> [Int] { lengths.flatMap { 0..<$0 } }
@@ -69,6 +72,55 @@ extension CUDASelfTest {
                     return try context.download(device)
                 }
                 return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: 16, inverse: inverse, positions: positions))]
+            }
+        }
+    }
+
+    static var packedValueShiftCases: [Case] {
+        // Two rows of 10: pieces 3, 1, 6 and one of 10.
+        let (lengths, config) = ([3, 1, 6, 10], CCAConfig(hiddenSize: 64, queryHeads: 2, keyValueHeads: 1, headDim: 8))
+        let (rows, ct, ek) = (20, config.convolutionChannels, config.keyWidth)
+        return [
+            Case(name: "packed value shift forward pieces 3,1,6,10 (B2 S10) ek\(ek)") { context, precision in
+                let projections = representable(Tensor<Float>(randomNormal: [2, 10, ct + ek], seed: 44), precision)
+                let gpu = try context.exclusive {
+                    let positions = try context.upload(Self.positions(lengths: lengths).map(Int32.init))
+                    return try context.download(try context.ccaValues(try context.upload(projections, precision), config: config,
+                                                                      positions: positions))
+                }
+                let values = try projections.reshaped([rows, ct + ek]).columns(ct..<(ct + ek))
+                let reference = ValueShift.forward(values, layout: try SequenceLayout(lengths: lengths), previous: nil).v
+                return [(try gpu.reshaped([rows, ek]), reference)]
+            },
+            Case(name: "packed value shift backward pieces 3,1,6,10 (B2 S10) ek\(ek)") { context, precision in
+                let dv = representable(Tensor<Float>(randomNormal: [rows, ek], seed: 45), precision)
+                let gpu = try context.exclusive {
+                    let positions = try context.upload(Self.positions(lengths: lengths).map(Int32.init))
+                    let wide = try context.empty([rows, 16 + ek], precision)  // the value columns of the fused gradient
+                    try ValueShift.backward(try context.upload(dv, precision), sequenceLength: 10, positions: positions, shifted: true,
+                                            into: wide.columns(16..<(16 + ek)), context: context)
+                    return try context.download(wide).columns(16..<(16 + ek))
+                }
+                return [(gpu, ValueShift.backward(dv, layout: try SequenceLayout(lengths: lengths)))]
+            },
+        ]
+    }
+
+    /// (rows, length, pieces, config): two convolutions with a piece of one token and one of two (the
+    /// shortest that reach conv B's older input), one convolution with the exp temperature, none.
+    static let packedPrologueConfigs: [(batch: Int, length: Int, pieces: [Int], config: CCAConfig)] = [
+        (2, 40, [7, 1, 2, 30, 20, 20], CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64)),
+        (1, 33, [1, 16, 16], CCAConfig(hiddenSize: 256, queryHeads: 4, keyValueHeads: 2, headDim: 64, temperature: .exp,
+                                       convolutions: 1)),
+        (1, 20, [10, 10], CCAConfig(hiddenSize: 256, queryHeads: 2, keyValueHeads: 1, headDim: 64, convolutions: 0)),
+        (1, 45, [3, 42], CCAConfig(hiddenSize: 512, queryHeads: 4, keyValueHeads: 2, headDim: 128, rope: RoPEConfig(theta: 5e6, fraction: 0.5))),
+    ]
+
+    static var packedPrologueCases: [Case] {
+        packedPrologueConfigs.map { batch, length, pieces, config in
+            Case(name: "packed cca prologue training B\(batch) S\(length) pieces \(pieces.map(String.init).joined(separator: ",")) "
+                 + describe(config)) { context, precision in
+                try prologueTrainingComparison(batch: batch, length: length, config: config, pieces: pieces, context, precision)
             }
         }
     }
