@@ -26,6 +26,15 @@ import Testing
         #expect(throws: ShapeError.self) { try DeviceLanguageModel.shape(of: short) }
     }
 
+    @Test func theTrainingBenchmarkCutsRowsIntoDocumentsAsPackedSequencesDoes() {
+        let batch = TrainingBatch(inputs: Array(0..<10), targets: Array(1..<11), lengths: [5, 5])
+        let packed = TrainBenchmark.packed(batch, rowLength: 5, documentLength: 2)
+        let ignored = CrossEntropy.ignored
+        #expect(packed.lengths == [2, 2, 1, 2, 2, 1])
+        #expect(packed.inputs == batch.inputs)
+        #expect(packed.targets == [1, ignored, 3, ignored, ignored, 6, ignored, 8, ignored, ignored])
+    }
+
     @Test func crossEntropyChunksKeepTheLogitsSmall() {
         // 2^26 / 50304 = 1334.07 rows fit; whole tiles of 128 rows: 1280.
         #expect(DeviceLanguageModel.chunkRows(rows: 16384, vocab: 50304, elements: 1 << 26) == 1280)

@@ -48,7 +48,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     const int* __restrict__ positions,          // [B, S] or null: positions within packed documents (causal only)
     int seq_len, int q_heads, int kv_heads, float scale, int causal)
 {
-    constexpr int STAGE = BLOCK * (QK_STRIDE + V_STRIDE) + 4 * BLOCK * 2;  // q, dO, then lse, delta, position, first key (as shorts)
+    constexpr int STAGE = BLOCK * (QK_STRIDE + V_STRIDE) + 4 * BLOCK * 2;  // q, dO, then lse, delta, first and last keys (as shorts)
     extern __shared__ __align__(16) unsigned short shared[];
     unsigned short* k_tile = shared;                        // [BLOCK][QK_STRIDE]
     unsigned short* v_tile = k_tile + BLOCK * QK_STRIDE;    // [BLOCK][V_STRIDE]
@@ -73,7 +73,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
     commit_loads();
 
     // Starts fetching the query tile at packed row `tile0` into `stage`: q and dO by cp.async, the rows' lse
-    // (log2 domain), delta, positions (-1 outside) and first visible keys by plain stores.
+    // (log2 domain), delta, and the first and last keys each row sees (last -1 outside) by plain stores.
     auto fetch = [&](int tile0, unsigned short* stage) {
         auto query_row = [&](const bf16* base, int width) {
             return [=](int row) -> const bf16* {
@@ -91,8 +91,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
             row_lse[threadIdx.x] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
             row_lse[BLOCK + threadIdx.x] = inside ? delta[row_index(packed)] : 0.f;
             const int position = !inside ? -1 : causal ? packed / group : seq_len - 1;
-            reinterpret_cast<int*>(row_lse)[2 * BLOCK + threadIdx.x] = position;
-            reinterpret_cast<int*>(row_lse)[3 * BLOCK + threadIdx.x] = inside ? document_start(row_positions, position) : 0;
+            // The first and last key the row sees side by side, so that one 8-byte load reads both.
+            reinterpret_cast<int2*>(row_lse + 2 * BLOCK)[threadIdx.x] =
+                make_int2(inside ? document_start(row_positions, position) : 0, position);
         }
     };
 
@@ -125,8 +126,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
         const unsigned short* do_tile = stage + BLOCK * QK_STRIDE;
         const float* row_lse = reinterpret_cast<const float*>(stage + BLOCK * (QK_STRIDE + V_STRIDE));
         const float* row_delta = row_lse + BLOCK;
-        const int* row_position = reinterpret_cast<const int*>(row_lse) + 2 * BLOCK;
-        const int* row_first = row_position + BLOCK;
+        const int2* row_keys = reinterpret_cast<const int2*>(row_lse + 2 * BLOCK);
 
         // S^T = K q^T and dP^T = V dO^T for this warp's 16 keys and the tile's 64 rows.
         float score[BLOCK / 8][4] = {}, d_prob[BLOCK / 8][4] = {};
@@ -138,7 +138,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dkdv(
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int row = nt * 8 + 2 * quad_column + e % 2;
-                const bool visible = key_visible[e / 2] && key[e / 2] <= row_position[row] && key[e / 2] >= row_first[row] && row_lse[row] != negative_infinity();
+                const int2 keys = row_keys[row];
+                const bool visible = key_visible[e / 2] && key[e / 2] <= keys.y && key[e / 2] >= keys.x && row_lse[row] != negative_infinity();
                 const float p = visible ? exp2f(score[nt][e] * scale_log2 - row_lse[row]) : 0.f;
                 score[nt][e] = p;
                 d_prob[nt][e] = p * (d_prob[nt][e] - row_delta[row]);
