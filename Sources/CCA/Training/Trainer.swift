@@ -123,7 +123,8 @@ public enum Trainer {
         var config = LanguageModelConfig.preset(preset, attention: attention)
         (config.convolutions, config.qkMean, config.valueShift) = (options.convolutions ?? 2, options.qkMean ?? true, options.valueShift ?? true)
         guard options.matchParameters ?? true, attention != .mha else { return config }
-        return config.matchingParameterCount(LanguageModelConfig.preset(preset, attention: .mha).parameterCount)
+        return config.matchingParameterCount(LanguageModelConfig.preset(preset, attention: .mha).parameterCount,
+                                             multipleOf: preset.mlpWidthMultiple)
     }
 
     @discardableResult
