@@ -84,6 +84,9 @@ public struct TrainingSummary: Sendable {
     public var tokensPerSecond: Double
     /// Where the checkpoint went; nil when nothing was saved.
     public var outDirectory: String?
+    /// The opening of a validation text to sample a continuation of (``TrainingData/samplePrompt(count:seed:)``);
+    /// nil for the recall task.
+    public var samplePrompt: [Int]?
 }
 
 /// The training loop: AdamW, warmup + cosine schedule, global-norm clipping, periodic validation and
@@ -183,7 +186,7 @@ public enum Trainer {
         let elapsed = (clock.now - started).seconds
         return TrainingSummary(config: checkpoint.model, parameterCount: checkpoint.model.parameterCount, history: checkpoint.history,
                                tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9),
-                               outDirectory: run?.path)
+                               outDirectory: run?.path, samplePrompt: data.samplePrompt(count: 16, seed: settings.seed))
     }
 
     private typealias State = (checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, data: TrainingData,
