@@ -129,7 +129,7 @@ import Testing
         let directory = CheckpointTests.directory()
         let text = (0..<40).map { "Line \($0) of the text, with words that differ: \(String(repeating: "ab", count: $0 % 7))." }
             .joined(separator: "\n")
-        try text.write(toFile: directory + "/corpus.txt", atomically: true, encoding: .utf8)
+        try text.write(toFile: directory + "/corpus.txt", atomically: false, encoding: .utf8)
         let result = try Self.run(["train", "--preset", "micro", "--data", "corpus.txt", "--steps", "2", "--batch-size", "2",
                                    "--sample-tokens", "8", "--out", "run"], in: directory)
         #expect(result.status == 0, "\(result.output)")

@@ -140,6 +140,16 @@ public enum Trainer {
         // Locked (and checked writable) before anything is loaded or trained.
         let run = try outPath.map(RunDirectory.init)
         run?.removeLeftovers(keeping: run.flatMap { savedCheckpoint(in: $0.path)?.weightsFile })
+        do {
+            return try train(options, in: run)
+        } catch {
+            run?.removeIfNothingSaved()
+            throw error
+        }
+    }
+
+    /// The run itself, once its directory (if any) is held.
+    private static func train(_ options: TrainingOptions, in run: RunDirectory?) throws -> TrainingSummary {
 
         var (checkpoint, model, optimizer, data, tokenizer) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
         if let run, let tokenizer {
