@@ -19,7 +19,8 @@ timeout 75 python3 scripts/train_anchors.py --csv "$out/anchors.csv" --configs w
 echo "anchors exit $?"
 anchors=()
 [ -s "$out/anchors.csv" ] && anchors=(--anchors "$out/anchors.csv")
-timeout 110 "$cca" bench train --device cuda --steps 5 --document-length 1024 "${anchors[@]}" --csv "$out/train.csv" \
+timeout 110 "$cca" bench train --device cuda --models mha-wide,cca-wide,ccgqa-wide --steps 5 --document-length 1024 \
+    "${anchors[@]}" --csv "$out/train.csv" \
     > "$out/bench.log" 2>&1
 echo "bench exit $?"
 sed -n '/^Training steps on the GPU/,$p' "$out/bench.log"

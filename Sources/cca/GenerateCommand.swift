@@ -58,84 +58,17 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         guard let checkpoint, let prompt else { return try generateZaya(modelPath: model!) }
-        let tokenizer: any Tokenizer = try Checkpoint.tokenizer(directory: checkpoint) ?? ByteTokenizer()
-        let promptTokens = tokenizer.encode(prompt)
+        let generator = try CheckpointGenerator(checkpoint: checkpoint, device: device, precision: precision)
+        let promptTokens = generator.tokenizer.encode(prompt)
         try requireFits(promptLength: promptTokens.count)
-        let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
-        let capacity = promptTokens.count + maxTokens
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        // The model's decode state: a CPU session, or one slot of the GPU engine.
-        let feed: ([Int]) throws -> [Float], stateDescription: String
-        switch device {
-        case .cpu:
-            try requireMemory(forContext: capacity, of: model.config)
-            let session = try model.makeSession(capacity: capacity)
-            feed = session.feed
-            stateDescription = "decode state " + formatBytes(session.bytes)
-        case .cuda:
-            let engine = try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: capacity, maxSequences: 1,
-                                                context: try CUDAContext.shared())
-            let slot = try engine.makeSlot(capacity: capacity)
-            feed = { try engine.step([(slot: slot, tokens: $0)])[0] }
-            stateDescription = "on cuda (\(precision.rawValue))"
-        }
-        let clock = ContinuousClock()
-        let prefillStart = clock.now
-        var logits = try feed(promptTokens)
-        let prefillSeconds = (clock.now - prefillStart).seconds
-        var output = TextStream(tokenizer: tokenizer)
         print(prompt, terminator: "")
-        let decodeStart = clock.now
-        var generated = 0
-        while generated < maxTokens {
-            let token = sampler.sample(logits)
-            generated += 1
-            if token == tokenizer.eosTokenID { break }
-            print(output.append(token), terminator: "")
+        let timing = try generator.generate(prompt: promptTokens, maxTokens: maxTokens, sampler: &sampler) { text in
+            print(text, terminator: "")
             fflush(nil)
-            if generated < maxTokens { logits = try feed([token]) }
         }
-        let decodeSeconds = (clock.now - decodeStart).seconds
-        print(output.flush())
-        print("\n[\(model.config.attention.rawValue)] prefill \(promptTokens.count) tokens at "
-              + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(generated) tokens at "
-              + format(Double(generated) / max(decodeSeconds, 1e-9)) + " tokens/s, " + stateDescription)
-    }
-}
-
-/// Throws unless the decode caches for `context` tokens fit in this machine's memory.
-func requireMemory(forContext context: Int, of config: LanguageModelConfig) throws {
-    let perToken = config.attentionLayer().cost.cacheElementsPerToken * MemoryLayout<Float>.size * config.layers
-    let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-    let (needed, overflow) = perToken.multipliedReportingOverflow(by: context)
-    guard !overflow, needed <= physical else {
-        throw CommandError("a context of \(context) tokens needs " + (overflow ? "more bytes than can be counted" : formatBytes(needed))
-                           + " of decode caches, more than this machine's " + formatBytes(physical) + "; lower --max-tokens")
-    }
-}
-
-/// Token ids in, printable text out: the text of the ids so far less what was printed already, held back while
-/// it ends in an incomplete character (a byte token, or a byte-level BPE token, may carry part of one).
-struct TextStream {
-    let tokenizer: any Tokenizer
-    private var ids: [Int] = []
-    private var printedCharacters = 0
-
-    init(tokenizer: any Tokenizer) { self.tokenizer = tokenizer }
-
-    /// The whole output is decoded each time, not the new id alone: decoders such as SentencePiece's treat the
-    /// start of a text differently, so pieces decoded apart need not join into the text decoded whole.
-    mutating func append(_ id: Int) -> String {
-        ids.append(id)
-        let text = tokenizer.decode(ids, skipSpecialTokens: true)
-        return text.hasSuffix("\u{FFFD}") ? "" : newText(text)
-    }
-
-    /// What is not printed yet, with incomplete or invalid bytes shown as U+FFFD.
-    mutating func flush() -> String { newText(tokenizer.decode(ids, skipSpecialTokens: true)) }
-
-    private mutating func newText(_ text: String) -> String {
-        defer { printedCharacters = max(printedCharacters, text.count) }
-        return String(text.dropFirst(printedCharacters))
+        print("\n\n[\(generator.model.config.attention.rawValue)] prefill \(timing.promptTokens) tokens at "
+              + format(Double(timing.promptTokens) / timing.prefillSeconds) + " tokens/s, decode \(timing.generated) tokens at "
+              + format(Double(timing.generated) / max(timing.decodeSeconds, 1e-9)) + " tokens/s, " + timing.state)
     }
 }

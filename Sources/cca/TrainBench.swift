@@ -23,17 +23,32 @@ struct TrainBench: ParsableCommand {
     @Option(help: "Write milliseconds per step against T here as SVG (cuda).") var svg: String?
     @Option(help: "cuda: also time each model on the same tokens packed as documents of this many tokens (rows -packed<N>).")
     var documentLength: Int?
+    @Option(help: "Only these models, comma-separated, as the table names them (cuda; for example cca-wide).") var models: String?
+
+    /// The GPU models to time: all of them, or those `--models` names.
+    var selectedModels: [TrainBenchmark.Model] {
+        get throws {
+            let all = TrainBenchmark.models()
+            guard let models else { return all }
+            let names = models.split(separator: ",").map { $0.trimmingCharacters(in: " ") }
+            if let unknown = names.first(where: { name in !all.contains { $0.name == name } }) {
+                throw ValidationError("--models: no model named '\(unknown)'; the models are " + all.map(\.name).joined(separator: ", "))
+            }
+            return all.filter { names.contains($0.name) }
+        }
+    }
 
     func validate() throws {
         var options = TrainingOptions()
         options.steps = steps
         try validating { try options.validate() }
-        if device == .cpu, anchors != nil || csv != nil || svg != nil || documentLength != nil {
-            throw ValidationError("--anchors, --csv, --svg and --document-length are for --device cuda")
+        if device == .cpu, anchors != nil || csv != nil || svg != nil || models != nil || documentLength != nil {
+            throw ValidationError("--anchors, --csv, --svg, --models and --document-length are for --device cuda")
         }
         if let documentLength, documentLength < 1 {
             throw ValidationError("--document-length must be at least 1 (got \(documentLength))")
         }
+        _ = try selectedModels
     }
 
     func run() throws {
@@ -58,7 +73,8 @@ struct TrainBench: ParsableCommand {
 
     /// The GPU timings, the anchors beside them, and the ratios the issue asks for.
     private func runOnGPU() throws {
-        let ours = try TrainBenchmark.run(steps: steps ?? 10, documentLength: documentLength)
+        let models = try selectedModels
+        let ours = try TrainBenchmark.run(models: models, steps: steps ?? 10, documentLength: documentLength)
         let anchorRows = try anchors.map { try PrefillBenchmark.anchors(csv: String(decoding: readFile($0), as: UTF8.self), source: $0) } ?? []
         func row(_ method: String) -> PrefillBenchmark.Measurement? { (ours + anchorRows).first { $0.method == method } }
         func rate(_ method: String) -> String { row(method)?.teraflops.map { format($0) } ?? "-" }
@@ -69,7 +85,7 @@ struct TrainBench: ParsableCommand {
         }
         print("\nTraining steps on the GPU, bf16 (tokens/s; ratios of tokens/s)")
         printTable(["model", "T", "ours tok/s", "MFU %", "peak MiB", "torch eager", "torch compile", "torch peak MiB",
-                    "vs compiled torch MHA", "vs our MHA"], TrainBenchmark.models().map { model in
+                    "vs compiled torch MHA", "vs our MHA"], models.map { model in
             let (name, preset) = (model.name, model.preset.rawValue)
             return [name, "\(model.length)", rate(name), value("mfu-" + name, 1), value("peak-mib-" + name, 0),
                     rate("torch-eager-" + preset), rate("torch-compile-" + preset), value("peak-mib-torch-compile-" + preset, 0),
@@ -77,7 +93,7 @@ struct TrainBench: ParsableCommand {
         })
         if let documentLength {
             print("\nPacked documents of \(documentLength) tokens against whole rows, same tokens (tokens/s)")
-            printTable(["model", "T", "rows tok/s", "packed tok/s", "packed / rows"], TrainBenchmark.models().compactMap { model in
+            printTable(["model", "T", "rows tok/s", "packed tok/s", "packed / rows"], models.compactMap { model in
                 let packed = "\(model.name)-packed\(documentLength)"
                 guard row(packed) != nil else { return nil }
                 return [model.name, "\(model.length)", rate(model.name), rate(packed), ratio(packed, model.name)]
@@ -86,7 +102,7 @@ struct TrainBench: ParsableCommand {
         let output = BenchmarkOutput(ours: ours, anchors: anchorRows)
         if let csv { try output.writeCSV(to: csv) }
         if let svg {
-            let methods = TrainBenchmark.models().map(\.name)
+            let methods = models.map(\.name)
                 + ["gpt2-small", "wide"].flatMap { ["torch-eager-" + $0, "torch-compile-" + $0] }
             try output.writePlot(title: "Training step (bf16, forward + backward + AdamW)", methods: methods, lengths: [1024, 8192], to: svg)
         }

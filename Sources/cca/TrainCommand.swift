@@ -47,6 +47,12 @@ struct TrainCommand: ParsableCommand {
     var device: Device = .cpu
     @Option(help: "GPU storage precision of --device cuda: bfloat16 (default; float32 master weights and moments) or float32.")
     var precision: CUDAPrecision?
+    @Option(name: .customLong("sample-tokens"), parsing: .unconditional,
+            help: "Tokens of the sample written at the end, after the opening of a validation text (text data only; 0: none).")
+    var sampleTokens: Int = 64
+
+    /// The longest sample a run writes at its end.
+    static let sampleLimit = 4096
 
     var options: TrainingOptions {
         var options = TrainingOptions()
@@ -71,6 +77,9 @@ struct TrainCommand: ParsableCommand {
         try validating { try options.validate() }
         if overwrite, resume != nil { throw ValidationError("--overwrite starts a new run; it cannot be combined with --resume") }
         if device == .cpu, precision != nil { throw ValidationError("--precision is for --device cuda; the CPU trains in float32") }
+        guard (0...Self.sampleLimit).contains(sampleTokens) else {
+            throw ValidationError("--sample-tokens must be from 0 to \(Self.sampleLimit), got \(sampleTokens)")
+        }
     }
 
     func run() throws {
@@ -93,6 +102,23 @@ struct TrainCommand: ParsableCommand {
         if let directory = summary.outDirectory {
             print("Saved to \(directory): checkpoint.json, weights, loss.csv, loss.svg. Continue with `cca train --resume \(directory) --steps N`; "
                   + "sample with `cca generate --checkpoint \(directory) --prompt TEXT`.")
+            if sampleTokens > 0, let prompt = summary.samplePrompt { printSample(from: directory, prompt: prompt) }
+        }
+    }
+
+    /// A continuation of `prompt` by the saved model, on the device it trained on. The run is saved by now, so a
+    /// sample that cannot be made is reported, not a failure of the run.
+    private func printSample(from directory: String, prompt: [Int]) {
+        let temperature: Float = 0.8
+        do {
+            let generator = try CheckpointGenerator(checkpoint: directory, device: device, precision: precision ?? .bfloat16)
+            var sampler = try Sampler(temperature: temperature, topK: nil, topP: nil, seed: seed ?? 0)
+            print("\nSample (\(sampleTokens) tokens at temperature \(temperature), after the opening of a validation text):\n"
+                  + generator.tokenizer.decode(prompt, skipSpecialTokens: true), terminator: "")
+            _ = try generator.generate(prompt: prompt, maxTokens: sampleTokens, sampler: &sampler) { print($0, terminator: "") }
+            print("")
+        } catch {
+            print("\nNo sample: \(error)")
         }
     }
 

@@ -110,6 +110,7 @@ import Testing
         // Without --out the run goes to runs/<attention>-<time>, and says so.
         let result = try Self.run(["train", "--steps", "2", "--batch-size", "2", "--attention", "mha"], in: directory)
         #expect(result.status == 0, "\(result.output)")
+        #expect(!result.stdout.contains("Sample ("), "the recall task is not text: no sample")
         let runs = try FileManager.default.contentsOfDirectory(atPath: directory + "/runs")
         #expect(runs.count == 1 && runs[0].hasPrefix("mha-"))
         #expect(result.stdout.contains("Run directory: runs/\(runs.first ?? "")"))
@@ -122,6 +123,24 @@ import Testing
         #expect(loss.split(separator: ".").last?.count == 5, "\(final)")  // 4 decimals and the comma
         // The same directory again is another run's: refused without --overwrite.
         try Self.refused(["train", "--steps", "2", "--out", "runs/\(runs[0])"], "already holds a run (at step 2); use --resume", in: directory)
+    }
+
+    @Test func trainingOnTextEndsWithASampleThatContinuesAValidationOpening() throws {
+        let directory = CheckpointTests.directory()
+        let text = (0..<40).map { "Line \($0) of the text, with words that differ: \(String(repeating: "ab", count: $0 % 7))." }
+            .joined(separator: "\n")
+        try text.write(toFile: directory + "/corpus.txt", atomically: false, encoding: .utf8)
+        let result = try Self.run(["train", "--preset", "micro", "--data", "corpus.txt", "--steps", "2", "--batch-size", "2",
+                                   "--sample-tokens", "8", "--out", "run"], in: directory)
+        #expect(result.status == 0, "\(result.output)")
+        let lines = result.stdout.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let header = try #require(lines.firstIndex { $0.hasPrefix("Sample (8 tokens at temperature 0.8") }, "\(result.stdout)")
+        // The prompt is 16 bytes of the held-out last tenth of the file (bytes are tokens here); 8 bytes follow it.
+        let sample = lines[(header + 1)...].joined(separator: "\n")
+        let validation = String(decoding: Array(text.utf8).suffix(from: text.utf8.count * 9 / 10), as: UTF8.self)
+        #expect(validation.contains(String(sample.prefix(16))), "\(sample)")
+        #expect(sample.utf8.count > 16, "\(sample)")
+        try Self.refused(["train", "--sample-tokens", "-1"], "--sample-tokens must be from 0 to 4096, got -1", in: directory)
     }
 
     @Test func initLayerWritesWhatForwardAndBackwardNeed() throws {

@@ -56,6 +56,21 @@ import Testing
         #expect(path == file + "/run")
     }
 
+    /// A run that fails before its first checkpoint (here: the engine cannot start, as a GPU that is not
+    /// there) leaves no directory it made, and leaves a directory that was there before as it was.
+    @Test func aRunThatFailsBeforeItsFirstSaveLeavesNoDirectoryItMade() throws {
+        struct NoEngine: Error {}
+        let parent = CheckpointTests.directory()
+        var options = Self.options(parent + "/new")
+        options.engine = { _, _ in throw NoEngine() }
+        #expect(throws: NoEngine.self) { try Trainer.run(options) }
+        #expect(!Self.exists(parent + "/new"))
+        try FileManager.default.createDirectory(atPath: parent + "/mine", withIntermediateDirectories: false)
+        options.outDirectory = parent + "/mine"
+        #expect(throws: NoEngine.self) { try Trainer.run(options) }
+        #expect(Self.exists(parent + "/mine"))
+    }
+
     @Test func anExistingRunIsNotReplacedUnlessAskedTo() throws {
         let directory = CheckpointTests.directory()
         try Trainer.run(Self.options(directory))

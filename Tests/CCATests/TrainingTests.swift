@@ -49,8 +49,13 @@ import Testing
             for kind in AttentionKind.allCases {
                 var options = TrainingOptions()
                 (options.attention, options.preset) = (kind, preset)
-                let count = Trainer.modelConfig(options).parameterCount
+                let config = Trainer.modelConfig(options)
+                let count = config.parameterCount
                 #expect(abs(Double(count - target)) < 0.01 * Double(target), "\(preset) \(kind): \(count) vs \(target)")
+                // The GPU-sized models keep bfloat16 MLP rows 64-byte aligned.
+                if [.gpt2Small, .gpt2Medium, .wide].contains(preset) {
+                    #expect(config.intermediateSize % 32 == 0, "\(preset) \(kind): MLP width \(config.intermediateSize)")
+                }
             }
         }
     }

@@ -110,9 +110,10 @@ public struct QualityComparison: Sendable, Equatable {
             ("cca-conv2", "CCA: two convolutions", rung(convolutions: 2, valueShift: false)),
             ("cca-conv2-vs", "CCA: two convolutions + value shift", rung(convolutions: 2, valueShift: true)),
         ]
-        let target = base.parameterCount
-        arms = kinds.map { Arm(name: $0.0, label: $0.1, config: $0.0 == "mha" ? $0.2 : $0.2.matchingParameterCount(target), isAblation: false) }
-            + ladder.map { Arm(name: $0.0, label: $0.1, config: $0.2.matchingParameterCount(target), isAblation: true) }
+        let (target, multiple) = (base.parameterCount, settings.preset.mlpWidthMultiple)
+        func matched(_ config: LanguageModelConfig) -> LanguageModelConfig { config.matchingParameterCount(target, multipleOf: multiple) }
+        arms = kinds.map { Arm(name: $0.0, label: $0.1, config: $0.0 == "mha" ? $0.2 : matched($0.2), isAblation: false) }
+            + ladder.map { Arm(name: $0.0, label: $0.1, config: matched($0.2), isAblation: true) }
         for arm in arms { try arm.config.validate() }
     }
 

@@ -23,10 +23,13 @@ final class RunDirectory {
     let path: String
     private let resolvedPath: String
     private let lockDescriptor: Int32
+    /// Whether this value created the directory (it did not exist before).
+    private let created: Bool
 
     /// Creates `path` if needed, checks that files can be created in it, and takes its lock.
     /// - Throws: ``TrainingError/cannotWrite(path:reason:)`` or ``TrainingError/runInUse(directory:lockFile:holder:)``.
     init(_ path: String) throws {
+        created = !isDirectory(path)
         do { try createDirectory(path) } catch { throw TrainingError.cannotWrite(path: path, reason: "\(error)") }
         let lockPath = path + "/" + Self.lockFileName
         guard let resolved = realpath(path, nil) else {
@@ -81,6 +84,15 @@ final class RunDirectory {
         request.l_whence = Int16(SEEK_SET)
         (request.l_start, request.l_len) = (0, 0)
         return request
+    }
+
+    /// Removes the directory again when this value created it and no checkpoint was saved in it: a run that
+    /// failed before its first save (a GPU that could not start, a loss that diverged) leaves nothing behind.
+    /// Only the files a run writes before its first checkpoint are removed; anything else keeps the directory.
+    func removeIfNothingSaved() {
+        guard created, !Self.holdsRun(path) else { return }
+        for name in [RecordedTokenizer.fileName, Self.lockFileName] { try? removeFile(path + "/" + name) }
+        _ = rmdir(path)
     }
 
     /// Whether the directory at `path` already holds a run (a `checkpoint.json`).

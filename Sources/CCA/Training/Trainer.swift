@@ -84,6 +84,9 @@ public struct TrainingSummary: Sendable {
     public var tokensPerSecond: Double
     /// Where the checkpoint went; nil when nothing was saved.
     public var outDirectory: String?
+    /// The opening of a validation text to sample a continuation of (``TrainingData/samplePrompt(count:seed:)``);
+    /// nil for the recall task.
+    public var samplePrompt: [Int]?
 }
 
 /// The training loop: AdamW, warmup + cosine schedule, global-norm clipping, periodic validation and
@@ -123,7 +126,8 @@ public enum Trainer {
         var config = LanguageModelConfig.preset(preset, attention: attention)
         (config.convolutions, config.qkMean, config.valueShift) = (options.convolutions ?? 2, options.qkMean ?? true, options.valueShift ?? true)
         guard options.matchParameters ?? true, attention != .mha else { return config }
-        return config.matchingParameterCount(LanguageModelConfig.preset(preset, attention: .mha).parameterCount)
+        return config.matchingParameterCount(LanguageModelConfig.preset(preset, attention: .mha).parameterCount,
+                                             multipleOf: preset.mlpWidthMultiple)
     }
 
     @discardableResult
@@ -136,6 +140,16 @@ public enum Trainer {
         // Locked (and checked writable) before anything is loaded or trained.
         let run = try outPath.map(RunDirectory.init)
         run?.removeLeftovers(keeping: run.flatMap { savedCheckpoint(in: $0.path)?.weightsFile })
+        do {
+            return try train(options, in: run)
+        } catch {
+            run?.removeIfNothingSaved()
+            throw error
+        }
+    }
+
+    /// The run itself, once its directory (if any) is held.
+    private static func train(_ options: TrainingOptions, in run: RunDirectory?) throws -> TrainingSummary {
 
         var (checkpoint, model, optimizer, data, tokenizer) = try options.resumeDirectory.map { try resumed(options, from: $0) } ?? fresh(options)
         if let run, let tokenizer {
@@ -182,7 +196,7 @@ public enum Trainer {
         let elapsed = (clock.now - started).seconds
         return TrainingSummary(config: checkpoint.model, parameterCount: checkpoint.model.parameterCount, history: checkpoint.history,
                                tokensPerSecond: Double((checkpoint.step - firstStep) * tokensPerStep) / max(elapsed, 1e-9),
-                               outDirectory: run?.path)
+                               outDirectory: run?.path, samplePrompt: data.samplePrompt(count: 16, seed: settings.seed))
     }
 
     private typealias State = (checkpoint: Checkpoint, model: LanguageModel<Float>, optimizer: AdamW<Float>, data: TrainingData,

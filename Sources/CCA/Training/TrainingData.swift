@@ -89,6 +89,15 @@ public enum TrainingData: Sendable {
         }
     }
 
+    /// The opening `count` tokens (fewer when its document piece is shorter) of the first validation
+    /// example, as a prompt that shows what a model trained on this data writes; nil for the recall task,
+    /// whose examples are not text.
+    public func samplePrompt(count: Int, seed: UInt64) -> [Int]? {
+        if case .recall = self { return nil }
+        let example = batch(0, of: .validation, size: 1, seed: seed)
+        return Array(example.inputs.prefix(min(count, example.lengths[0])))
+    }
+
     /// Batch number `index` of `split`: `batch` examples of ``length`` inputs and targets, row after row.
     public func batch(_ index: Int, of split: Split, size batch: Int, seed: UInt64) -> TrainingBatch {
         let example: (inout SplitMix64) -> (inputs: [Int], targets: [Int])

@@ -2,8 +2,9 @@
 // which replaces the logits in place: the GPU twin of Operations/CrossEntropy.swift.
 //
 // One block of THREADS threads per row. Pass 1: each thread keeps an online (maximum, sum of
-// exp(x - maximum)) over a strided slice of the row (coalesced: consecutive threads, consecutive columns),
-// and flags for NaN and +infinity; the block merges the threads' states (butterfly shuffles, then the warp
+// exp(x - maximum)) over a strided slice of the row, N consecutive columns at a time (coalesced:
+// consecutive threads, consecutive columns; N = 8, one 16-byte word of bfloat16, when the host found the
+// rows aligned, else 1), and flags for NaN and +infinity; the block merges the threads' states (butterfly shuffles, then the warp
 // states in warp order). The log-sum-exp follows CrossEntropy.logSumExp: NaN if the row holds a NaN, +inf
 // if it holds +inf, -inf if every logit is -inf, log(sum) + maximum otherwise; so a NaN anywhere in a row
 // gives a NaN loss. losses[row] = lse - logit[target] (float32, unweighted), 0 for an ignored row
@@ -11,6 +12,7 @@
 // caller's weight is 1 / (rows counted in the whole batch), so that chunks of rows give the gradient of one
 // mean; ignored rows become 0.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 constexpr int THREADS = 1024;
 
@@ -25,35 +27,34 @@ __device__ __forceinline__ SoftmaxState merge(SoftmaxState a, SoftmaxState b) {
     return {maximum, a.sum * expf(a.maximum - maximum) + b.sum * expf(b.maximum - maximum)};
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) cross_entropy(
-    T* logits, const int* __restrict__ targets, float* __restrict__ losses, int vocab, float weight, int write_gradient)
+// Adds N logits to a thread's state: one rescale for the group's maximum. NaN and +infinity only raise
+// their flags (the row's result is then fixed, whatever the sum); -infinity adds exp(-inf) = 0.
+template <int N> __device__ __forceinline__ void absorb(SoftmaxState& state, const Elements<N>& x, int& saw_nan, int& saw_infinity) {
+    float maximum = state.maximum;
+    for (int k = 0; k < N; ++k) {
+        const float value = x.value[k];
+        if (value != value) saw_nan = 1;
+        else if (value == -negative_infinity()) saw_infinity = 1;
+        else maximum = fmaxf(maximum, value);
+    }
+    if (maximum == negative_infinity()) return;
+    float sum = state.sum * expf(state.maximum - maximum);
+    for (int k = 0; k < N; ++k) {
+        const float value = x.value[k];
+        if (value == value && value != -negative_infinity()) sum += expf(value - maximum);
+    }
+    state = {maximum, sum};
+}
+
+template <int N> __device__ void cross_entropy_row(T* x, int target, float* loss, int vocab, float weight, int write_gradient)
 {
     __shared__ SoftmaxState warp_states[THREADS / 32];
-    const long long row = blockIdx.x;
-    T* x = logits + row * vocab;
-    const int target = targets[row];
-    if (target < 0) {
-        if (threadIdx.x == 0) losses[row] = 0.f;
-        if (write_gradient) for (int c = threadIdx.x; c < vocab; c += THREADS) x[c] = from_float<T>(0.f);
-        return;
-    }
     // Read before pass 2 overwrites it; the block barriers below order this read before any write.
     const float target_logit = to_float(x[target]);
 
     SoftmaxState state = {negative_infinity(), 0.f};
     int saw_nan = 0, saw_infinity = 0;
-    for (int c = threadIdx.x; c < vocab; c += THREADS) {
-        const float value = to_float(x[c]);
-        if (value != value) {
-            saw_nan = 1;
-        } else if (value == -negative_infinity()) {
-            saw_infinity = 1;
-        } else if (value > state.maximum) {
-            state = {value, state.sum * expf(state.maximum - value) + 1.f};
-        } else if (value != negative_infinity()) {
-            state.sum += expf(value - state.maximum);
-        }
-    }
+    for (int c = threadIdx.x * N; c < vocab; c += THREADS * N) absorb<N>(state, load<N>(x + c), saw_nan, saw_infinity);
     for (int offset = 16; offset > 0; offset /= 2) {
         const SoftmaxState other = {__shfl_xor_sync(0xffffffffu, state.maximum, offset),
                                     __shfl_xor_sync(0xffffffffu, state.sum, offset)};
@@ -71,11 +72,30 @@ extern "C" __global__ void __launch_bounds__(THREADS) cross_entropy(
     else if (total.maximum == negative_infinity()) lse = total.maximum;
     else lse = logf(total.sum) + total.maximum;
 
-    if (threadIdx.x == 0) losses[row] = lse - target_logit;
+    if (threadIdx.x == 0) *loss = lse - target_logit;
     if (!write_gradient) return;
-    for (int c = threadIdx.x; c < vocab; c += THREADS) {
-        float gradient = expf(to_float(x[c]) - lse) * weight;
-        if (c == target) gradient -= weight;
-        x[c] = from_float<T>(gradient);
+    for (int c = threadIdx.x * N; c < vocab; c += THREADS * N) {
+        Elements<N> gradient = load<N>(x + c);
+        for (int k = 0; k < N; ++k) {
+            gradient.value[k] = expf(gradient.value[k] - lse) * weight;
+            if (c + k == target) gradient.value[k] -= weight;
+        }
+        store_elements(x + c, gradient);
     }
+}
+
+// step: 8 when the host found every row 16-byte aligned (CUDAContext.elementsPerStep), else 1.
+extern "C" __global__ void __launch_bounds__(THREADS) cross_entropy(
+    T* logits, const int* __restrict__ targets, float* __restrict__ losses, int vocab, float weight, int write_gradient, int step)
+{
+    const long long row = blockIdx.x;
+    T* x = logits + row * vocab;
+    const int target = targets[row];
+    if (target < 0) {
+        if (threadIdx.x == 0) losses[row] = 0.f;
+        if (write_gradient) for (int c = threadIdx.x; c < vocab; c += THREADS) x[c] = from_float<T>(0.f);
+        return;
+    }
+    if (step == 8) cross_entropy_row<8>(x, target, losses + row, vocab, weight, write_gradient);
+    else cross_entropy_row<1>(x, target, losses + row, vocab, weight, write_gradient);
 }

@@ -14,8 +14,10 @@ extension AdamW where Scalar == Float {
         precondition(clipping.map { $0.precision == .float32 && $0.count == 2 } ?? true, "clipping is [norm, scale] float32")
         step += 1
         let correction1 = 1 - Float.pow(beta1, step), correction2 = 1 - Float.pow(beta2, step)
+        // adamw.cu takes eight elements a step; DeviceParameters pads its buffers to a multiple of 64.
+        precondition(parameters.count % 8 == 0, "adamw: parameter buffers not padded to 8")
         let kernel = try context.kernel("adamw_update", in: .adamW, precision: parameters.precision)
-        try context.launchElementwise(kernel, count: parameters.count, [
+        try context.launchElementwise(kernel, count: parameters.count / 8, [
             parameters.tensor(.master).address, parameters.tensor(.compute).address, parameters.tensor(.gradients).address,
             parameters.tensor(.firstMoments).address, parameters.tensor(.secondMoments).address,
             Int64(parameters.count), Int64(parameters.decayedCount), clipping?.address ?? 0,

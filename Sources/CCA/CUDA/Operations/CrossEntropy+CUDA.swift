@@ -44,6 +44,7 @@ extension CrossEntropy {
         let ids = try context.upload(targets.map { Int32($0) })
         let kernel = try context.kernel("cross_entropy", in: .crossEntropy, precision: logits.precision)
         try context.launch(kernel, grid: (targets.count, 1, 1), threads: 1024,  // THREADS in cross_entropy.cu
-                           [logits.address, ids.address, losses.address, Int32(vocab), weight, Int32(writeGradient ? 1 : 0)])
+                           [logits.address, ids.address, losses.address, Int32(vocab), weight, Int32(writeGradient ? 1 : 0),
+                            Int32(CUDAContext.elementsPerStep(width: vocab, logits))])
     }
 }

@@ -6,4 +6,11 @@ extension CUDAContext {
         guard count > 0 else { return }
         try launch(kernel, grid: (min((count + 255) / 256, 32 * multiprocessorCount), 1, 1), threads: 256, arguments)
     }
+
+    /// How many consecutive elements a step of the row kernels takes (`Elements<N>` in `elementwise.cuh`): 8,
+    /// as whole 16-byte words, when rows of `width` elements start 16-byte aligned in every one of
+    /// `tensors`, else 1.
+    static func elementsPerStep(width: Int, _ tensors: DeviceTensor...) -> Int {
+        width % 8 == 0 && tensors.allSatisfy { $0.address % 16 == 0 } ? 8 : 1
+    }
 }

@@ -7,7 +7,8 @@ extension SwiGLU {
         let width = gateUp.shape.last! / 2, rows = gateUp.count / max(1, 2 * width)
         let h = try context.empty(Array(gateUp.shape.dropLast()) + [width], gateUp.precision)
         let kernel = try context.kernel("swiglu_forward", in: .swiGLU, precision: gateUp.precision)
-        try context.launchElementwise(kernel, count: rows * width, [gateUp.address, h.address, Int64(rows), Int32(width)])
+        let step = CUDAContext.elementsPerStep(width: width, gateUp, h)
+        try context.launchElementwise(kernel, count: rows * width / step, [gateUp.address, h.address, Int64(rows), Int32(width), Int32(step)])
         return h
     }
 
@@ -17,8 +18,9 @@ extension SwiGLU {
         precondition(dh.count == rows * width && dh.precision == gateUp.precision, "swiglu backward: dh \(dh.shape), gate|up \(gateUp.shape)")
         let dGateUp = try context.empty(gateUp.shape, gateUp.precision)
         let kernel = try context.kernel("swiglu_backward", in: .swiGLU, precision: gateUp.precision)
-        try context.launchElementwise(kernel, count: rows * width,
-                                      [dh.address, gateUp.address, dGateUp.address, Int64(rows), Int32(width)])
+        let step = CUDAContext.elementsPerStep(width: width, dh, gateUp, dGateUp)
+        try context.launchElementwise(kernel, count: rows * width / step,
+                                      [dh.address, gateUp.address, dGateUp.address, Int64(rows), Int32(width), Int32(step)])
         return dGateUp
     }
 }

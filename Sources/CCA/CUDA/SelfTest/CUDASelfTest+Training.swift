@@ -72,7 +72,7 @@ extension CUDASelfTest {
 
     static var activationCases: [Case] {
         var cases: [Case] = []
-        for (rows, width) in [(1, 1), (37, 100), (3, 5001), (513, 64)] {
+        for (rows, width) in [(1, 1), (37, 100), (3, 5001), (513, 64), (9, 7616)] {
             cases.append(Case(name: "swiglu forward+backward \(rows)x\(width)") { context, precision in
                 let gateUp = representable(Tensor<Float>(randomNormal: [rows, 2 * width], std: 2, seed: 30), precision)
                 let dh = representable(Tensor<Float>(randomNormal: [rows, width], seed: 31), precision)
@@ -165,34 +165,36 @@ extension CUDASelfTest {
                         (gpu.2, Tensor(checked: [rows, vocab], dLogits.map { Float($0) }))]
             })
         }
-        cases.append(Case(name: "cross_entropy NaN, +inf and -inf logits") { context, precision in
-            // Row 0 has -inf logits (finite loss), row 1 a NaN (NaN loss and gradient), row 2 is plain,
-            // row 3 has a +inf away from its target (infinite loss).
-            let vocab = 300
-            var logits = representable(Tensor<Float>(randomNormal: [4, vocab], seed: 41), precision)
-            for c in [3, 100, 299] { logits.storage[c] = -.infinity }
-            logits.storage[vocab + 5] = .nan
-            logits.storage[3 * vocab + 7] = .infinity
-            let targets = [0, 1, 2, 0]
-            let gpu = try context.exclusive {
-                let deviceLogits = try context.upload(logits, precision)
-                let losses = try context.empty([4], .float32)
-                try CrossEntropy.backward(logits: deviceLogits, targets: targets, countedRows: 4, into: losses, context: context)
-                return (try context.download(losses).storage, try context.download(deviceLogits).storage)
-            }
-            let finiteRows = [0, 2]
-            let (_, dLogits) = CrossEntropy.backward(logits: logits.storage, targets: targets, vocab: vocab)
-            let reference = finiteRows.map { r in
-                CrossEntropy.forward(logits: Array(logits.storage[(r * vocab)..<((r + 1) * vocab)]), targets: [targets[r]], vocab: vocab)
-            }
-            func rows(_ values: [Float]) -> Tensor<Float> {
-                Tensor(checked: [2, vocab], finiteRows.flatMap { values[($0 * vocab)..<(($0 + 1) * vocab)] })
-            }
-            let flags: [Float] = [gpu.0[1].isNaN ? 1 : 0, gpu.0[3] == .infinity ? 1 : 0,
-                                  gpu.1[vocab..<(2 * vocab)].allSatisfy(\.isNaN) ? 1 : 0]
-            return [(Tensor(checked: [2], finiteRows.map { gpu.0[$0] }), Tensor(checked: [2], reference)),
-                    (rows(gpu.1), rows(dLogits)), (Tensor(checked: [3], flags), Tensor(zeros: [3], value: 1))]
-        })
+        // A vocabulary of 300 takes the kernel's one-column steps, 304 its eight-column (16-byte) ones.
+        for vocab in [300, 304] {
+            cases.append(Case(name: "cross_entropy NaN, +inf and -inf logits, vocab \(vocab)") { context, precision in
+                // Row 0 has -inf logits (finite loss), row 1 a NaN (NaN loss and gradient), row 2 is plain,
+                // row 3 has a +inf away from its target (infinite loss).
+                var logits = representable(Tensor<Float>(randomNormal: [4, vocab], seed: 41), precision)
+                for c in [3, 100, 299] { logits.storage[c] = -.infinity }
+                logits.storage[vocab + 5] = .nan
+                logits.storage[3 * vocab + 7] = .infinity
+                let targets = [0, 1, 2, 0]
+                let gpu = try context.exclusive {
+                    let deviceLogits = try context.upload(logits, precision)
+                    let losses = try context.empty([4], .float32)
+                    try CrossEntropy.backward(logits: deviceLogits, targets: targets, countedRows: 4, into: losses, context: context)
+                    return (try context.download(losses).storage, try context.download(deviceLogits).storage)
+                }
+                let finiteRows = [0, 2]
+                let (_, dLogits) = CrossEntropy.backward(logits: logits.storage, targets: targets, vocab: vocab)
+                let reference = finiteRows.map { r in
+                    CrossEntropy.forward(logits: Array(logits.storage[(r * vocab)..<((r + 1) * vocab)]), targets: [targets[r]], vocab: vocab)
+                }
+                func rows(_ values: [Float]) -> Tensor<Float> {
+                    Tensor(checked: [2, vocab], finiteRows.flatMap { values[($0 * vocab)..<(($0 + 1) * vocab)] })
+                }
+                let flags: [Float] = [gpu.0[1].isNaN ? 1 : 0, gpu.0[3] == .infinity ? 1 : 0,
+                                      gpu.1[vocab..<(2 * vocab)].allSatisfy(\.isNaN) ? 1 : 0]
+                return [(Tensor(checked: [2], finiteRows.map { gpu.0[$0] }), Tensor(checked: [2], reference)),
+                        (rows(gpu.1), rows(dLogits)), (Tensor(checked: [3], flags), Tensor(zeros: [3], value: 1))]
+            })
+        }
         return cases
     }
 
