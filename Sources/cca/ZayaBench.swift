@@ -22,7 +22,9 @@ struct ZayaBench: ParsableCommand {
     @Option(help: "Decode steps timed (B = 1, and for the batch).") var steps: Int = 64
     @Option(help: "Sequences decoding together.") var batch: Int = 32
     @Option(help: "Prompt tokens of each batched sequence.") var batchPrompt: Int = 256
-    @Option(help: "Measured device copy rate in bytes per second (read + write), for the fraction of the bandwidth limit.")
+    // `.unconditional` reads `--copy-bandwidth -1` as a value (refused with a reason), not as a missing value.
+    @Option(parsing: .unconditional,
+            help: "Measured device copy rate in bytes per second (read + write), for the fraction of the bandwidth limit.")
     var copyBandwidth: Double?
 
     func validate() throws {

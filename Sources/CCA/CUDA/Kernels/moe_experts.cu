@@ -2,9 +2,10 @@
 // out[slot, n] = sum_k a[row(slot), k] * weight[e, n, k] for each slot of expert e's group
 // (offsets[e] <= slot < offsets[e + 1]), weight [experts, out_features, in_features] as transformers stacks it.
 //
-// Blocks of THREADS threads; grid (ceil(out_features / columns_per_block), ceil(rows / ROWS) + experts), an
-// upper bound on the tiles of ROWS slots that the groups make. Block y finds its (expert, tile) by walking
-// the offsets; blocks past the last tile return. A block copies its tile's input rows into shared memory as
+// Blocks of THREADS threads; grid (ceil(rows / ROWS) + experts, ceil(out_features / columns_per_block)): x
+// runs over an upper bound on the tiles of ROWS slots that the groups make (x has room for any row count),
+// y over the output columns. Block x finds its (expert, tile) by walking the offsets; blocks past the last
+// tile return. A block copies its tile's input rows into shared memory as
 // float32 (ROWS x in_features), gathered through `gather` (the original row of each slot) when given; each
 // warp then takes output columns in turn, its lanes reading 8 consecutive weights each (16-byte loads of
 // bf16, two of float32: in_features must be a multiple of 8), so a weight row is read once per tile and a
@@ -36,7 +37,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
     const float* __restrict__ row_weight, T* __restrict__ out)
 {
     extern __shared__ float rows_in[];  // [ROWS][in_features]
-    int tile = blockIdx.y, expert = 0;
+    int tile = blockIdx.x, expert = 0;
     for (; expert < experts; ++expert) {
         const int tiles = (offsets[expert + 1] - offsets[expert] + ROWS - 1) / ROWS;
         if (tile < tiles) break;
@@ -55,9 +56,9 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const T* expert_weight = weight + static_cast<long long>(expert) * out_features * in_features;
-    const int block_end = (static_cast<int>(blockIdx.x) + 1) * columns_per_block;
+    const int block_end = (static_cast<int>(blockIdx.y) + 1) * columns_per_block;
     const int column_end = block_end < out_features ? block_end : out_features;
-    for (int n = blockIdx.x * columns_per_block + warp; n < column_end; n += WARPS) {
+    for (int n = blockIdx.y * columns_per_block + warp; n < column_end; n += WARPS) {
         const T* w_row = expert_weight + static_cast<long long>(n) * in_features;
         float sums[ROWS];
         for (int r = 0; r < ROWS; ++r) sums[r] = 0.f;

@@ -7,6 +7,9 @@ extension MixtureOfExperts {
         let rows: Int, experts: Int
     }
 
+    /// The dynamic shared memory a block may opt in to on Hopper (227 KiB).
+    static let maximumSharedBytes = 227 * 1024
+
     /// Experts a layer may have on the GPU: the grouping kernel gives each its own thread of one block.
     static let maximumDeviceExperts = 256
 
@@ -27,22 +30,25 @@ extension MixtureOfExperts {
     /// with `weight` `[experts, out, in]`. With `gather`, slot `s` reads row `order[s]` of `a`, else row `s`;
     /// with `scatter` (the router's float32 weights `[rows]`), slot `s`'s result times the weight of row
     /// `order[s]` goes to that row of `out`, else to row `s`.
-    /// - Throws: ``CUDAError/unsupported(_:)`` when `in` is not a multiple of 8 (the kernel's 16-byte loads).
+    /// - Throws: ``CUDAError/unsupported(_:)`` when `in` is not a multiple of 8 (the kernel's 16-byte loads) or
+    ///   its tile of input rows does not fit a block's shared memory.
     static func groupedProduct(_ a: DeviceTensor, weight: DeviceTensor, groups: DeviceGroups, gather: Bool,
                                scatter rowWeights: DeviceTensor?, into out: DeviceTensor, context: CUDAContext) throws {
         let (experts, outFeatures, inFeatures) = (weight.shape[0], weight.shape[1], weight.shape[2])
         precondition(experts == groups.experts && a.shape.last == inFeatures && out.shape.last == outFeatures
                      && a.precision == weight.precision && out.precision == weight.precision,
                      "grouped product: a \(a.shape), weight \(weight.shape), out \(out.shape)")
-        guard inFeatures % 8 == 0 else {
-            throw CUDAError.unsupported("an expert input width of \(inFeatures) (the grouped product needs a multiple of 8)")
+        let rowsPerTile = 8, columnsPerBlock = 32  // ROWS in moe_experts.cu; 4 columns per warp
+        let sharedBytes = rowsPerTile * inFeatures * 4
+        guard inFeatures % 8 == 0, sharedBytes <= maximumSharedBytes else {
+            throw CUDAError.unsupported("an expert input width of \(inFeatures) (the grouped product needs a multiple of 8, "
+                                        + "at most \(maximumSharedBytes / (rowsPerTile * 4)))")
         }
         guard groups.rows > 0 else { return }
-        let rowsPerTile = 8, columnsPerBlock = 32  // ROWS in moe_experts.cu; 4 columns per warp
         let kernel = try context.kernel("moe_grouped_product", in: .moeExperts, precision: weight.precision)
-        try context.launch(kernel, grid: ((outFeatures + columnsPerBlock - 1) / columnsPerBlock,
-                                          (groups.rows + rowsPerTile - 1) / rowsPerTile + experts, 1),
-                           threads: 256, sharedBytes: rowsPerTile * inFeatures * 4,
+        try context.launch(kernel, grid: ((groups.rows + rowsPerTile - 1) / rowsPerTile + experts,
+                                          (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
+                           threads: 256, sharedBytes: sharedBytes,
                            [a.address, gather ? groups.order.address : 0, weight.address, groups.offsets.address, Int32(experts),
                             Int32(inFeatures), Int32(outFeatures), Int32(columnsPerBlock),
                             rowWeights == nil ? 0 : groups.order.address, rowWeights?.address ?? 0, out.address])
