@@ -14,7 +14,9 @@ struct LogitsCommand: ParsableCommand {
         The input file holds input_ids (I32 or I64, [B, S]) and optionally attention_mask [B, S] (1 = token, \
         0 = padding); the output holds logits (float32, [B, S, vocab]), 0 at padded positions. With --chunks, \
         every sequence runs through the decode caches in chunks of those lengths (summing to S), which gives \
-        the same logits; chunks take no attention_mask.
+        the same logits; chunks take no attention_mask. With --device cuda the model runs resident on the GPU \
+        (bfloat16 by default, --precision float32), every sequence through the paged decode cache; an attention_mask \
+        must then be right padding.
         """)
 
     @Option(help: "ZAYA model directory.") var model: String
@@ -101,8 +103,8 @@ func zayaTokenizer(model: ZayaModel) throws -> (any Tokenizer)? {
 }
 
 extension GenerateCommand {
-    /// `cca generate --model DIR`: ZAYA decoding on the CPU or (`--device cuda`) the GPU, streaming tokens (text with a tokenizer, ids
-    /// without) until --max-tokens or a stop token of generation_config.json.
+    /// `cca generate --model DIR`: ZAYA decoding on the CPU or (`--device cuda`) the GPU, streaming tokens
+    /// (text with a tokenizer, ids without) until --max-tokens or a stop token of generation_config.json.
     func generateZaya(modelPath: String) throws {
         let clock = ContinuousClock()
         let loadStart = clock.now
