@@ -54,8 +54,9 @@ public enum ZayaBenchmark {
         log("B=1: prefill \(prompt) tokens in \(NumberFormatting.fixed(prefillSeconds, 3)) s, decode step (context \(prompt)) "
             + NumberFormatting.fixed(stepSeconds * 1000, 3) + " ms")
 
-        let batchEngine = try DeviceDecodeEngine(zaya: zaya, precision: .bfloat16, cacheTokens: batch * (batchPrompt + steps + 1),
-                                                 maxSequences: batch, context: context)
+        // The batch's engine shares the resident model; only its cache is new.
+        let batchEngine = try DeviceDecodeEngine(cacheTokens: batch * (batchPrompt + steps + 1), maxSequences: batch,
+                                                 context: context) { engine.model }
         let slots = try (0..<batch).map { _ in try batchEngine.makeSlot(capacity: batchPrompt + steps + 1) }
         var batchLogits = try batchEngine.step(slots.map { (slot: $0, tokens: randomPrompt(batchPrompt)) })
         start = clock.now
