@@ -5,7 +5,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks; each prints its table with the anchor measured in the same run.",
-        subcommands: [CPUBench.self, DecodeBench.self, TrainBench.self, PrefillBench.self, BackwardBench.self, QualityBench.self])
+        subcommands: [CPUBench.self, DecodeBench.self, TrainBench.self, PrefillBench.self, BackwardBench.self, QualityBench.self,
+                      ZayaBench.self])
 }
 
 /// The CPU figures of BENCHMARKS.md: a CCA layer against the MHA layer of the same width, and the

@@ -24,7 +24,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Keep only the K most likely tokens.") var topK: Int?
     @Option(parsing: .unconditional, help: "Keep the most likely tokens up to this total probability.") var topP: Float?
     @Option(help: "Random seed of the sampler.") var seed: UInt64 = 0
-    @Option(help: "Where to run a checkpoint: cpu, or cuda (the model resident on the GPU, its decode cache paged).")
+    @Option(help: "Where to run: cpu, or cuda (the model resident on the GPU, its decode cache paged).")
     var device: Device = .cpu
     @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
     var precision: CUDAPrecision = .bfloat16
@@ -36,7 +36,6 @@ struct GenerateCommand: ParsableCommand {
         guard (checkpoint == nil) != (model == nil) else { throw ValidationError("give either --checkpoint or --model") }
         guard (prompt == nil) != (promptIds == nil) else { throw ValidationError("give either --prompt or --prompt-ids") }
         guard promptIds == nil || model != nil else { throw ValidationError("--prompt-ids goes with --model") }
-        guard device == .cpu || checkpoint != nil else { throw ValidationError("--device cuda runs a --checkpoint; ZAYA models run on the CPU") }
         guard (1...Self.contextLimit).contains(maxContext) else {
             throw ValidationError("--max-context must be from 1 to \(Self.contextLimit), got \(maxContext)")
         }

@@ -14,7 +14,9 @@ struct LogitsCommand: ParsableCommand {
         The input file holds input_ids (I32 or I64, [B, S]) and optionally attention_mask [B, S] (1 = token, \
         0 = padding); the output holds logits (float32, [B, S, vocab]), 0 at padded positions. With --chunks, \
         every sequence runs through the decode caches in chunks of those lengths (summing to S), which gives \
-        the same logits; chunks take no attention_mask.
+        the same logits; chunks take no attention_mask. With --device cuda the model runs resident on the GPU \
+        (bfloat16 by default, --precision float32), every sequence through the paged decode cache; an attention_mask \
+        must then be right padding.
         """)
 
     @Option(help: "ZAYA model directory.") var model: String
@@ -22,6 +24,10 @@ struct LogitsCommand: ParsableCommand {
     @Option(help: "Output safetensors with logits; written atomically.") var output: String
     @Option(help: "Run each sequence through the decode caches in chunks of these lengths, e.g. 5,1,1,9.")
     var chunks: String?
+    @Option(help: "Where to run: cpu, or cuda (the model resident on the GPU; an attention_mask must be right padding there).")
+    var device: Device = .cpu
+    @Option(help: "GPU storage precision: bfloat16 or float32 (accumulation is float32 either way).")
+    var precision: CUDAPrecision = .bfloat16
 
     func run() throws {
         let chunkLengths = try chunks.map { try parseChunkLengths($0) }
@@ -37,8 +43,12 @@ struct LogitsCommand: ParsableCommand {
         let zaya = try ZayaModel(path: model)
         let loadSeconds = (clock.now - loadStart).seconds
         let runStart = clock.now
-        let logits = try zaya.logits(tokens: ids.storage.map { Int($0) }, batch: ids.shape[0], length: ids.shape[1], mask: mask,
-                                     chunkLengths: chunkLengths)
+        let tokens = ids.storage.map { Int($0) }, (batch, length) = (ids.shape[0], ids.shape[1])
+        let logits = switch device {
+        case .cpu: try zaya.logits(tokens: tokens, batch: batch, length: length, mask: mask, chunkLengths: chunkLengths)
+        case .cuda: try DeviceZayaLogits.logits(zaya, tokens: tokens, batch: batch, length: length, mask: mask,
+                                                chunkLengths: chunkLengths, precision: precision)
+        }
         let runSeconds = (clock.now - runStart).seconds
         try SafeTensors.write(["logits": logits], metadata: ["format": "pt"], to: output)
         print("\(ids.count) tokens: loaded in \(format(loadSeconds)) s, logits in \(format(runSeconds)) s ("
@@ -93,8 +103,8 @@ func zayaTokenizer(model: ZayaModel) throws -> (any Tokenizer)? {
 }
 
 extension GenerateCommand {
-    /// `cca generate --model DIR`: ZAYA decoding on the CPU, streaming tokens (text with a tokenizer, ids
-    /// without) until --max-tokens or a stop token of generation_config.json.
+    /// `cca generate --model DIR`: ZAYA decoding on the CPU or (`--device cuda`) the GPU, streaming tokens
+    /// (text with a tokenizer, ids without) until --max-tokens or a stop token of generation_config.json.
     func generateZaya(modelPath: String) throws {
         let clock = ContinuousClock()
         let loadStart = clock.now
@@ -114,9 +124,24 @@ extension GenerateCommand {
         }
         try requireFits(promptLength: promptTokens.count)
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
-        let session = try ZayaSession(model: zaya, capacity: promptTokens.count + maxTokens)
+        let capacity = promptTokens.count + maxTokens
+        // The sequence's decode state: a CPU session, or the one slot of a GPU engine.
+        let feed: ([Int]) throws -> [Float], stateDescription: () -> String
+        switch device {
+        case .cpu:
+            let session = try ZayaSession(model: zaya, capacity: capacity)
+            (feed, stateDescription) = (session.feed, { "decode state " + formatBytes(session.bytes) })
+        case .cuda:
+            let uploadStart = clock.now
+            let engine = try DeviceDecodeEngine(zaya: zaya, precision: precision, cacheTokens: capacity, maxSequences: 1,
+                                                context: try CUDAContext.shared())
+            let slot = try engine.makeSlot(capacity: capacity)
+            let uploadSeconds = (clock.now - uploadStart).seconds
+            (feed, stateDescription) = ({ try engine.step([(slot: slot, tokens: $0)])[0] },
+                                        { "on cuda (\(precision.rawValue), uploaded in \(format(uploadSeconds)) s)" })
+        }
         let prefillStart = clock.now
-        var logits = try session.feed(promptTokens)
+        var logits = try feed(promptTokens)
         let prefillSeconds = (clock.now - prefillStart).seconds
         var generated: [Int] = [], printed = ""
         let decodeStart = clock.now
@@ -132,11 +157,11 @@ extension GenerateCommand {
             }
             fflush(nil)
             if zaya.stopTokenIDs.contains(token) || generated.count == maxTokens { break }
-            logits = try session.feed([token])
+            logits = try feed([token])
         }
         let decodeSeconds = (clock.now - decodeStart).seconds
         print("\n[zaya] loaded in \(format(loadSeconds)) s, prefill \(promptTokens.count) tokens at "
               + format(Double(promptTokens.count) / prefillSeconds) + " tokens/s, decode \(generated.count) tokens at "
-              + format(Double(generated.count) / max(decodeSeconds, 1e-9)) + " tokens/s, decode state " + formatBytes(session.bytes))
+              + format(Double(generated.count) / max(decodeSeconds, 1e-9)) + " tokens/s, " + stateDescription())
     }
 }

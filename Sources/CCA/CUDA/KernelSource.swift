@@ -25,6 +25,10 @@ enum KernelSource: String, CaseIterable, Sendable {
     case ccaConvolution = "cca_convolution.cu"
     case ccaPrologueHeads = "cca_prologue_heads.cu"
     case decodeCCAPrologue = "decode_cca_prologue.cu"
+    case zayaStream = "zaya_stream.cu"
+    case zayaRouter = "zaya_router.cu"
+    case moeGrouping = "moe_grouping.cu"
+    case moeExperts = "moe_experts.cu"
 
     /// The file's text: the embedded copy, or, when the environment variable `CCA_KERNEL_SOURCES` names a
     /// folder holding a file of this name, that file (kernel development: edit a `.cu` file and rerun the
@@ -63,6 +67,10 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .ccaConvolution: return PackageResources.cca_convolution_cu
         case .ccaPrologueHeads: return PackageResources.cca_prologue_heads_cu
         case .decodeCCAPrologue: return PackageResources.decode_cca_prologue_cu
+        case .zayaStream: return PackageResources.zaya_stream_cu
+        case .zayaRouter: return PackageResources.zaya_router_cu
+        case .moeGrouping: return PackageResources.moe_grouping_cu
+        case .moeExperts: return PackageResources.moe_experts_cu
         }
     }
 

@@ -9,7 +9,7 @@
 /// Not thread-safe: the one caller is the scheduler's decode loop (hence `@unchecked Sendable`); every call
 /// runs inside the context's exclusive section.
 public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
-    let model: DeviceDecodeModel
+    let model: any DeviceDecodingModel
     let cache: DeviceDecodeCache
     let context: CUDAContext
 
@@ -17,8 +17,25 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
     /// `maxSequences` slots at a time: slots whose capacities add up to `cacheTokens` always fit (the pool
     /// has a page more per slot, for each slot's partly filled last page).
     /// - Throws: ``CUDAError`` when the GPU or a kernel is missing, or the model's attention does not run there.
-    public init(model: LanguageModel<Float>, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
-                context: CUDAContext) throws {
+    public convenience init(model: LanguageModel<Float>, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
+                            context: CUDAContext) throws {
+        try self.init(cacheTokens: cacheTokens, maxSequences: maxSequences, context: context) {
+            try DeviceDecodeModel(model, precision: precision, context: context)
+        }
+    }
+
+    /// The engine of a ZAYA model (``ZayaModel``) uploaded in `precision`, its cache sized as for a
+    /// ``LanguageModel``'s.
+    /// - Throws: ``ZayaGPUError`` for a layer the GPU does not run, ``CUDAError``.
+    public convenience init(zaya: ZayaModel, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
+                            context: CUDAContext) throws {
+        try self.init(cacheTokens: cacheTokens, maxSequences: maxSequences, context: context) {
+            try DeviceZayaModel(zaya, precision: precision, context: context)
+        }
+    }
+
+    /// The engine of the model `upload` puts on the device (inside the context's exclusive section).
+    init(cacheTokens: Int, maxSequences: Int, context: CUDAContext, upload: () throws -> any DeviceDecodingModel) throws {
         guard cacheTokens > 0, maxSequences > 0, cacheTokens <= Int(Int32.max), maxSequences <= Int(Int32.max) else {
             throw ConfigError.invalidValue(name: "cache size", value: "\(cacheTokens) tokens, \(maxSequences) sequences",
                                            expected: "at least one token and one sequence, at most 2^31 - 1 of each")
@@ -26,12 +43,12 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
         self.context = context
         let pages = (cacheTokens + DecodeAttention.pageTokens - 1) / DecodeAttention.pageTokens + maxSequences
         (self.model, cache) = try context.exclusive {
-            let resident = try DeviceDecodeModel(model, precision: precision, context: context)
+            let resident = try upload()
             return (resident, try resident.makeCache(pageCount: pages, stateSlots: maxSequences, context: context))
         }
     }
 
-    public var vocabSize: Int { model.config.vocabSize }
+    public var vocabSize: Int { model.vocabSize }
 
     public var isBatchInvariant: Bool { false }
 
@@ -68,4 +85,14 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
     }
 
     public func freeSlot(_ slot: Int) { cache.remove(slot) }
+}
+
+/// A model resident on the GPU that ``DeviceDecodeEngine`` steps: ``DeviceDecodeModel`` (a ``LanguageModel``)
+/// or ``DeviceZayaModel``.
+protocol DeviceDecodingModel {
+    var vocabSize: Int { get }
+    /// Logits `[sequences, vocab]` after each sequence's last row, for `tokens` (the step's rows).
+    func forward(tokens: [Int], step: inout DeviceDecodeStep, cache: DeviceDecodeCache, context: CUDAContext) throws -> DeviceTensor
+    /// The decode cache for this model: `pageCount` pages per layer and `stateSlots` sequences.
+    func makeCache(pageCount: Int, stateSlots: Int, context: CUDAContext) throws -> DeviceDecodeCache
 }

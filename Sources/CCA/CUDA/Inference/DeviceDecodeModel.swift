@@ -3,7 +3,7 @@
 /// layer and MLP), the final norm and the head, matrices in the storage precision (bfloat16 or float32) and
 /// the norms in float32. Its forward pass runs the new rows of a ``DeviceDecodeStep`` through the paged
 /// decode cache and returns the logits after each sequence's last row.
-struct DeviceDecodeModel {
+struct DeviceDecodeModel: DeviceDecodingModel {
     struct Block {
         let inputNorm: DeviceTensor, postNorm: DeviceTensor
         let attention: any DeviceDecodeLayer
@@ -43,6 +43,8 @@ struct DeviceDecodeModel {
                          down: try matrix(prefix + "mlp.down_proj.weight"))
         }
     }
+
+    var vocabSize: Int { config.vocabSize }
 
     static func decodeLayer(_ config: any AttentionConfig, weights: [String: Tensor<Float>], precision: CUDAPrecision,
                             context: CUDAContext) throws -> any DeviceDecodeLayer {

@@ -23,7 +23,7 @@ public enum CUDASelfTest {
             context.allocator.poison = true
             defer { context.allocator.poison = false }
             let cases = (operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
-                + trainingStepCases + packedCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
+                + trainingStepCases + packedCases + zayaCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
                 for testCase in cases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"

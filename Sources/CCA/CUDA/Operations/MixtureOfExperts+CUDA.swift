@@ -1,0 +1,74 @@
+extension MixtureOfExperts {
+    /// The rows of a layer grouped by expert, on the device (`moe_grouping.cu`): expert `e`'s rows are the
+    /// slots `offsets[e] ..< offsets[e + 1]` of `order`, which holds each slot's original row, in row order.
+    struct DeviceGroups {
+        /// int32 `[experts + 1]` and `[rows]` (slots past `offsets[experts]` unwritten).
+        let offsets: DeviceBuffer, order: DeviceBuffer
+        let rows: Int, experts: Int
+    }
+
+    /// The dynamic shared memory a block may opt in to on Hopper (227 KiB).
+    static let maximumSharedBytes = 227 * 1024
+
+    /// Experts a layer may have on the GPU: the grouping kernel gives each its own thread of one block.
+    static let maximumDeviceExperts = 256
+
+    /// Groups the rows of `experts` (int32 `[rows]`, -1 for a row that goes to no expert) by expert.
+    /// - Throws: ``CUDAError/unsupported(_:)`` for more than ``maximumDeviceExperts`` experts.
+    static func group(experts: DeviceBuffer, rows: Int, expertCount: Int, context: CUDAContext) throws -> DeviceGroups {
+        guard (1...maximumDeviceExperts).contains(expertCount) else {
+            throw CUDAError.unsupported("\(expertCount) experts in one layer (the GPU grouping takes 1 to \(maximumDeviceExperts))")
+        }
+        let offsets = try context.allocator.allocate((expertCount + 1) * 4), order = try context.allocator.allocate(max(1, rows) * 4)
+        let kernel = try context.kernel("moe_group", in: .moeGrouping, precision: .float32)
+        try context.launch(kernel, grid: (1, 1, 1), threads: 256,  // GROUP_THREADS in moe_grouping.cu
+                           [experts.address, Int32(rows), Int32(expertCount), offsets.address, order.address])
+        return DeviceGroups(offsets: offsets, order: order, rows: rows, experts: expertCount)
+    }
+
+    /// The grouped product of `moe_experts.cu` over every expert's slots at once: `out[slot] = a[row] · W_eᵀ`
+    /// with `weight` `[experts, out, in]`. With `gather`, slot `s` reads row `order[s]` of `a`, else row `s`;
+    /// with `scatter` (the router's float32 weights `[rows]`), slot `s`'s result times the weight of row
+    /// `order[s]` goes to that row of `out`, else to row `s`.
+    /// - Throws: ``CUDAError/unsupported(_:)`` when `in` is not a multiple of 8 (the kernel's 16-byte loads) or
+    ///   its tile of input rows does not fit a block's shared memory.
+    static func groupedProduct(_ a: DeviceTensor, weight: DeviceTensor, groups: DeviceGroups, gather: Bool,
+                               scatter rowWeights: DeviceTensor?, into out: DeviceTensor, context: CUDAContext) throws {
+        let (experts, outFeatures, inFeatures) = (weight.shape[0], weight.shape[1], weight.shape[2])
+        precondition(experts == groups.experts && a.shape.last == inFeatures && out.shape.last == outFeatures
+                     && a.precision == weight.precision && out.precision == weight.precision,
+                     "grouped product: a \(a.shape), weight \(weight.shape), out \(out.shape)")
+        let rowsPerTile = 8, columnsPerBlock = 32  // ROWS in moe_experts.cu; 4 columns per warp
+        let sharedBytes = rowsPerTile * inFeatures * 4
+        guard inFeatures % 8 == 0, sharedBytes <= maximumSharedBytes else {
+            throw CUDAError.unsupported("an expert input width of \(inFeatures) (the grouped product needs a multiple of 8, "
+                                        + "at most \(maximumSharedBytes / (rowsPerTile * 4)))")
+        }
+        guard groups.rows > 0 else { return }
+        let kernel = try context.kernel("moe_grouped_product", in: .moeExperts, precision: weight.precision)
+        try context.launch(kernel, grid: ((groups.rows + rowsPerTile - 1) / rowsPerTile + experts,
+                                          (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
+                           threads: 256, sharedBytes: sharedBytes,
+                           [a.address, gather ? groups.order.address : 0, weight.address, groups.offsets.address, Int32(experts),
+                            Int32(inFeatures), Int32(outFeatures), Int32(columnsPerBlock),
+                            rowWeights == nil ? 0 : groups.order.address, rowWeights?.address ?? 0, out.address])
+    }
+
+    /// ``forward(_:experts:weights:gateUp:down:)`` on the GPU: `x` `[rows, E]`, each row's expert (int32
+    /// `[rows]`, -1: none) and float32 weight `[rows]`, the stacked `gateUp` `[N, 2I, E]` and `down`
+    /// `[N, E, I]` → `[rows, E]`, 0 for rows that go to no expert. Grouping, the gate|up product over every
+    /// expert's rows, SwiGLU and the weighted down product with its scatter: five launches whatever the
+    /// experts chosen, no host round trip.
+    static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
+                        down: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        let rows = x.count / max(1, x.shape.last!)
+        let groups = try group(experts: experts, rows: rows, expertCount: gateUp.shape[0], context: context)
+        let grouped = try context.empty([rows, gateUp.shape[1]], x.precision)
+        try groupedProduct(x, weight: gateUp, groups: groups, gather: true, scatter: nil, into: grouped, context: context)
+        let hidden = try SwiGLU.forward(grouped, context: context)
+        let y = try context.empty([rows, down.shape[1]], x.precision)
+        try context.zero(address: y.address, count: y.count, precision: y.precision)
+        try groupedProduct(hidden, weight: down, groups: groups, gather: false, scatter: weights, into: y, context: context)
+        return y
+    }
+}
