@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Cross-compiles the C kernels (Sources/CCAKernels) for aarch64 Linux and runs their checks there under
-# qemu-user: every variant an aarch64 CPU runs (portable and NEON) against float64 loops.
+# qemu-user: every variant an aarch64 CPU runs (portable and NEON) against float64 loops (matrix product,
+# exponential and softmax, fused attention).
 #
 #     scripts/aarch64-kernel-check.sh
 #
@@ -99,6 +100,37 @@ static int check_vector_math(CCAKernelVariant v) {
     return failures;
 }
 
+// The fused attention of a causal block (rows 5 ..< 45 of 300 keys, crossing a key tile) against float64.
+static int check_attention(CCAKernelVariant v) {
+    enum { keys = 300, rows = 40, first = 5, dk = 9, dv = 7 };
+    static float q[rows * dk], k[keys * dk], vals[keys * dv], out[rows * dv], lse[rows];
+    for (int i = 0; i < rows * dk; i++) q[i] = 2 * uniform();
+    for (int i = 0; i < keys * dk; i++) k[i] = uniform();
+    for (int i = 0; i < keys * dv; i++) vals[i] = uniform();
+    float *workspace = malloc(sizeof(float) * cca_attention_workspace_count(v, rows, dk, dv));
+    cca_attention_block(v, q, dk, k, dk, vals, dv, out, dv, lse, 1, rows, keys, dk, dv, 0.5f, first + 1, 1, workspace);
+    free(workspace);
+    int failures = 0;
+    for (int r = 0; r < rows; r++) {
+        const int seen = first + r + 1;
+        double scores[keys], top = -INFINITY, total = 0;
+        for (int s = 0; s < seen; s++) {
+            double dot = 0;
+            for (int p = 0; p < dk; p++) dot += (double)q[r * dk + p] * k[s * dk + p];
+            scores[s] = 0.5 * dot;
+            top = fmax(top, scores[s]);
+        }
+        for (int s = 0; s < seen; s++) total += scores[s] = exp(scores[s] - top);
+        if (fabs(lse[r] - (top + log(total))) > 1e-5) { printf("FAILED: variant %d attention lse row %d\n", v, r); failures++; }
+        for (int e = 0; e < dv; e++) {
+            double expected = 0;
+            for (int s = 0; s < seen; s++) expected += scores[s] * vals[s * dv + e] / total;
+            if (fabs(out[r * dv + e] - expected) > 1e-5) { printf("FAILED: variant %d attention row %d column %d\n", v, r, e); failures++; }
+        }
+    }
+    return failures;
+}
+
 int main(void) {
     const long shapes[][3] = {{1, 1, 1}, {7, 17, 5}, {14, 32, 256}, {13, 33, 257}, {97, 300, 70}, {200, 64, 600}, {29, 1100, 3}};
     const char *names[] = {"portable", "avx2", "avx512", "neon"};
@@ -110,6 +142,7 @@ int main(void) {
             for (int t = 0; t < 4; t++) failures += check_product(v, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
         }
         failures += check_vector_math(v);
+        failures += check_attention(v);
         printf("variant %s (%dx%d tile): checked\n", names[v], cca_sgemm_tile_rows(v), cca_sgemm_tile_columns(v));
     }
     printf("best variant: %s\n", names[cca_kernel_best_variant()]);

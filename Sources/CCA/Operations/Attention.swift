@@ -10,7 +10,8 @@
 ///
 /// The forward pass never forms more than a block of scores: tasks of (sequence, query head, block of
 /// ``blockRows`` queries) each take one matrix product for the block's scores, the softmax in place, and
-/// one for the values. The backward pass recomputes the probabilities from `lse` block by block, as
+/// one for the values. This is the reference; float32 attention without a sliding window or key mask runs
+/// the CPU kernels' fused forward instead (``AttentionKernel``), which computes the same function. The backward pass recomputes the probabilities from `lse` block by block, as
 /// FlashAttention does, so training memory grows with `S`, not `S²`.
 public enum Attention {
     static let blockRows = 64
@@ -63,6 +64,9 @@ public enum Attention {
     /// Attention for several sequences at once (the cores share the tasks of all of them).
     @_specialize(where S == Float)
     static func forward<S: TensorScalar>(_ sequences: [Sequence<S>], heads: Heads) {
+        if let sequences = sequences as? [Sequence<Float>], AttentionKernel.handles(sequences, heads: heads) {
+            return AttentionKernel.forward(sequences, heads: heads)
+        }
         var tasks: [(sequence: Int, head: Int, block: Int)] = []
         for (index, sequence) in sequences.enumerated() {
             let blocks = (sequence.queries + blockRows - 1) / blockRows

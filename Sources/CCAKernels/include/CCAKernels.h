@@ -74,4 +74,19 @@ long cca_fma_chain_flops(CCAKernelVariant variant);
 void cca_softmax_rows(CCAKernelVariant variant, float *values, ptrdiff_t rows, ptrdiff_t rowStride, ptrdiff_t width,
                       ptrdiff_t visible, ptrdiff_t visibleStep);
 
+/// Causal attention of one block of `rows` query rows and one head, fused: for each tile of keys the scaled
+/// scores `scoreScale · q·kᵀ`, the causal mask, an online softmax and the product with v, so that no more
+/// than a tile of scores exists. Row `r` sees keys `0 ..< visible + r·visibleStep` (clamped to `keys`); q row
+/// `r` is at `q + r·qStride` (`keyDim` values), key/value `s` at `k + s·kStride` / `v + s·vStride`. Writes
+/// out row `r` (`valueDim` values at `out + r·outStride`) and its log-sum-exp at `lse + r·lseStride`; a row
+/// that sees no key (or only -inf scores) gets zeros and -inf, a NaN or +inf score makes the row NaN.
+/// `workspace` holds `cca_attention_workspace_count(variant, rows, keyDim, valueDim)` floats.
+void cca_attention_block(CCAKernelVariant variant, const float *q, ptrdiff_t qStride, const float *k, ptrdiff_t kStride,
+                         const float *v, ptrdiff_t vStride, float *out, ptrdiff_t outStride, float *lse,
+                         ptrdiff_t lseStride, ptrdiff_t rows, ptrdiff_t keys, ptrdiff_t keyDim, ptrdiff_t valueDim,
+                         float scoreScale, ptrdiff_t visible, ptrdiff_t visibleStep, float *workspace);
+
+/// Floats of workspace `cca_attention_block` needs for blocks of up to `rows` rows.
+ptrdiff_t cca_attention_workspace_count(CCAKernelVariant variant, ptrdiff_t rows, ptrdiff_t keyDim, ptrdiff_t valueDim);
+
 #endif
