@@ -18,11 +18,13 @@ extension Sampler {
         guard rows > 0, vocab > 0 else { return ([], distributions) }
         let draws = samplers.indices.map { samplers[$0].nextDraw() }
         let tokens = try context.empty([rows], .float32)  // int32 ids
+        // Held until the launch is queued: a buffer released earlier could be handed to the next upload.
+        let temperatures = try context.upload(samplers.map(\.temperature))
+        let topKs = try context.upload(samplers.map { Int32(clamping: $0.topK ?? 0) })
+        let topPs = try context.upload(samplers.map { $0.topP ?? 1 }), drawBuffer = try context.upload(draws)
         let kernel = try context.kernel("sample_tokens", in: .sampling, precision: logits.precision)
         try context.launch(kernel, grid: (rows, 1, 1), threads: 1024,
-                           [logits.address, try context.upload(samplers.map(\.temperature)).address,
-                            try context.upload(samplers.map { Int32(clamping: $0.topK ?? 0) }).address,
-                            try context.upload(samplers.map { $0.topP ?? 1 }).address, try context.upload(draws).address,
+                           [logits.address, temperatures.address, topKs.address, topPs.address, drawBuffer.address,
                             tokens.address, distributions.address, Int32(vocab)])
         return (try context.download(Int32.self, rows, from: tokens.buffer).map(Int.init), distributions)
     }
