@@ -22,7 +22,7 @@ public enum CUDASelfTest {
             log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
             context.allocator.poison = true
             defer { context.allocator.poison = false }
-            let cases = (operationCases + trainingOperationCases + decodeCases + samplingCases + decodeEngineCases + layerCases + layerBackwardCases
+            let cases = (operationCases + trainingOperationCases + decodeCases + samplingCases + sampledStepCases + decodeEngineCases + layerCases + layerBackwardCases
                 + trainingStepCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
                 for testCase in cases {
