@@ -7,7 +7,7 @@ out="${OUT:?}/decodefast"
 mkdir -p "$out"
 cca=./.device/cca
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
-timeout 90 "$cca" selftest --device cuda --filter "decode" > "$out/selftest.log" 2>&1
+timeout 100 "$cca" selftest --device cuda --filter "decode" > "$out/selftest.log" 2>&1
 status=$?
 grep -E "^(FAIL|worst)|passed" "$out/selftest.log"
 echo "selftest exit $status"
