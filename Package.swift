@@ -42,6 +42,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/attention_backward_wgmma.cu"),
                 .embedInCode("CUDA/Kernels/attention_backward_simt.cu"),
                 .embedInCode("CUDA/Kernels/decode_attention.cu"),
+                .embedInCode("CUDA/Kernels/sampling.cu"),
                 .embedInCode("CUDA/Kernels/decode_cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/zaya_stream.cu"),
                 .embedInCode("CUDA/Kernels/zaya_router.cu"),

@@ -106,6 +106,12 @@ extension CUDAContext {
         }
     }
 
+    /// The first `count` values of `buffer` as they are (int32 token ids, flags); waits for the work queued before.
+    func download<Element: BitwiseCopyable>(_ type: Element.Type, _ count: Int, from buffer: DeviceBuffer) throws -> [Element] {
+        precondition(count * MemoryLayout<Element>.stride <= buffer.byteCount, "reading \(count) values from \(buffer.byteCount) bytes")
+        return try read(type, count, from: buffer.address)
+    }
+
     /// Sets every element of `tensor` to 0 (float32 and bfloat16 zero are all-zero bits).
     /// - Throws: ``CUDAError/unsupported(_:)`` for a tensor whose byte count is not a multiple of 4 (an odd
     ///   number of bfloat16 elements).

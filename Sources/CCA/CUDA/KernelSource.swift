@@ -12,6 +12,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionBackwardHopper = "attention_backward_wgmma.cu"
     case attentionBackwardFloat32 = "attention_backward_simt.cu"
     case decodeAttention = "decode_attention.cu"
+    case sampling = "sampling.cu"
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
     case mlaSplit = "mla_split.cu"
@@ -54,6 +55,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionBackwardHopper: return PackageResources.attention_backward_wgmma_cu
         case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
         case .decodeAttention: return PackageResources.decode_attention_cu
+        case .sampling: return PackageResources.sampling_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
         case .mlaSplit: return PackageResources.mla_split_cu

@@ -47,10 +47,14 @@ public struct Sampler: Sendable {
         return probabilities
     }
 
+    /// The uniform number in [0, 1) the next ``sample(_:)`` draws with, taken from the generator (the GPU
+    /// sampler draws with it, so that a seeded sequence is the same there).
+    mutating func nextDraw() -> Float { generator.nextUniform() }
+
     /// Draws a token.
     public mutating func sample(_ logits: [Float]) -> Int {
         let probabilities = distribution(logits)
-        var draw = generator.nextUniform(), last = 0
+        var draw = nextDraw(), last = 0
         for (token, probability) in probabilities.enumerated() where probability > 0 {
             last = token
             draw -= probability

@@ -59,6 +59,24 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
 
     public func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]] {
         guard !chunks.isEmpty else { return [] }
+        let logits = try run(chunks) { try context.download($0) }
+        let vocab = vocabSize
+        return (0..<chunks.count).map { Array(logits.storage[($0 * vocab)..<(($0 + 1) * vocab)]) }
+    }
+
+    /// ``step(_:)`` with the next tokens sampled on the GPU: chunk `i`'s token drawn by `samplers[i]` as its
+    /// ``Sampler/sample(_:)`` would draw from the step's logits (the same draw from its generator), so only
+    /// the token ids come back to the host.
+    /// - Throws: as ``step(_:)``.
+    public func sampledStep(_ chunks: [(slot: Int, tokens: [Int])], samplers: inout [Sampler]) throws -> [Int] {
+        precondition(samplers.count == chunks.count, "\(samplers.count) samplers for \(chunks.count) chunks")
+        guard !chunks.isEmpty else { return [] }
+        return try run(chunks) { [context] logits in try Sampler.sample(logits: logits, samplers: &samplers, context: context).tokens }
+    }
+
+    /// Checks the chunks, runs them through the model and the cache, and hands the logits `[chunks, vocab]` on
+    /// the device to `finish` (inside the context's exclusive section); the slots' lengths advance after.
+    private func run<Result>(_ chunks: [(slot: Int, tokens: [Int])], _ finish: (DeviceTensor) throws -> Result) throws -> Result {
         var seen = Set<Int>()
         let sequences = try chunks.map { chunk in
             guard let sequence = cache.sequences[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
@@ -73,15 +91,13 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
             }
             return sequence
         }
-        let logits = try context.exclusive { () -> Tensor<Float> in
+        let result = try context.exclusive { () -> Result in
             var step = try DeviceDecodeStep(
                 sequences: zip(sequences, chunks).map { ($0.state, $0.length, $1.tokens.count, $0.pages) }, context: context)
-            return try context.download(try model.forward(tokens: chunks.flatMap(\.tokens), step: &step, cache: cache,
-                                                          context: context))
+            return try finish(try model.forward(tokens: chunks.flatMap(\.tokens), step: &step, cache: cache, context: context))
         }
         for (sequence, chunk) in zip(sequences, chunks) { cache.setLength(chunk.slot, sequence.length + chunk.tokens.count) }
-        let vocab = vocabSize
-        return (0..<chunks.count).map { Array(logits.storage[($0 * vocab)..<(($0 + 1) * vocab)]) }
+        return result
     }
 
     public func freeSlot(_ slot: Int) { cache.remove(slot) }

@@ -4,37 +4,98 @@
 // The cache of one layer is a pool of pages of PAGE tokens, [pages][PAGE][Hkv][DK] keys and [pages][PAGE]
 // [Hkv][DV] values; page_table[b][i] is the pool page holding tokens i*PAGE .. i*PAGE + PAGE - 1 of sequence
 // b. Sequence b holds context_lengths[b] tokens, the last query_rows of them its new rows (already written
-// with paged_cache_write); new row i (position ctx - query_rows + i) sees the keys at positions up to its own.
-// GQA: the g query heads of a KV head read each cached key once.
+// with paged_cache_write); new row i (position p = ctx - query_rows + i) sees the keys from lo(p) to p, where
+// lo(p) = max(0, p - window + 1) with a sliding window (window > 0) and 0 without.
 //
-// decode_attention_partial: grid (splits, Hkv, B), 128 threads. Split s covers keys s*split_tokens ..
-// (s+1)*split_tokens - 1 (a whole number of pages). Per page, K and V land in shared memory by cp.async (two
-// stages: the next page loads while this one is used); each thread scores (query row, head, key) triples, the
-// block updates the online softmax of every packed row (row r = i * g + head within the group), and thread
-// c accumulates output channel c of every packed row. It writes unnormalised partial outputs with their
-// running max (log2 domain) and sum.
-// decode_attention_combine: grid (B * query_rows, Hq), DV threads: the splits' partials merged, rescaled by
-// exp2(max_s - max) and divided by the total sum. A row that sees no key gets zeros.
+// decode_attention_partial: grid (splits, Hkv * row_blocks, B), THREADS threads. The g query heads of a KV
+// head and the new rows are packed into rows r = i * g + head (each cached key is read once for all of them);
+// a block takes ROWS of them. Split s covers the keys from low + s * split_tokens (low: the first row's lo,
+// rounded down to a page; split_tokens a whole number of pages) to split_tokens further. The kernel is a
+// stream over the cache with no shared-memory staging, since its cost is the bytes read: a group of LANES
+// lanes reads one key (lane `part` holds channels (w * LANES + part) * 8 .. + 7 of 16-byte word w, so every
+// load instruction of the warp is coalesced), a warp reads 32 / LANES keys side by side and TILE of those
+// rows in one go (all loads issued before the first use), and the warps of the block take turns along the
+// split. Each lane group keeps its own online softmax (log2 domain) per packed row; at the end the lane
+// groups merge by shuffles and the warps through shared memory, and the block writes the split's
+// unnormalised output with its running max and sum.
+// decode_attention_combine: grid (B * query_rows, Hq), COMBINE_THREADS threads: the splits that hold keys of
+// the sequence merged, each scaled by exp2(max_s - max), divided by the total sum. A row that sees no key
+// gets zeros.
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
-// Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256) and -DMAX_ROWS=<g * query_rows> (at most 64).
+// Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256), -DLANES=<lanes per key: dk and dv multiples
+// of 8 * LANES>, -DROWS=<packed rows per block>, -DTILE=<keys per lane group per step> and -DMIN_BLOCKS=<blocks per
+// multiprocessor the registers are capped for>.
 #include "common.cuh"
 #include "attention.cuh"
 
-#ifndef MAX_ROWS
-#define MAX_ROWS 16
+#ifndef LANES
+#define LANES 16
+#endif
+#ifndef ROWS
+#define ROWS 4
+#endif
+#ifndef TILE
+#define TILE 4
+#endif
+#ifndef MIN_BLOCKS
+#define MIN_BLOCKS 2
 #endif
 
-constexpr int PAGE = 64, THREADS = 128, WARPS = THREADS / 32;
-static_assert(MAX_ROWS <= 64, "at most 64 packed rows per KV head");
-static_assert(DK % 32 == 0 && DV <= THREADS && DV % 8 == 0, "decode needs DK a multiple of 32 and DV at most 128");
+constexpr int PAGE = 64, THREADS = 128, WARPS = THREADS / 32, COMBINE_THREADS = 128;
+constexpr int KEY_GROUPS = 32 / LANES;                      // keys a warp reads side by side
+constexpr int KEY_WORDS = DK / (8 * LANES), VALUE_WORDS = DV / (8 * LANES);  // 8-channel words per lane
+constexpr int STEP = KEY_GROUPS * TILE;                     // keys a warp reads per step
+static_assert(32 % LANES == 0 && DK % (8 * LANES) == 0 && DV % (8 * LANES) == 0, "dk and dv must be multiples of 8 * LANES");
+static_assert(PAGE % STEP == 0, "a warp's step must lie within one page");
 
-__device__ __forceinline__ void copy_chunk(void* destination, const void* source) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 16;"
-                 :: "r"(static_cast<unsigned>(__cvta_generic_to_shared(destination))), "l"(source));
+// Eight consecutive channels as they lie in memory: one 16-byte word of bf16, two of float32.
+struct Channels8 {
+    uint4 word[sizeof(T) / 2];
+};
+
+__device__ __forceinline__ Channels8 load_channels(const T* source) {
+    Channels8 result;
+#pragma unroll
+    for (int w = 0; w < static_cast<int>(sizeof(T)) / 2; ++w) result.word[w] = reinterpret_cast<const uint4*>(source)[w];
+    return result;
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
+__device__ __forceinline__ Channels8 zero_channels() {
+    Channels8 result;
+#pragma unroll
+    for (int w = 0; w < static_cast<int>(sizeof(T)) / 2; ++w) result.word[w] = uint4{0u, 0u, 0u, 0u};
+    return result;
+}
+
+__device__ __forceinline__ unsigned word_part(const uint4& word, int index) {
+    return index == 0 ? word.x : index == 1 ? word.y : index == 2 ? word.z : word.w;
+}
+
+// Channel e (a compile-time constant after unrolling) of the eight, as float.
+__device__ __forceinline__ float channel(const Channels8& channels, int e) {
+    if (sizeof(T) == 2) {
+        const unsigned pair = word_part(channels.word[0], e / 2);
+        return __uint_as_float(e % 2 == 0 ? pair << 16 : pair & 0xffff0000u);
+    }
+    return __uint_as_float(word_part(channels.word[e / 4], e % 4));
+}
+
+// Two online-softmax states merged: returns the larger max and sets the factors that rescale each state to it.
+__device__ __forceinline__ float merge_max(float maximum, float other_max, float& mine, float& theirs) {
+    const float merged = fmaxf(maximum, other_max);
+    const float base = merged == negative_infinity() ? 0.f : merged;
+    mine = exp2f(maximum - base);
+    theirs = exp2f(other_max - base);
+    return merged;
+}
+
+// The first key any new row of a sequence sees.
+__device__ __forceinline__ int first_visible(int context, int query_rows, int window) {
+    return window > 0 ? max(0, context - query_rows - window + 1) : 0;
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attention_partial(
     const T* __restrict__ q,                // [B, query_rows, Hq, DK]
     const T* __restrict__ key_cache,        // [pages, PAGE, Hkv, DK]
     const T* __restrict__ value_cache,      // [pages, PAGE, Hkv, DV]
@@ -43,156 +104,186 @@ extern "C" __global__ void __launch_bounds__(THREADS) decode_attention_partial(
     float* __restrict__ partial_out,        // [B, query_rows, Hq, splits, DV]
     float* __restrict__ partial_max,        // [B, query_rows, Hq, splits]
     float* __restrict__ partial_sum,        // [B, query_rows, Hq, splits]
-    int q_heads, int kv_heads, int query_rows, int max_pages, int split_tokens, float scale_log2)
+    int q_heads, int kv_heads, int query_rows, int max_pages, int split_tokens, int window, float scale_log2)
 {
-    constexpr int STAGE = PAGE * (DK + DV);
-    extern __shared__ __align__(16) unsigned char raw[];
-    T* stages = reinterpret_cast<T*>(raw);                            // 2 x (K [PAGE][DK], V [PAGE][DV])
-    float* query = reinterpret_cast<float*>(stages + 2 * STAGE);      // [MAX_ROWS][DK]
-    float* prob = query + MAX_ROWS * DK;                              // [MAX_ROWS][PAGE]
-    float* row_max = prob + MAX_ROWS * PAGE;                          // [MAX_ROWS]
-    float* row_sum = row_max + MAX_ROWS;                              // [MAX_ROWS]
-    float* row_rescale = row_sum + MAX_ROWS;                          // [MAX_ROWS]
+    __shared__ float warp_max[WARPS][ROWS], warp_sum[WARPS][ROWS];
+    __shared__ float warp_out[WARPS][ROWS][DV];
 
-    const int split = blockIdx.x, kv_head = blockIdx.y, b = blockIdx.z;
-    const int group = q_heads / kv_heads, rows = group * query_rows;
+    const int split = blockIdx.x, b = blockIdx.z;
+    const int group = q_heads / kv_heads, rows = group * query_rows, row_blocks = (rows + ROWS - 1) / ROWS;
+    const int kv_head = blockIdx.y / row_blocks, first_row = (blockIdx.y % row_blocks) * ROWS;
     const int context = context_lengths[b];
-    const int first_key = split * split_tokens, end_key = min(context, first_key + split_tokens);
+    const int seen_from = first_visible(context, query_rows, window);
+    const int first_key = seen_from / PAGE * PAGE + split * split_tokens;
+    const int end_key = min(context, first_key + split_tokens);
+    if (first_key >= end_key) return;  // the combine reads only the splits that hold keys
     const int* pages = page_table + static_cast<long long>(b) * max_pages;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, key_group = lane / LANES, part = lane % LANES;
 
-    for (int index = threadIdx.x; index < rows * DK; index += THREADS) {
-        const int row = index / DK, i = row / group, head = kv_head * group + row % group;
-        query[index] = to_float(q[((static_cast<long long>(b) * query_rows + i) * q_heads + head) * DK + index % DK]);
-    }
-    if (threadIdx.x < rows) {
-        row_max[threadIdx.x] = negative_infinity();
-        row_sum[threadIdx.x] = 0.f;
-    }
-    // A split past a short sequence's context runs no page, and thread 0 then writes every row's state.
-    __syncthreads();
-
-    // Starts copying page `page_index` of the sequence (its keys and values for this KV head) into `stage`.
-    auto fetch = [&](int page_index, T* stage) {
-        const long long page = pages[page_index];
-        constexpr int K_CHUNKS = DK * sizeof(T) / 16, V_CHUNKS = DV * sizeof(T) / 16;
-        for (int index = threadIdx.x; index < PAGE * (K_CHUNKS + V_CHUNKS); index += THREADS) {
-            const bool is_key = index < PAGE * K_CHUNKS;
-            const int local = is_key ? index : index - PAGE * K_CHUNKS, chunks = is_key ? K_CHUNKS : V_CHUNKS;
-            const int token = local / chunks, chunk = local % chunks, width = is_key ? DK : DV;
-            const T* source = (is_key ? key_cache : value_cache) + ((page * PAGE + token) * kv_heads + kv_head) * width;
-            T* destination = stage + (is_key ? token * DK : PAGE * DK + token * DV);
-            copy_chunk(reinterpret_cast<char*>(destination) + 16 * chunk, reinterpret_cast<const char*>(source) + 16 * chunk);
+    // This lane's channels of every packed row's query, scaled into the exp2 domain, and the rows' key ranges.
+    float query[ROWS][KEY_WORDS * 8];
+    int row_from[ROWS], row_to[ROWS];
+#pragma unroll
+    for (int j = 0; j < ROWS; ++j) {
+        const int row = first_row + j, i = row / group, head = kv_head * group + row % group;
+        const bool real = row < rows;
+        const T* source = q + ((static_cast<long long>(b) * query_rows + i) * q_heads + head) * DK;
+#pragma unroll
+        for (int w = 0; w < KEY_WORDS; ++w) {
+            const Channels8 words = real ? load_channels(source + (w * LANES + part) * 8) : zero_channels();
+#pragma unroll
+            for (int e = 0; e < 8; ++e) query[j][w * 8 + e] = channel(words, e) * scale_log2;
         }
-        asm volatile("cp.async.commit_group;");
-    };
+        const int position = context - query_rows + i;
+        row_to[j] = real ? position : -1;
+        row_from[j] = window > 0 ? max(0, position - window + 1) : 0;
+    }
 
-    float acc[MAX_ROWS] = {};  // output channel threadIdx.x of every packed row
-    const int first_page = first_key / PAGE, last_page = (end_key + PAGE - 1) / PAGE;
-    if (first_page < last_page) fetch(first_page, stages);
-    for (int page_index = first_page; page_index < last_page; ++page_index) {
-        T* stage = stages + ((page_index - first_page) % 2) * STAGE;
-        if (page_index + 1 < last_page) {
-            fetch(page_index + 1, stages + ((page_index + 1 - first_page) % 2) * STAGE);
-            asm volatile("cp.async.wait_group 1;");
-        } else {
-            asm volatile("cp.async.wait_group 0;");
+    float row_max[ROWS], row_sum[ROWS], out[ROWS][VALUE_WORDS * 8];
+#pragma unroll
+    for (int j = 0; j < ROWS; ++j) {
+        row_max[j] = negative_infinity();
+        row_sum[j] = 0.f;
+#pragma unroll
+        for (int c = 0; c < VALUE_WORDS * 8; ++c) out[j][c] = 0.f;
+    }
+
+    // Every warp runs the same number of steps (the last ones of some warps empty), so that the warps of a
+    // block stay in step with each other.
+    const int steps = (end_key - first_key + WARPS * STEP - 1) / (WARPS * STEP);
+    for (int step = 0; step < steps; ++step) {
+        const int base = first_key + (step * WARPS + warp) * STEP;
+        const long long page = base < end_key ? pages[base / PAGE] : 0;
+        // Keys outside [seen_from, end_key) are not read: past the context a page holds stale data (maybe NaN).
+        Channels8 keys[TILE][KEY_WORDS], values[TILE][VALUE_WORDS];
+#pragma unroll
+        for (int t = 0; t < TILE; ++t) {
+            const int key = base + t * KEY_GROUPS + key_group;
+            const bool read = key >= seen_from && key < end_key;
+            const long long token = (page * PAGE + key % PAGE) * kv_heads + kv_head;
+#pragma unroll
+            for (int w = 0; w < KEY_WORDS; ++w)
+                keys[t][w] = read ? load_channels(key_cache + token * DK + (w * LANES + part) * 8) : zero_channels();
+#pragma unroll
+            for (int w = 0; w < VALUE_WORDS; ++w)
+                values[t][w] = read ? load_channels(value_cache + token * DV + (w * LANES + part) * 8) : zero_channels();
         }
-        __syncthreads();
-        const T* keys = stage;
-        const T* values = stage + PAGE * DK;
-        // Scores of every (packed row, key) of the page, scaled into the exp2 domain; -inf where not visible.
-        // Warp w takes keys w, w + WARPS, ...; each lane holds DK / 32 consecutive channels of the key and of
-        // every row, and the warp sums the rows' partial dot products.
-        {
-            constexpr int PER_LANE = DK / 32;
-            const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-            for (int slot = warp; slot < PAGE; slot += WARPS) {
-                const int key = page_index * PAGE + slot;
-                float key_part[PER_LANE];
 #pragma unroll
-                for (int x = 0; x < PER_LANE; ++x) key_part[x] = to_float(keys[slot * DK + lane * PER_LANE + x]);
+        for (int j = 0; j < ROWS; ++j) {
+            float score[TILE];
+            float tile_max = negative_infinity();
 #pragma unroll
-                for (int row = 0; row < MAX_ROWS; ++row) {
-                    if (row >= rows) break;
-                    float dot = 0.f;
+            for (int t = 0; t < TILE; ++t) {
+                float dot = 0.f;
 #pragma unroll
-                    for (int x = 0; x < PER_LANE; ++x) dot += query[row * DK + lane * PER_LANE + x] * key_part[x];
-                    for (int offset = 16; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
-                    const int position = context - query_rows + row / group;
-                    const bool visible = key >= first_key && key < end_key && key <= position;
-                    if (lane == 0) prob[row * PAGE + slot] = visible ? dot * scale_log2 : negative_infinity();
+                for (int w = 0; w < KEY_WORDS; ++w) {
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) dot += query[j][w * 8 + e] * channel(keys[t][w], e);
+                }
+#pragma unroll
+                for (int offset = LANES / 2; offset > 0; offset /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+                const int key = base + t * KEY_GROUPS + key_group;
+                score[t] = key >= row_from[j] && key <= row_to[j] && key < end_key ? dot : negative_infinity();
+                tile_max = fmaxf(tile_max, score[t]);
+            }
+            float rescale, unused;
+            const float merged = merge_max(row_max[j], tile_max, rescale, unused);
+            const float base_max = merged == negative_infinity() ? 0.f : merged;
+            row_max[j] = merged;
+            float sum = row_sum[j] * rescale;
+#pragma unroll
+            for (int c = 0; c < VALUE_WORDS * 8; ++c) out[j][c] *= rescale;
+#pragma unroll
+            for (int t = 0; t < TILE; ++t) {
+                const float p = exp2f(score[t] - base_max);
+                sum += p;
+#pragma unroll
+                for (int w = 0; w < VALUE_WORDS; ++w) {
+#pragma unroll
+                    for (int e = 0; e < 8; ++e) out[j][w * 8 + e] += p * channel(values[t][w], e);
                 }
             }
+            row_sum[j] = sum;
         }
-        __syncthreads();
-        // Online softmax per packed row: one warp per row, lanes over the page's keys.
-        for (int row = threadIdx.x / 32; row < rows; row += THREADS / 32) {
-            const int lane = threadIdx.x % 32;
-            float tile_max = fmaxf(prob[row * PAGE + lane], prob[row * PAGE + lane + 32]);
-            for (int offset = 16; offset > 0; offset /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
-            const float new_max = fmaxf(row_max[row], tile_max);
-            const float base = new_max == negative_infinity() ? 0.f : new_max;
-            const float p0 = exp2f(prob[row * PAGE + lane] - base), p1 = exp2f(prob[row * PAGE + lane + 32] - base);
-            prob[row * PAGE + lane] = p0;
-            prob[row * PAGE + lane + 32] = p1;
-            float sum = p0 + p1;
-            for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-            if (lane == 0) {
-                const float rescale = exp2f(row_max[row] - base);
-                row_rescale[row] = rescale;
-                row_sum[row] = row_sum[row] * rescale + sum;
-                row_max[row] = new_max;
-            }
-        }
-        __syncthreads();
-        // Slots past the context hold whatever the pool page held before (possibly NaN): 0 * NaN is NaN, so
-        // they are skipped rather than weighted by zero.
-        const int valid_slots = min(PAGE, end_key - page_index * PAGE);
-        if (threadIdx.x < DV) {
-            const int c = threadIdx.x;
-#pragma unroll
-            for (int row = 0; row < MAX_ROWS; ++row) {
-                if (row >= rows) break;
-                float value = acc[row] * row_rescale[row];
-                for (int slot = 0; slot < valid_slots; ++slot) value += prob[row * PAGE + slot] * to_float(values[slot * DV + c]);
-                acc[row] = value;
-            }
-        }
-        __syncthreads();  // this stage is read by everyone before it is refilled
     }
 
-    const int splits = gridDim.x;
+    // The warp's lane groups merged (each lane of group 0 ends with the warp's state for its channels).
 #pragma unroll
-    for (int row = 0; row < MAX_ROWS; ++row) {
-        if (row >= rows) break;
+    for (int offset = LANES; offset < 32; offset *= 2) {
+#pragma unroll
+        for (int j = 0; j < ROWS; ++j) {
+            float mine, theirs;
+            row_max[j] = merge_max(row_max[j], __shfl_xor_sync(0xffffffffu, row_max[j], offset), mine, theirs);
+            row_sum[j] = row_sum[j] * mine + __shfl_xor_sync(0xffffffffu, row_sum[j], offset) * theirs;
+#pragma unroll
+            for (int c = 0; c < VALUE_WORDS * 8; ++c) out[j][c] = out[j][c] * mine + __shfl_xor_sync(0xffffffffu, out[j][c], offset) * theirs;
+        }
+    }
+    if (key_group == 0) {
+#pragma unroll
+        for (int j = 0; j < ROWS; ++j) {
+            if (part == 0) {
+                warp_max[warp][j] = row_max[j];
+                warp_sum[warp][j] = row_sum[j];
+            }
+#pragma unroll
+            for (int w = 0; w < VALUE_WORDS; ++w) {
+#pragma unroll
+                for (int e = 0; e < 8; ++e) warp_out[warp][j][(w * LANES + part) * 8 + e] = out[j][w * 8 + e];
+            }
+        }
+    }
+    __syncthreads();
+
+    const int splits = gridDim.x;
+    for (int index = threadIdx.x; index < ROWS * DV; index += THREADS) {
+        const int j = index / DV, c = index % DV, row = first_row + j;
+        if (row >= rows) continue;
+        float maximum = negative_infinity();
+        for (int w = 0; w < WARPS; ++w) maximum = fmaxf(maximum, warp_max[w][j]);
+        const float base_max = maximum == negative_infinity() ? 0.f : maximum;
+        float value = 0.f, sum = 0.f;
+        for (int w = 0; w < WARPS; ++w) {
+            const float factor = exp2f(warp_max[w][j] - base_max);
+            value += warp_out[w][j][c] * factor;
+            sum += warp_sum[w][j] * factor;
+        }
         const int i = row / group, head = kv_head * group + row % group;
         const long long slot = ((static_cast<long long>(b) * query_rows + i) * q_heads + head) * splits + split;
-        if (threadIdx.x < DV) partial_out[slot * DV + threadIdx.x] = acc[row];
-        if (threadIdx.x == 0) {
-            partial_max[slot] = row_max[row];
-            partial_sum[slot] = row_sum[row];
+        partial_out[slot * DV + c] = value;
+        if (c == 0) {
+            partial_max[slot] = maximum;
+            partial_sum[slot] = sum;
         }
     }
 }
 
-extern "C" __global__ void decode_attention_combine(
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_combine(
     const float* __restrict__ partial_out, const float* __restrict__ partial_max, const float* __restrict__ partial_sum,
+    const int* __restrict__ context_lengths, // [B]
     T* __restrict__ out,                    // [B, query_rows, Hq, DV]
     float* __restrict__ lse,                // [B, query_rows, Hq] or null: natural log-sum-exp
-    int splits)
+    int query_rows, int splits, int split_tokens, int window)
 {
     const long long row = static_cast<long long>(blockIdx.x) * gridDim.y + blockIdx.y;
+    const int context = context_lengths[blockIdx.x / query_rows];
+    const int first_key = first_visible(context, query_rows, window) / PAGE * PAGE;
+    const int used = min(splits, (context - first_key + split_tokens - 1) / split_tokens);
+    const float* maxima = partial_max + row * splits;
+    // Every warp finds the max and the total itself (a few hundred splits at most): no barrier needed.
     float maximum = negative_infinity();
-    for (int s = 0; s < splits; ++s) maximum = fmaxf(maximum, partial_max[row * splits + s]);
+    for (int s = threadIdx.x % 32; s < used; s += 32) maximum = fmaxf(maximum, maxima[s]);
+    for (int offset = 16; offset > 0; offset /= 2) maximum = fmaxf(maximum, __shfl_xor_sync(0xffffffffu, maximum, offset));
     const float base = maximum == negative_infinity() ? 0.f : maximum;
     float total = 0.f;
-    for (int s = 0; s < splits; ++s) total += partial_sum[row * splits + s] * exp2f(partial_max[row * splits + s] - base);
-    for (int c = threadIdx.x; c < DV; c += blockDim.x) {
+    for (int s = threadIdx.x % 32; s < used; s += 32) total += partial_sum[row * splits + s] * exp2f(maxima[s] - base);
+    for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
+    if (lse != nullptr && threadIdx.x == 0) lse[row] = total > 0.f ? (maximum + __log2f(total)) * 0.6931471805599453f : negative_infinity();
+    for (int c = threadIdx.x; c < DV; c += COMBINE_THREADS) {
         float value = 0.f;
-        for (int s = 0; s < splits; ++s) value += partial_out[(row * splits + s) * DV + c] * exp2f(partial_max[row * splits + s] - base);
+        for (int s = 0; s < used; ++s) value += partial_out[(row * splits + s) * DV + c] * exp2f(maxima[s] - base);
         out[row * DV + c] = from_float<T>(total > 0.f ? value / total : 0.f);
     }
-    if (lse != nullptr && threadIdx.x == 0) lse[row] = total > 0.f ? (maximum + __log2f(total)) * 0.6931471805599453f : negative_infinity();
 }
 
 extern "C" __global__ void paged_cache_write(

@@ -22,39 +22,92 @@ enum DecodeAttention {
 
     /// ``forward(q:keyCache:valueCache:pageTable:maxPages:contextLengths:longestContext:heads:context:)``
     /// into `out` `[B, queryRows, Hq, dv]` (a view into a larger tensor, for the pieces of a decode step).
+    /// With `heads.window` set, new row `i` of sequence `b` (position `p`) sees only the keys from
+    /// `max(0, p - window + 1)` on, as ``Attention`` does.
     static func forward(q: DeviceTensor, keyCache: DeviceTensor, valueCache: DeviceTensor, pageTable: DeviceBuffer,
                         maxPages: Int, contextLengths: DeviceBuffer, longestContext: Int, heads: Attention.Heads,
                         into out: DeviceTensor, context: CUDAContext) throws {
         let (batch, queryRows) = (q.shape[0], q.shape[1])
-        let rows = heads.group * queryRows
-        guard rows <= 64, heads.keyDim % 32 == 0, heads.valueDim <= 128, heads.valueDim % 8 == 0, heads.causal,
-              heads.window == nil else {
-            throw CUDAError.unsupported("decode attention with \(rows) rows per KV head, head dims \(heads.keyDim)/\(heads.valueDim)")
+        guard let plan = Plan(heads: heads, queryRows: queryRows, precision: q.precision), heads.causal,
+              heads.window.map({ $0 > 0 }) ?? true else {
+            throw CUDAError.unsupported("decode attention with head dims \(heads.keyDim)/\(heads.valueDim) (multiples of 8, at most 256), "
+                                        + "causal \(heads.causal), window \(heads.window.map(String.init) ?? "none")")
         }
         precondition(out.shape == [batch, queryRows, heads.queryHeads, heads.valueDim] && out.precision == q.precision,
                      "decode attention output \(out.shape) for q \(q.shape)")
         guard batch > 0, longestContext > 0 else { return }
-        // Enough splits for about two blocks per multiprocessor, each a whole number of pages.
-        let pages = (longestContext + pageTokens - 1) / pageTokens
-        let wanted = max(1, 2 * context.multiprocessorCount / max(1, batch * heads.keyValueHeads))
-        let splitPages = max(1, (pages + wanted - 1) / wanted), splits = (pages + splitPages - 1) / splitPages
+        // The keys one sequence's rows see at most: the window and the new rows, plus the page the first lies in.
+        let span = heads.window.map { min(longestContext, $0 + queryRows - 1 + pageTokens - 1) } ?? longestContext
+        let (splits, splitTokens) = plan.splits(pages: (span + pageTokens - 1) / pageTokens,
+                                                blocksPerSplit: batch * heads.keyValueHeads * plan.rowBlocks,
+                                                multiprocessors: context.multiprocessorCount)
         let partialRows = batch * queryRows * heads.queryHeads * splits
         let partialOut = try context.empty([partialRows, heads.valueDim], .float32)
         let partialMax = try context.empty([partialRows], .float32), partialSum = try context.empty([partialRows], .float32)
-        let maxRows = rows <= 4 ? 4 : rows <= 16 ? 16 : 64
-        let defines = ["HEAD_DIM_QK": heads.keyDim, "HEAD_DIM_V": heads.valueDim, "MAX_ROWS": maxRows]
-        let partial = try context.kernel("decode_attention_partial", in: .decodeAttention, precision: q.precision, defines: defines)
-        // Two stages of a page's keys and values, the queries, and the probabilities and softmax state of every row.
-        let sharedBytes = 2 * pageTokens * (heads.keyDim + heads.valueDim) * q.precision.byteCount
-            + (maxRows * heads.keyDim + maxRows * pageTokens + 3 * maxRows) * 4
-        try context.launch(partial, grid: (splits, heads.keyValueHeads, batch), threads: 128, sharedBytes: sharedBytes,
+        let window = Int32(heads.window ?? 0)
+        let partial = try context.kernel("decode_attention_partial", in: .decodeAttention, precision: q.precision,
+                                         defines: plan.defines)
+        try context.launch(partial, grid: (splits, heads.keyValueHeads * plan.rowBlocks, batch), threads: Plan.threads,
                            [q.address, keyCache.address, valueCache.address, pageTable.address, contextLengths.address,
                             partialOut.address, partialMax.address, partialSum.address, Int32(heads.queryHeads),
-                            Int32(heads.keyValueHeads), Int32(queryRows), Int32(maxPages), Int32(splitPages * pageTokens),
+                            Int32(heads.keyValueHeads), Int32(queryRows), Int32(maxPages), Int32(splitTokens), window,
                             Float(heads.scale) * Float(1.4426950408889634)])
-        let combine = try context.kernel("decode_attention_combine", in: .decodeAttention, precision: q.precision, defines: defines)
-        try context.launch(combine, grid: (batch * queryRows, heads.queryHeads, 1), threads: heads.valueDim,
-                           [partialOut.address, partialMax.address, partialSum.address, out.address, UInt64(0), Int32(splits)])
+        let combine = try context.kernel("decode_attention_combine", in: .decodeAttention, precision: q.precision,
+                                         defines: plan.defines)
+        try context.launch(combine, grid: (batch * queryRows, heads.queryHeads, 1), threads: Plan.combineThreads,
+                           [partialOut.address, partialMax.address, partialSum.address, contextLengths.address, out.address,
+                            UInt64(0), Int32(queryRows), Int32(splits), Int32(splitTokens), window])
+    }
+
+    /// How one launch of `decode_attention.cu` is built and cut: the lanes per key, packed rows per block, keys
+    /// per lane group in flight and blocks per multiprocessor the build is made for, and the context splits.
+    struct Plan: Equatable {
+        static let threads = 128, combineThreads = 128, maxSplits = 1024
+        /// Lanes reading one key (LANES), packed rows per block (ROWS), keys per lane group per step (TILE), and
+        /// the blocks per multiprocessor the registers are capped for (MIN_BLOCKS).
+        let lanes: Int, rows: Int, tile: Int, blocksPerMultiprocessor: Int
+        let keyDim: Int, valueDim: Int
+        /// Blocks per KV head: the packed rows (`group · queryRows`) in blocks of `rows`.
+        let rowBlocks: Int
+
+        /// nil when the head dims are not multiples of 8 or exceed 256.
+        init?(heads: Attention.Heads, queryRows: Int, precision: CUDAPrecision) {
+            let (keyDim, valueDim) = (heads.keyDim, heads.valueDim)
+            guard keyDim > 0, valueDim > 0, keyDim <= 256, valueDim <= 256, keyDim % 8 == 0, valueDim % 8 == 0,
+                  heads.keyValueHeads > 0, heads.queryHeads % heads.keyValueHeads == 0, queryRows > 0 else { return nil }
+            // 16-byte words (8 channels) per lane, coalesced: as many lanes per key as both dims allow, up to 16.
+            lanes = [16, 8, 4, 2, 1].first { keyDim % (8 * $0) == 0 && valueDim % (8 * $0) == 0 }!
+            let packed = heads.group * queryRows
+            rows = packed == 1 ? 1 : packed == 2 ? 2 : 4
+            rowBlocks = (packed + rows - 1) / rows
+            // Registers: a key's words in flight per lane group, fewer for more rows (each holds a query and an
+            // output) and for float32 (two registers per channel pair); ptxas spills past these.
+            let wordsPerKey = (keyDim + valueDim) / (8 * lanes) * (precision == .float32 ? 2 : 1)
+            let budget = rows <= 2 ? 16 : 8
+            let keyGroups = 32 / lanes
+            var tile = 1
+            while tile * 2 * wordsPerKey <= budget && tile * 2 * keyGroups <= pageTokens && tile < 8 { tile *= 2 }
+            self.tile = tile
+            blocksPerMultiprocessor = rows <= 2 ? 4 : 2
+            (self.keyDim, self.valueDim) = (keyDim, valueDim)
+        }
+
+        var defines: [String: Int] {
+            ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes, "ROWS": rows, "TILE": tile,
+             "MIN_BLOCKS": blocksPerMultiprocessor]
+        }
+
+        /// Splits of a context of `pages` pages, for `blocksPerSplit` blocks (sequences, KV heads and row blocks)
+        /// per split: about eight blocks per resident block slot, so that the last wave is a small part of the
+        /// time, each split at least four pages (its partial output is then a small part of what it reads) unless
+        /// the grid would not fill the GPU, and at most ``maxSplits``.
+        func splits(pages: Int, blocksPerSplit: Int, multiprocessors: Int) -> (count: Int, tokens: Int) {
+            let slots = multiprocessors * blocksPerMultiprocessor
+            var splitPages = max(1, (pages * blocksPerSplit + 8 * slots - 1) / (8 * slots))
+            if blocksPerSplit * ((pages + 3) / 4) >= slots { splitPages = max(splitPages, 4) }
+            splitPages = max(splitPages, (pages + Self.maxSplits - 1) / Self.maxSplits)
+            return ((pages + splitPages - 1) / splitPages, splitPages * pageTokens)
+        }
     }
 
     /// Writes the new rows' keys `[rows, Hkv, dk]` and values `[rows, Hkv, dv]` into the cache pages: row `r`
@@ -64,8 +117,10 @@ enum DecodeAttention {
                       heads: Attention.Heads, context: CUDAContext) throws {
         let rows = keys.shape[0]
         guard rows > 0 else { return }
-        let kernel = try context.kernel("paged_cache_write", in: .decodeAttention, precision: keys.precision,
-                                        defines: ["HEAD_DIM_QK": heads.keyDim, "HEAD_DIM_V": heads.valueDim, "MAX_ROWS": 4])
+        guard let plan = Plan(heads: heads, queryRows: 1, precision: keys.precision) else {
+            throw CUDAError.unsupported("a decode cache with head dims \(heads.keyDim)/\(heads.valueDim) (multiples of 8, at most 256)")
+        }
+        let kernel = try context.kernel("paged_cache_write", in: .decodeAttention, precision: keys.precision, defines: plan.defines)
         let total = rows * heads.keyValueHeads * (heads.keyDim + heads.valueDim)
         try context.launch(kernel, grid: (min((total + 255) / 256, 8 * context.multiprocessorCount), 1, 1), threads: 256,
                            [keys.address, values.address, rowSequence.address, rowPosition.address, pageTable.address,

@@ -22,8 +22,9 @@ public enum CUDASelfTest {
             log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
             context.allocator.poison = true
             defer { context.allocator.poison = false }
-            let cases = (operationCases + trainingOperationCases + decodeCases + decodeEngineCases + layerCases + layerBackwardCases
-                + trainingStepCases + packedCases + zayaCases).filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
+            let cases = (operationCases + trainingOperationCases + decodeCases + samplingCases + sampledStepCases + decodeEngineCases
+                + layerCases + layerBackwardCases + trainingStepCases + packedCases + zayaCases)
+                .filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
                 for testCase in cases {
                     let label = "\(precision.rawValue.padding(to: 9)) \(testCase.name.padding(to: 58))"

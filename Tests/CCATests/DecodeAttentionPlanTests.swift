@@ -1,0 +1,55 @@
+import Testing
+@testable import CCA
+
+/// How the GPU decode attention is built and cut (``DecodeAttention/Plan``), checked without a GPU: the
+/// splits cover every page of the context, and every build the wrapper asks for compiles for Hopper.
+@Suite struct DecodeAttentionPlanTests {
+    static let shapes: [(queryHeads: Int, keyValueHeads: Int, keyDim: Int, valueDim: Int, queryRows: Int)] = [
+        (8, 2, 128, 128, 1), (16, 16, 128, 128, 1), (16, 2, 64, 64, 1), (8, 1, 128, 128, 8), (2, 2, 64, 64, 3),
+        (4, 4, 192, 128, 1), (8, 2, 256, 256, 2), (4, 2, 24, 40, 1),
+    ]
+
+    static func plan(_ shape: (queryHeads: Int, keyValueHeads: Int, keyDim: Int, valueDim: Int, queryRows: Int),
+                     _ precision: CUDAPrecision) -> DecodeAttention.Plan? {
+        DecodeAttention.Plan(heads: Attention.Heads(queryHeads: shape.queryHeads, keyValueHeads: shape.keyValueHeads,
+                                                    keyDim: shape.keyDim, valueDim: shape.valueDim, scale: 1),
+                             queryRows: shape.queryRows, precision: precision)
+    }
+
+    @Test func splitsCoverTheContextInWholePages() throws {
+        let plan = try #require(Self.plan(Self.shapes[0], .bfloat16))
+        for pages in [1, 2, 3, 16, 17, 256, 2048, 5000, 70000] {
+            for blocksPerSplit in [1, 2, 16, 64, 512, 4096] {
+                let (count, tokens) = plan.splits(pages: pages, blocksPerSplit: blocksPerSplit, multiprocessors: 132)
+                let splitPages = tokens / DecodeAttention.pageTokens
+                #expect(tokens % DecodeAttention.pageTokens == 0 && splitPages >= 1)
+                // Every page in some split, and no split empty.
+                #expect(count * splitPages >= pages && (count - 1) * splitPages < pages, "\(pages) pages, \(blocksPerSplit)")
+                #expect(count <= DecodeAttention.Plan.maxSplits)
+            }
+        }
+        // B = 1 at 16k (2 KV heads): the grid is filled by splitting finely, not left at 2 blocks.
+        #expect(plan.splits(pages: 256, blocksPerSplit: 2, multiprocessors: 132).count >= 64)
+    }
+
+    @Test func packedRowsAreCutIntoRowBlocks() throws {
+        // 8 query heads per KV head and 8 new rows: 64 packed rows, 16 blocks of 4.
+        let plan = try #require(Self.plan(Self.shapes[3], .bfloat16))
+        #expect(plan.rows == 4 && plan.rowBlocks == 16)
+        #expect(Self.plan((8, 2, 12, 128, 1), .bfloat16) == nil)  // a head dim that is no multiple of 8
+        #expect(Self.plan((8, 2, 512, 512, 1), .bfloat16) == nil)
+    }
+
+    @Test(.enabled(if: CUDAKernels.compilerAvailable,
+                   "NVRTC not found: `python3 -m pip install nvidia-cuda-nvrtc` or set CCA_NVRTC=/path/to/libnvrtc.so.13"))
+    func everyPlanCompilesForHopper() throws {
+        // float32 for one shape only: each build takes seconds.
+        for (index, shape) in Self.shapes.enumerated() {
+            for precision in index == 0 ? CUDAPrecision.allCases : [.bfloat16] {
+                let plan = try #require(Self.plan(shape, precision))
+                let variant = KernelVariant(source: .decodeAttention, precision: precision, defines: plan.defines)
+                #expect(try KernelCompiler.cubin(variant, architecture: "sm_90a", diskCache: nil).count > 0, "\(variant)")
+            }
+        }
+    }
+}
