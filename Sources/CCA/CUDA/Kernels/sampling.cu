@@ -72,13 +72,15 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_tokens(
     const int begin = min(vocab, static_cast<int>(threadIdx.x) * chunk), end = min(vocab, begin + chunk);
     auto key_at = [&](int j) { return order_key(to_float(row_logits[j])); };
 
-    // The largest key with at least `wanted` of mass(j) at or above it, bit by bit from the top.
-    auto largest_key = [&](float wanted, auto&& mass) {
+    // The largest key with at least `wanted` of mass at or above it, bit by bit from the top; a token's mass is
+    // its weight when `weighed`, else 1. (A flag, not a generic lambda: NVRTC 13.0 takes a generic lambda's
+    // call operator for a host function and refuses it.)
+    auto largest_key = [&](float wanted, bool weighed) {
         unsigned prefix = 0;
         for (int bit = 31; bit >= 0; --bit) {
             const unsigned candidate = prefix | (1u << bit);
             float mine = 0.f;
-            for (int j = begin; j < end; ++j) mine += key_at(j) >= candidate ? mass(j) : 0.f;
+            for (int j = begin; j < end; ++j) mine += key_at(j) >= candidate ? (weighed ? weights[j] : 1.f) : 0.f;
             if (block_sum(mine) >= wanted) prefix = candidate;
         }
         return prefix;
@@ -100,24 +102,22 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_tokens(
             }
         }
     };
-    auto one = [](int) { return 1.f; };
 
     // Top-k (greedy: k = 1): every token weighed, then the ones past the k-th cut.
-    const float top = key_value(largest_key(1.f, one));
+    const float top = key_value(largest_key(1.f, false));
     for (int j = begin; j < end; ++j) weights[j] = exp2f((to_float(row_logits[j]) - top) * scale);
-    const unsigned k_key = largest_key(static_cast<float>(top_k), one);
+    const unsigned k_key = largest_key(static_cast<float>(top_k), false);
     float above = 0.f;
     for (int j = begin; j < end; ++j) above += key_at(j) > k_key ? 1.f : 0.f;
     cut_at(k_key, static_cast<float>(top_k) - block_sum(above));
 
     // Top-p: the shortest prefix of the order holding top_p of the kept weight.
-    auto weight = [&](int j) { return weights[j]; };
     float total = 0.f;
     for (int j = begin; j < end; ++j) total += weights[j];
     total = block_sum(total);
     if (top_p < 1.f) {
         const float wanted = top_p * total;
-        const unsigned p_key = largest_key(wanted, weight);
+        const unsigned p_key = largest_key(wanted, true);
         float heavier = 0.f;
         for (int j = begin; j < end; ++j) heavier += key_at(j) > p_key ? weights[j] : 0.f;
         const float tie_weight = exp2f((key_value(p_key) - top) * scale);
