@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Device call of branch zayagpu (removed before merging): ZAYA on the GPU.
-#   scripts/device-zayagpu.sh            (cca at .device/cca, repository root as working directory, $OUT set)
+# ZAYA on the GPU in one device call, ours and the transformers anchor on the same directory.
+#   scripts/bench_zaya.sh OUTDIR            (cca at .device/cca, repository root as working directory)
 # 1. saves a random ZAYA1-8B-shaped directory with transformers (ZAYA_LAYERS=N for fewer layers, every tensor
 #    keeping its 8B shape); 2. runs `cca selftest --filter zaya`; 3. measures the device copy rate with torch;
 # 4. `cca bench zaya` on the directory; 5. the transformers anchor (`zaya_gpu_anchor.py generate`, B = 1,
-# 4096-token prompt) on the same directory. Everything lands in $OUT/zayagpu/; each stage has a time limit,
+# 4096-token prompt) on the same directory. Everything lands in OUTDIR; each stage has a time limit,
 # so that one that hangs cannot take the whole call.
 set -uo pipefail
-out="$OUT/zayagpu"
+out="${1:?usage: scripts/bench_zaya.sh OUTDIR}"
 mkdir -p "$out"
 dir=${ZAYA_DIR:-/tmp/zaya1-8b-random}
 layers=${ZAYA_LAYERS:-40}
