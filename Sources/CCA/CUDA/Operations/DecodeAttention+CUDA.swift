@@ -88,12 +88,9 @@ enum DecodeAttention {
             var tile = 1
             while tile * 2 * wordsPerKey <= budget && tile * 2 * keyGroups <= pageTokens && tile < 8 { tile *= 2 }
             self.tile = tile
-            // Four packed rows still fit four blocks a multiprocessor (under 128 registers, no spills) while
-            // each lane holds at most 8 of their words (d = 64 and 128); MLA's 192 + 128 needs two. Four
-            // blocks rather than two doubles the loads in flight: on the H200, CCGQA's cache streamed at
-            // 58-71% of the copy rate with two.
-            let wordsPerLane = (keyDim + valueDim) / (8 * lanes)
-            blocksPerMultiprocessor = rows <= 2 || rows * wordsPerLane <= 8 ? 4 : 2
+            // Four packed rows would fit four blocks a multiprocessor at d = 128 (126 registers, no spills), but
+            // on the H200 that ran CCGQA's large shapes 7-15% slower than two (B = 32, 16k: 244 against 218 µs).
+            blocksPerMultiprocessor = rows <= 2 ? 4 : 2
             (self.keyDim, self.valueDim) = (keyDim, valueDim)
         }
 
