@@ -10,10 +10,12 @@ import Glibc
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve a `cca train` checkpoint over HTTP: POST /v1/completions (OpenAI-style, streaming with stream: true), GET /v1/models, GET /health.",
+        abstract: "Serve a `cca train` checkpoint or a ZAYA model directory over HTTP: POST /v1/completions (OpenAI-style, streaming with stream: true), GET /v1/models, GET /health.",
         discussion: "Prompts are encoded with the checkpoint's tokenizer.json when it has one (else each UTF-8 byte is a token), as `cca generate` does. Requests are decoded together in one batch; a full queue answers 429.")
 
-    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String
+    @Option(help: "Checkpoint directory written by `cca train --out`.") var checkpoint: String?
+    @Option(help: "ZAYA model directory (Hugging Face layout, with its tokenizer.json) to serve instead of a checkpoint.")
+    var model: String?
     @Option(help: "Address to listen on.") var host: String = "127.0.0.1"
     @Option(help: "Port to listen on; 0 picks a free one (printed at start).") var port: Int = 8000
     @Option(help: "Name of the model in /v1/models and the requests' `model` field (default: the checkpoint directory's name).")
@@ -33,6 +35,7 @@ struct ServeCommand: ParsableCommand {
     var precision: CUDAPrecision = .bfloat16
 
     func validate() throws {
+        guard (checkpoint == nil) != (model == nil) else { throw ValidationError("give either --checkpoint or --model") }
         guard (0...65535).contains(port) else { throw ValidationError("--port must be in 0...65535 (0 picks a free port)") }
         guard maxTokens >= 1, maxTokens < maxContext else { throw ValidationError("--max-tokens must be at least 1 and below --max-context (\(maxContext))") }
         guard maxBodyBytes >= 1 else { throw ValidationError("--max-body-bytes must be at least 1") }
@@ -41,26 +44,33 @@ struct ServeCommand: ParsableCommand {
         } catch { throw ValidationError("\(error)") }
     }
 
+    /// What is served: the engine, its tokens, and how it is described in the start line.
+    private typealias Served = (engine: any DecodeEngine, tokens: TextTokens, kind: String, mode: String)
+
     func run() throws {
-        let model = try LanguageModel<Float>(checkpointDirectory: checkpoint)
         let config = SchedulerConfig(maxBatch: maxBatch, queueCapacity: queue, maxContext: maxContext, prefillChunk: prefillChunk)
-        let tokens = try Checkpoint.tokenizer(directory: checkpoint).map(TextTokens.init(tokenizer:)) ?? .bytes
-        let engine: any DecodeEngine, mode: String
-        switch device {
-        case .cpu:
-            engine = CPUDecodeEngine(model: model, batching: batching)
-            mode = batching.rawValue
-        case .cuda:
-            // Room for every slot of the batch at the longest context, and the slots of requests just leaving.
-            engine = try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: 2 * maxBatch * maxContext,
-                                            maxSequences: 2 * maxBatch, context: try CUDAContext.shared())
-            mode = "cuda \(precision.rawValue)"
+        // Room for every slot of the batch at the longest context, and the slots of requests just leaving.
+        let (cacheTokens, sequences) = (2 * maxBatch * maxContext, 2 * maxBatch)
+        let served: Served
+        if let path = model {
+            served = try zaya(path, cacheTokens: cacheTokens, sequences: sequences)
+        } else {
+            let model = try LanguageModel<Float>(checkpointDirectory: checkpoint!)
+            let tokens = try Checkpoint.tokenizer(directory: checkpoint!).map(TextTokens.init(tokenizer:)) ?? .bytes
+            switch device {
+            case .cpu:
+                served = (CPUDecodeEngine(model: model, batching: batching), tokens, model.config.attention.rawValue, batching.rawValue)
+            case .cuda:
+                served = (try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: cacheTokens, maxSequences: sequences,
+                                                 context: try CUDAContext.shared()),
+                          tokens, model.config.attention.rawValue, "cuda \(precision.rawValue)")
+            }
         }
+        let (engine, tokens, attention, mode) = served
         let scheduler = try Scheduler(engine: engine, config: config, detokenize: tokens.decode)
-        let name = modelName ?? checkpoint.split(separator: "/").last.map(String.init) ?? "cca"
+        let name = modelName ?? (model ?? checkpoint!).split(separator: "/").last.map(String.init) ?? "cca"
         let service = CompletionService(scheduler: scheduler, modelID: name, tokens: tokens, maxTokens: maxTokens)
         let (host, port, maxBodyBytes) = (self.host, self.port, self.maxBodyBytes)
-        let attention = model.config.attention.rawValue
         // The command's entry point is synchronous, so the server runs as a task and this thread waits for it.
         let done = DispatchSemaphore(value: 0)
         let outcome = Outcome()
@@ -75,6 +85,28 @@ struct ServeCommand: ParsableCommand {
         }
         done.wait()
         if let error = outcome.error { throw error }
+    }
+}
+
+extension ServeCommand {
+    /// A ZAYA directory served on the CPU (one ``ZayaSession`` per request) or the GPU (the model resident
+    /// there, every step one ragged batch). Its tokenizer.json encodes the prompts; the stop tokens of its
+    /// generation_config.json (else its config's end-of-text ids) end a completion, as in `cca generate --model`.
+    private func zaya(_ path: String, cacheTokens: Int, sequences: Int) throws -> Served {
+        let zaya = try ZayaModel(path: path)
+        guard let tokenizer = try zayaTokenizer(model: zaya) else {
+            throw CommandError("\(path) has no tokenizer.json, and the server takes prompts as text; add the model's tokenizer.json")
+        }
+        let text = TextTokens(tokenizer: tokenizer)
+        let tokens = TextTokens(encode: text.encode, decode: text.decode, stopTokens: text.stopTokens.union(zaya.stopTokenIDs))
+        switch device {
+        case .cpu:
+            return (CPUZayaDecodeEngine(model: zaya), tokens, "zaya", "cpu, per slot")
+        case .cuda:
+            return (try DeviceDecodeEngine(zaya: zaya, precision: precision, cacheTokens: cacheTokens, maxSequences: sequences,
+                                           context: try CUDAContext.shared()),
+                    tokens, "zaya", "cuda \(precision.rawValue)")
+        }
     }
 }
 

@@ -143,6 +143,13 @@ import Testing
         try Self.refused(["train", "--sample-tokens", "-1"], "--sample-tokens must be from 0 to 4096, got -1", in: directory)
     }
 
+    @Test func serveNeedsOneModelAndAZayaDirectoryNeedsItsTokenizer() throws {
+        try Self.refused(["serve"], "give either --checkpoint or --model", usage: "cca serve")
+        try Self.refused(["serve", "--checkpoint", "a", "--model", "b"], "give either --checkpoint or --model")
+        let zaya = ZayaFixture.path("zaya-mixed")
+        try Self.refused(["serve", "--model", zaya, "--port", "0"], "\(zaya) has no tokenizer.json, and the server takes prompts as text")
+    }
+
     @Test func initLayerWritesWhatForwardAndBackwardNeed() throws {
         let directory = CheckpointTests.directory()
         let made = try Self.run(["init-layer", "--attention", "ccgqa", "--hidden", "64", "--head-dim", "8", "--seq", "6", "--out", directory])

@@ -74,6 +74,39 @@ enum ZayaFixture {
         }
     }
 
+    /// The CPU engine behind `cca serve --model`: two slots fed the same unpadded sequence in different
+    /// chunks in the same steps give transformers' logits at each chunk's end, and a refused step (a token
+    /// outside the vocabulary in one chunk) changes neither slot.
+    @Test func cpuEngineSlotsMatchTransformers() throws {
+        let name = "zaya-mixed"
+        let model = try ZayaModel(path: ZayaFixture.path(name))
+        let reference = try ZayaFixture.reference(name)
+        let (length, vocab) = (reference.length, model.config.vocabSize)
+        let b = try #require((0..<reference.batch).first { b in (0..<length).allSatisfy { reference.mask.storage[b * length + $0] == 1 } })
+        let ids = Array(reference.ids[(b * length)..<((b + 1) * length)])
+        let engine = CPUZayaDecodeEngine(model: model)
+        let (first, second) = (try engine.makeSlot(capacity: length), try engine.makeSlot(capacity: length))
+        #expect(throws: EmbeddingError.tokenOutOfRange(token: vocab, vocabSize: vocab)) {
+            try engine.step([(slot: first, tokens: [ids[0]]), (slot: second, tokens: [ids[0], vocab])])
+        }
+        // Slot `first` takes 3 tokens, then the rest one by one; `second` takes 1, then the rest in twos.
+        var fed = [first: 0, second: 0]
+        while fed.values.contains(where: { $0 < length }) {
+            let chunks = [(first, fed[first]! == 0 ? 3 : 1), (second, fed[second]! == 0 ? 1 : 2)].compactMap { slot, size -> (slot: Int, tokens: [Int])? in
+                let start = fed[slot]!
+                return start < length ? (slot, Array(ids[start..<min(length, start + size)])) : nil
+            }
+            let logits = try engine.step(chunks)
+            for (chunk, row) in zip(chunks, logits) {
+                fed[chunk.slot]! += chunk.tokens.count
+                let expected = try Self.rows([b * length + fed[chunk.slot]! - 1], of: reference.logits, vocab: vocab)
+                let error = try Tensor(shape: [1, vocab], storage: row).relativeError(to: expected)
+                #expect(error < Self.tolerance, "slot \(chunk.slot) after \(fed[chunk.slot]!) tokens: relative error \(error)")
+            }
+        }
+        #expect(throws: DecodeError.contextFull(capacity: length, requested: length + 1)) { try engine.step([(slot: first, tokens: [ids[0]])]) }
+    }
+
     /// A session fed the prompt, then one token at a time, returns each last token's logits.
     @Test func sessionMatchesTransformers() throws {
         let name = "zaya-sharded-bf16"

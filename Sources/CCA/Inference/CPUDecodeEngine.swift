@@ -35,18 +35,9 @@ public final class CPUDecodeEngine: DecodeEngine, @unchecked Sendable {
     }
 
     public func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]] {
-        var seen = Set<Int>()
-        let states = try chunks.map { chunk in
-            guard let states = slots[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
-            guard seen.insert(chunk.slot).inserted else { throw DecodeError.duplicateSequence(chunk.slot) }
-            guard !chunk.tokens.isEmpty else { throw GenerationError.emptyPrompt }
-            if let token = chunk.tokens.first(where: { !(0..<vocabSize).contains($0) }) {
-                throw EmbeddingError.tokenOutOfRange(token: token, vocabSize: vocabSize)
-            }
-            // Checked for every slot before any is advanced, so a refused step changes nothing.
-            try states[0].reserve(chunk.tokens.count)
-            return states
-        }
+        let states = try checkedStates(chunks, in: slots)
+        // Checked for every slot before any is advanced, so a refused step changes nothing.
+        for (chunk, layers) in zip(chunks, states) { try layers[0].reserve(chunk.tokens.count) }
         switch batching {
         case .perSlot: return try zip(chunks, states).flatMap { try forward([$0.0.tokens], states: [$0.1]) }
         case .ragged: return try forward(chunks.map(\.tokens), states: states)

@@ -30,3 +30,21 @@ public protocol DecodeEngine: AnyObject, Sendable {
     /// Frees a slot's memory; the id is not used again.
     func freeSlot(_ slot: Int)
 }
+
+extension DecodeEngine {
+    /// The checks a step makes before it changes any slot: each chunk's slot is known (its state in `slots`)
+    /// and appears once, and each chunk has at least one token, all in the vocabulary. Returns the chunks'
+    /// states in order; an engine adds its own capacity check on them before it feeds any.
+    func checkedStates<State>(_ chunks: [(slot: Int, tokens: [Int])], in slots: [Int: State]) throws -> [State] {
+        var seen = Set<Int>()
+        return try chunks.map { chunk in
+            guard let state = slots[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
+            guard seen.insert(chunk.slot).inserted else { throw DecodeError.duplicateSequence(chunk.slot) }
+            guard !chunk.tokens.isEmpty else { throw GenerationError.emptyPrompt }
+            if let token = chunk.tokens.first(where: { !(0..<vocabSize).contains($0) }) {
+                throw EmbeddingError.tokenOutOfRange(token: token, vocabSize: vocabSize)
+            }
+            return state
+        }
+    }
+}
