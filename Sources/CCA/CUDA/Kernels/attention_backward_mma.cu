@@ -207,9 +207,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_backward_dq(
         row_lse[i] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
         row_delta[i] = inside ? delta[row_index(packed)] : 0.f;
     }
-    const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
-    const int first_tile = document_start(row_positions, row0 / group) / BLOCK;
-    const int tiles = (key_end + BLOCK - 1) / BLOCK - first_tile;
+    const BlockKeys keys = block_keys<BLOCK>(row_positions, row0, BLOCK, packed_rows, group, seq_len, causal);
+    const int first_tile = keys.first_tile, tiles = keys.tiles;
 
     auto fetch = [&](int tile) {
         unsigned short* k_stage = stages + (tile % 2) * STAGE;

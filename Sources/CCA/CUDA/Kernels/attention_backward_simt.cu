@@ -73,8 +73,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_backward_dq(
         lse_log2[i] = inside ? lse[row_index(packed)] * LOG2E : negative_infinity();
         row_delta[i] = inside ? delta[row_index(packed)] : 0.f;
     }
-    const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
-    const int key_begin = document_start(row_positions, row0 / group) / TILE * TILE;
+    const BlockKeys keys = block_keys<TILE>(row_positions, row0, BLOCK, packed_rows, group, seq_len, causal);
+    const int key_begin = keys.first_tile * TILE, key_end = keys.end;
 
     float acc[PER_WARP][DK_PER_LANE] = {};
     const float* q_warp = q_tile + warp * PER_WARP * DK;

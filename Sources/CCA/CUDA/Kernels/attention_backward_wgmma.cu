@@ -314,10 +314,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward_dq(
     const long long sequence = static_cast<long long>(blockIdx.z) * seq_len;
     auto row_index = [&](int packed) { return (sequence + packed / group) * q_heads + kv_head * group + packed % group; };
     const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
-    const int key_end = causal ? (min(row0 + BLOCK, packed_rows) - 1) / group + 1 : seq_len;
     // Producer and consumers walk the same key tiles: first_tile + n for n in 0 ..< tiles, in stage n % STAGES.
-    const int first_tile = document_start(row_positions, row0 / group) / KEY_TILE;
-    const int tiles = (key_end + KEY_TILE - 1) / KEY_TILE - first_tile;
+    const BlockKeys keys = block_keys<KEY_TILE>(row_positions, row0, BLOCK, packed_rows, group, seq_len, causal);
+    const int first_tile = keys.first_tile, tiles = keys.tiles;
 
     init_pipeline<STAGES>(full, empty, rows_full, PRODUCER_THREADS);
 

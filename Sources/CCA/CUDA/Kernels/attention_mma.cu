@@ -75,9 +75,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) attention_forward(
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
         first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
-    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
-    const int first_tile = document_start(row_positions, row0 / group) / BLOCK_N;
-    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N - first_tile;
+    const BlockKeys keys = block_keys<BLOCK_N>(row_positions, row0, BLOCK_M, packed_rows, group, seq_len, causal);
+    const int first_tile = keys.first_tile, tiles = keys.tiles;
 
     auto load_keys_and_values = [&](int tile) {
         unsigned short* k_tile = kv_tiles + (tile % STAGES) * STAGE_SIZE;

@@ -64,8 +64,8 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_forward(
         position[i] = packed >= packed_rows ? -1 : causal ? packed / group : seq_len - 1;
         first[i] = position[i] < 0 ? 0 : document_start(row_positions, position[i]);
     }
-    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
-    const int key_begin = document_start(row_positions, row0 / group) / BLOCK_N * BLOCK_N;
+    const BlockKeys keys = block_keys<BLOCK_N>(row_positions, row0, BLOCK_M, packed_rows, group, seq_len, causal);
+    const int key_begin = keys.first_tile * BLOCK_N, key_end = keys.end;
 
     float acc[ROWS_PER_WARP][V_PER_LANE] = {};
     float row_max[ROWS_PER_WARP], row_sum[ROWS_PER_WARP];

@@ -61,10 +61,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_forward(
     const int row0 = (gridDim.y - 1 - blockIdx.y) * BLOCK_M;
     const long long sequence = static_cast<long long>(batch) * seq_len;
     const int* row_positions = positions == nullptr ? nullptr : positions + sequence;
-    const int key_end = causal ? (min(row0 + BLOCK_M, packed_rows) - 1) / group + 1 : seq_len;
     // Producer and consumers walk the same key tiles: first_tile + n for n in 0 ..< tiles, in stage n % STAGES.
-    const int first_tile = document_start(row_positions, row0 / group) / BLOCK_N;
-    const int tiles = (key_end + BLOCK_N - 1) / BLOCK_N - first_tile;
+    const BlockKeys keys = block_keys<BLOCK_N>(row_positions, row0, BLOCK_M, packed_rows, group, seq_len, causal);
+    const int first_tile = keys.first_tile, tiles = keys.tiles;
 
     init_pipeline<STAGES>(full, empty, q_full, PRODUCER_THREADS);
 

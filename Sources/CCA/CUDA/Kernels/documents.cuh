@@ -21,3 +21,20 @@ __device__ __forceinline__ int document_end(const int* __restrict__ positions, i
     }
     return low;
 }
+
+// The keys a block of packed query rows row0 ..< row0 + rows (packed row r is position r / group) can see,
+// in whole tiles of TILE_KEYS: from the tile holding the first row's document start to the last row's
+// position (every key without causal masking). Producer and consumers of a pipelined kernel walk exactly
+// these tiles: first_tile + n for n in 0 ..< tiles.
+struct BlockKeys {
+    int first_tile, tiles;
+    int end;  // one past the last key any row of the block sees
+};
+
+template <int TILE_KEYS>
+__device__ __forceinline__ BlockKeys block_keys(const int* __restrict__ positions, int row0, int rows, int packed_rows,
+                                                int group, int seq_len, int causal) {
+    const int end = causal ? (min(row0 + rows, packed_rows) - 1) / group + 1 : seq_len;
+    const int first_tile = document_start(positions, row0 / group) / TILE_KEYS;
+    return {first_tile, (end + TILE_KEYS - 1) / TILE_KEYS - first_tile, end};
+}
