@@ -35,9 +35,8 @@ public final class CPUDecodeEngine: DecodeEngine, @unchecked Sendable {
     }
 
     public func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]] {
-        let states = try checkedStates(chunks, in: slots)
         // Checked for every slot before any is advanced, so a refused step changes nothing.
-        for (chunk, layers) in zip(chunks, states) { try layers[0].reserve(chunk.tokens.count) }
+        let states = try checkedStates(chunks, in: slots) { ($0[0].length, $0[0].capacity) }
         switch batching {
         case .perSlot: return try zip(chunks, states).flatMap { try forward([$0.0.tokens], states: [$0.1]) }
         case .ragged: return try forward(chunks.map(\.tokens), states: states)

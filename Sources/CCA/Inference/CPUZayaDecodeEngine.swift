@@ -22,14 +22,8 @@ public final class CPUZayaDecodeEngine: DecodeEngine, @unchecked Sendable {
     }
 
     public func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]] {
-        let sessions = try checkedStates(chunks, in: slots)
         // Checked for every slot before any is fed, so a refused step changes nothing.
-        for (chunk, session) in zip(chunks, sessions) {
-            let (total, overflow) = session.length.addingReportingOverflow(chunk.tokens.count)
-            guard !overflow, total <= session.capacity else {
-                throw DecodeError.contextFull(capacity: session.capacity, requested: overflow ? Int.max : total)
-            }
-        }
+        let sessions = try checkedStates(chunks, in: slots) { ($0.length, $0.capacity) }
         return try zip(chunks, sessions).map { chunk, session in try session.feed(chunk.tokens) }
     }
 

@@ -33,9 +33,10 @@ public protocol DecodeEngine: AnyObject, Sendable {
 
 extension DecodeEngine {
     /// The checks a step makes before it changes any slot: each chunk's slot is known (its state in `slots`)
-    /// and appears once, and each chunk has at least one token, all in the vocabulary. Returns the chunks'
-    /// states in order; an engine adds its own capacity check on them before it feeds any.
-    func checkedStates<State>(_ chunks: [(slot: Int, tokens: [Int])], in slots: [Int: State]) throws -> [State] {
+    /// and appears once, and each chunk has at least one token, all in the vocabulary, and fits in what its
+    /// slot has left (`fill`: the slot's tokens so far and its capacity). Returns the chunks' states in order.
+    func checkedStates<State>(_ chunks: [(slot: Int, tokens: [Int])], in slots: [Int: State],
+                              fill: (State) -> (length: Int, capacity: Int)) throws -> [State] {
         var seen = Set<Int>()
         return try chunks.map { chunk in
             guard let state = slots[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
@@ -43,6 +44,11 @@ extension DecodeEngine {
             guard !chunk.tokens.isEmpty else { throw GenerationError.emptyPrompt }
             if let token = chunk.tokens.first(where: { !(0..<vocabSize).contains($0) }) {
                 throw EmbeddingError.tokenOutOfRange(token: token, vocabSize: vocabSize)
+            }
+            let (length, capacity) = fill(state)
+            let (total, overflow) = length.addingReportingOverflow(chunk.tokens.count)
+            guard !overflow, total <= capacity else {
+                throw DecodeError.contextFull(capacity: capacity, requested: overflow ? Int.max : total)
             }
             return state
         }

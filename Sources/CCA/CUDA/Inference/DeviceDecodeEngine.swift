@@ -77,20 +77,7 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
     /// Checks the chunks, runs them through the model and the cache, and hands the logits `[chunks, vocab]` on
     /// the device to `finish` (inside the context's exclusive section); the slots' lengths advance after.
     private func run<Result>(_ chunks: [(slot: Int, tokens: [Int])], _ finish: (DeviceTensor) throws -> Result) throws -> Result {
-        var seen = Set<Int>()
-        let sequences = try chunks.map { chunk in
-            guard let sequence = cache.sequences[chunk.slot] else { throw DecodeError.unknownSequence(chunk.slot) }
-            guard seen.insert(chunk.slot).inserted else { throw DecodeError.duplicateSequence(chunk.slot) }
-            guard !chunk.tokens.isEmpty else { throw GenerationError.emptyPrompt }
-            if let token = chunk.tokens.first(where: { !(0..<vocabSize).contains($0) }) {
-                throw EmbeddingError.tokenOutOfRange(token: token, vocabSize: vocabSize)
-            }
-            let (total, overflow) = sequence.length.addingReportingOverflow(chunk.tokens.count)
-            guard !overflow, total <= sequence.capacity else {
-                throw DecodeError.contextFull(capacity: sequence.capacity, requested: overflow ? Int.max : total)
-            }
-            return sequence
-        }
+        let sequences = try checkedStates(chunks, in: cache.sequences) { ($0.length, $0.capacity) }
         let result = try context.exclusive { () -> Result in
             var step = try DeviceDecodeStep(
                 sequences: zip(sequences, chunks).map { ($0.state, $0.length, $1.tokens.count, $0.pages) }, context: context)
