@@ -30,37 +30,51 @@ struct CheckpointGenerator {
     /// token, and hands each newly printable piece of text to `emit` as it comes (the rest at the end).
     func generate(prompt: [Int], maxTokens: Int, sampler: inout Sampler, emit: (String) -> Void) throws -> Timing {
         let capacity = prompt.count + maxTokens
-        let feed: ([Int]) throws -> [Float], state: String
+        let next: SampledFeed, state: String
         switch device {
         case .cpu:
             try requireMemory(forContext: capacity, of: model.config)
             let session = try model.makeSession(capacity: capacity)
-            feed = session.feed
+            next = { tokens, sampler in sampler.sample(try session.feed(tokens)) }
             state = "decode state " + formatBytes(session.bytes)
         case .cuda:
             let engine = try DeviceDecodeEngine(model: model, precision: precision, cacheTokens: capacity, maxSequences: 1,
                                                 context: try CUDAContext.shared())
-            let slot = try engine.makeSlot(capacity: capacity)
-            feed = { try engine.step([(slot: slot, tokens: $0)])[0] }
+            next = try sampledFeed(engine, capacity: capacity)
             state = "on cuda (\(precision.rawValue))"
         }
         let clock = ContinuousClock()
         let prefillStart = clock.now
-        var logits = try feed(prompt)
+        var token = try next(prompt, &sampler)
         let prefillSeconds = (clock.now - prefillStart).seconds
         var output = TextStream(tokenizer: tokenizer)
         let decodeStart = clock.now
         var generated = 0
         while generated < maxTokens {
-            let token = sampler.sample(logits)
             generated += 1
             if token == tokenizer.eosTokenID { break }
             emit(output.append(token))
-            if generated < maxTokens { logits = try feed([token]) }
+            if generated < maxTokens { token = try next([token], &sampler) }
         }
         emit(output.flush())
         return Timing(promptTokens: prompt.count, prefillSeconds: prefillSeconds, generated: generated,
                       decodeSeconds: (clock.now - decodeStart).seconds, state: state)
+    }
+}
+
+/// Feeds one sequence its next tokens and draws the token after them with the sampler.
+typealias SampledFeed = ([Int], inout Sampler) throws -> Int
+
+/// The ``SampledFeed`` of a new slot of `capacity` tokens in `engine`, sampling where the engine keeps its
+/// logits (on the GPU for ``DeviceDecodeEngine``: only the token comes back).
+func sampledFeed(_ engine: any DecodeEngine, capacity: Int) throws -> SampledFeed {
+    let slot = try engine.makeSlot(capacity: capacity)
+    return { tokens, sampler in
+        var samplers: [Sampler?] = [sampler]
+        let token = try engine.sampledStep([(slot: slot, tokens: tokens)], samplers: &samplers)[0]
+        sampler = samplers[0] ?? sampler
+        guard let token else { throw CommandError("the engine drew no token for a chunk that had a sampler") }
+        return token
     }
 }
 

@@ -33,11 +33,15 @@ extension DecodeBench {
             }
         }
         printTable(["shape", "B", "context", "ours us", "ours TB/s", "of copy", "SDPA us", "SDPA TB/s", "speed-up"], rows)
-        print("\nWhole decode step at context \(stepContext) (\(layers) blocks, E=2048, bf16; host round trip included)")
-        printTable(["B", "CCGQA tokens/s", "MHA tokens/s", "CCGQA / MHA"], [1, 32].compactMap { batch in
-            guard let ccgqa = find("step-ccgqa", batch, stepContext, in: ours), let mha = find("step-mha", batch, stepContext, in: ours) else { return nil }
-            return ["\(batch)", NumberFormatting.fixed(ccgqa.tokensPerSecond!, 0), NumberFormatting.fixed(mha.tokensPerSecond!, 0),
-                    ratio(mha, ccgqa)]
+        print("\nWhole decode step at context \(stepContext) (\(layers) blocks, E=2048, bf16; host round trip included; "
+              + "graph: replayed as a CUDA graph, launches: kernel by kernel)")
+        printTable(["B", "CCGQA graph tok/s", "CCGQA launches tok/s", "MHA graph tok/s", "MHA launches tok/s", "CCGQA / MHA (graphs)",
+                    "graph speed-up CCGQA"], [1, 32].compactMap { batch in
+            guard let ccgqa = find("step-ccgqa", batch, stepContext, in: ours), let mha = find("step-mha", batch, stepContext, in: ours),
+                  let ccgqaLaunches = find("step-ccgqa-launches", batch, stepContext, in: ours),
+                  let mhaLaunches = find("step-mha-launches", batch, stepContext, in: ours) else { return nil }
+            return ["\(batch)"] + [ccgqa, ccgqaLaunches, mha, mhaLaunches].map { NumberFormatting.fixed($0.tokensPerSecond!, 0) }
+                + [ratio(mha, ccgqa), ratio(ccgqaLaunches, ccgqa)]
         })
         if let csv {
             let lines = (ours.map { ("ours", $0) } + anchorRows.map { ("anchor", $0) }).map { source, m in

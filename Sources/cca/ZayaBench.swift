@@ -47,7 +47,9 @@ struct ZayaBench: ParsableCommand {
             ["upload", format(r.uploadSeconds) + " s"],
             ["prefill, \(r.promptTokens) tokens", format(r.prefillTokensPerSecond) + " tokens/s"],
             ["decode B=1 at context \(r.promptTokens)", format(r.decodeTokensPerSecond) + " tokens/s ("
-                + format(r.decodeStepSeconds * 1000) + " ms/step)"],
+                + format(r.decodeStepSeconds * 1000) + " ms/step, CUDA graphs)"],
+            ["decode B=1, kernel by kernel", format(1 / r.launchedStepSeconds) + " tokens/s ("
+                + format(r.launchedStepSeconds * 1000) + " ms/step)"],
             ["bytes read per B=1 step", formatBytes(Int(r.bytesPerStep))],
             ["bandwidth limit (copy rate / bytes per step)", limit.map { format($0) + " tokens/s" } ?? "- (no --copy-bandwidth)"],
             ["of the limit", limit.map { format(100 * r.decodeTokensPerSecond / $0) + "%" } ?? "-"],

@@ -126,27 +126,26 @@ extension GenerateCommand {
         var sampler = try Sampler(temperature: temperature, topK: topK, topP: topP, seed: seed)
         let capacity = promptTokens.count + maxTokens
         // The sequence's decode state: a CPU session, or the one slot of a GPU engine.
-        let feed: ([Int]) throws -> [Float], stateDescription: () -> String
+        let next: SampledFeed, stateDescription: () -> String
         switch device {
         case .cpu:
             let session = try ZayaSession(model: zaya, capacity: capacity)
-            (feed, stateDescription) = (session.feed, { "decode state " + formatBytes(session.bytes) })
+            (next, stateDescription) = ({ tokens, sampler in sampler.sample(try session.feed(tokens)) },
+                                        { "decode state " + formatBytes(session.bytes) })
         case .cuda:
             let uploadStart = clock.now
             let engine = try DeviceDecodeEngine(zaya: zaya, precision: precision, cacheTokens: capacity, maxSequences: 1,
                                                 context: try CUDAContext.shared())
-            let slot = try engine.makeSlot(capacity: capacity)
             let uploadSeconds = (clock.now - uploadStart).seconds
-            (feed, stateDescription) = ({ try engine.step([(slot: slot, tokens: $0)])[0] },
+            (next, stateDescription) = (try sampledFeed(engine, capacity: capacity),
                                         { "on cuda (\(precision.rawValue), uploaded in \(format(uploadSeconds)) s)" })
         }
         let prefillStart = clock.now
-        var logits = try feed(promptTokens)
+        var token = try next(promptTokens, &sampler)
         let prefillSeconds = (clock.now - prefillStart).seconds
         var generated: [Int] = [], printed = ""
         let decodeStart = clock.now
-        for _ in 0..<maxTokens {
-            let token = sampler.sample(logits)
+        while generated.count < maxTokens {
             generated.append(token)
             if let tokenizer {
                 let text = tokenizer.decode(generated)
@@ -157,7 +156,7 @@ extension GenerateCommand {
             }
             fflush(nil)
             if zaya.stopTokenIDs.contains(token) || generated.count == maxTokens { break }
-            logits = try feed([token])
+            token = try next([token], &sampler)
         }
         let decodeSeconds = (clock.now - decodeStart).seconds
         print("\n[zaya] loaded in \(format(loadSeconds)) s, prefill \(promptTokens.count) tokens at "

@@ -19,6 +19,8 @@ public final class CUDAContext: @unchecked Sendable {
     let stream: CUDADriver.Handle
     let blasHandle: CUBLAS.Handle
     private let context: CUDADriver.Handle
+    /// Set while ``capture(_:)`` records the stream's work into a graph.
+    var isCapturing = false
     private let serial = DispatchQueue(label: "swift-cca.cuda-context")
     private var kernels: [String: Kernel] = [:]
     private let diskCache = KernelDiskCache()

@@ -1,19 +1,36 @@
 import Dispatch
 
-/// A block of device memory. It goes back to its allocator's cache when the last reference is dropped.
+/// A block of device memory, or a slice of one. A block goes back to its allocator's cache when the last
+/// reference to it (or to a slice of it) is dropped.
 final class DeviceBuffer: @unchecked Sendable {
     /// The device address.
     let address: UInt64
     let byteCount: Int
-    private let allocator: DeviceAllocator
+    private enum Owner {
+        case allocator(DeviceAllocator)
+        case block(DeviceBuffer)
+    }
+    private let owner: Owner
 
     fileprivate init(address: UInt64, byteCount: Int, allocator: DeviceAllocator) {
-        self.address = address
-        self.byteCount = byteCount
-        self.allocator = allocator
+        (self.address, self.byteCount, owner) = (address, byteCount, .allocator(allocator))
     }
 
-    deinit { allocator.recycle(address: address, byteCount: byteCount) }
+    /// The `byteCount` bytes from `byteOffset` on, as a buffer of their own that keeps this one alive (the
+    /// index arrays of a decode step share one upload this way).
+    func slice(byteOffset: Int, byteCount: Int) -> DeviceBuffer {
+        precondition(byteOffset >= 0 && byteCount >= 0 && byteOffset + byteCount <= self.byteCount,
+                     "slice \(byteOffset)..<\(byteOffset + byteCount) of \(self.byteCount) bytes")
+        return DeviceBuffer(address: address + UInt64(byteOffset), byteCount: byteCount, block: self)
+    }
+
+    private init(address: UInt64, byteCount: Int, block: DeviceBuffer) {
+        (self.address, self.byteCount, owner) = (address, byteCount, .block(block))
+    }
+
+    deinit {
+        if case .allocator(let allocator) = owner { allocator.recycle(address: address, byteCount: byteCount) }
+    }
 }
 
 /// A caching allocator for device memory: released blocks are kept in per-size free lists and handed out
@@ -31,6 +48,9 @@ final class DeviceAllocator: @unchecked Sendable {
     /// When set, every block handed out is first filled with 0xFF bytes (NaN as float32 and as bfloat16), so
     /// that a check reading an element no kernel wrote fails. Used by the self-test.
     var poison = false
+    /// While set (a graph capture), every block handed out is also kept here, so that none goes back to the
+    /// cache, and to other work, while the captured graph that uses it exists.
+    private var retained: [DeviceBuffer]?
     /// Bytes of the blocks handed out and not yet released, and the most there have been since the last
     /// ``resetPeak()``: the memory a computation needs, as `torch.cuda.max_memory_allocated` counts it.
     private(set) var bytesInUse = 0, peakBytesInUse = 0
@@ -53,11 +73,22 @@ final class DeviceAllocator: @unchecked Sendable {
             try driver.check(result, "cuMemAlloc(\(size) bytes)")
         }
         if poison { try driver.check(driver.memset32(address, 0xFFFF_FFFF, size / 4, stream), "cuMemsetD32Async") }
+        let buffer = DeviceBuffer(address: address, byteCount: size, allocator: self)
         lock.sync {
             bytesInUse += size
             peakBytesInUse = max(peakBytesInUse, bytesInUse)
+            retained?.append(buffer)
         }
-        return DeviceBuffer(address: address, byteCount: size, allocator: self)
+        return buffer
+    }
+
+    /// Runs `body`, keeping every block handed out meanwhile; returns them with `body`'s result (for
+    /// ``CUDAGraph``: the graph holds them, so replays find their memory untouched by other work).
+    func retainingAllocations<R>(_ body: () throws -> R) rethrows -> (result: R, buffers: [DeviceBuffer]) {
+        lock.sync { precondition(retained == nil, "nested graph captures"); retained = [] }
+        defer { lock.sync { retained = nil } }
+        let result = try body()
+        return (result, lock.sync { retained ?? [] })
     }
 
     /// Frees every cached block (the blocks in use stay).

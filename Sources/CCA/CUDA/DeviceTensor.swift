@@ -91,8 +91,15 @@ extension CUDAContext {
     /// `values` in a new device buffer, as they are (float32 weights, double frequencies, byte flags).
     func upload<Element: BitwiseCopyable>(_ values: [Element]) throws -> DeviceBuffer {
         let buffer = try allocator.allocate(max(1, values.count * MemoryLayout<Element>.stride))
-        try copy(values, to: buffer.address)
+        try upload(values, into: buffer)
         return buffer
+    }
+
+    /// Copies `values` into the start of `buffer` (queued on the stream, after the work queued before).
+    func upload<Element: BitwiseCopyable>(_ values: [Element], into buffer: DeviceBuffer) throws {
+        precondition(values.count * MemoryLayout<Element>.stride <= buffer.byteCount,
+                     "uploading \(values.count) values into \(buffer.byteCount) bytes")
+        try copy(values, to: buffer.address)
     }
 
     /// The tensor's values as a CPU ``Tensor``; waits for the work queued before.
@@ -124,6 +131,7 @@ extension CUDAContext {
 
     private func copy<Element: BitwiseCopyable>(_ values: [Element], to address: UInt64) throws {
         guard !values.isEmpty else { return }
+        guard !isCapturing else { throw CUDAError.unsupported("a copy from the host inside a captured graph") }
         try values.withUnsafeBytes { bytes in
             // From pageable memory the copy returns once the bytes are staged, so `values` may go away after.
             try driver.check(driver.copyHostToDevice(address, bytes.baseAddress!, bytes.count, stream), "cuMemcpyHtoDAsync")
@@ -131,6 +139,7 @@ extension CUDAContext {
     }
 
     private func read<Element: BitwiseCopyable>(_ type: Element.Type, _ count: Int, from address: UInt64) throws -> [Element] {
+        guard !isCapturing else { throw CUDAError.unsupported("a copy to the host inside a captured graph") }
         var values = [Element](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
         try values.withUnsafeMutableBytes { bytes in
             guard bytes.count > 0 else { return }

@@ -27,11 +27,24 @@ public protocol DecodeEngine: AnyObject, Sendable {
     ///   that overflows its slot's capacity; no slot is changed then.
     func step(_ chunks: [(slot: Int, tokens: [Int])]) throws -> [[Float]]
 
+    /// ``step(_:)`` with each chunk's next token drawn right away: chunk `i`'s by `samplers[i]`, as its
+    /// ``Sampler/sample(_:)`` draws from the chunk's logits (one draw from its generator), or none where
+    /// `samplers[i]` is nil (a piece of a prompt). An engine that can sample where its logits are (the GPU)
+    /// returns only the tokens; the default samples on the host.
+    /// - Throws: as ``step(_:)``.
+    func sampledStep(_ chunks: [(slot: Int, tokens: [Int])], samplers: inout [Sampler?]) throws -> [Int?]
+
     /// Frees a slot's memory; the id is not used again.
     func freeSlot(_ slot: Int)
 }
 
 extension DecodeEngine {
+    public func sampledStep(_ chunks: [(slot: Int, tokens: [Int])], samplers: inout [Sampler?]) throws -> [Int?] {
+        precondition(samplers.count == chunks.count, "\(samplers.count) samplers for \(chunks.count) chunks")
+        let logits = try step(chunks)
+        return samplers.indices.map { samplers[$0]?.sample(logits[$0]) }
+    }
+
     /// The checks a step makes before it changes any slot: each chunk's slot is known (its state in `slots`)
     /// and appears once, and each chunk has at least one token, all in the vocabulary, and fits in what its
     /// slot has left (`fill`: the slot's tokens so far and its capacity). Returns the chunks' states in order.

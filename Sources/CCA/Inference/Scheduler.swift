@@ -125,8 +125,12 @@ public final class Scheduler: @unchecked Sendable {
             let chunks = plan()
             guard !chunks.isEmpty else { continue }
             do {
-                let logits = try engine.step(chunks.map { (running[$0.index].slot, $0.tokens) })
-                for (chunk, logits) in zip(chunks, logits) { running[chunk.index].advance(fed: chunk.tokens.count, logits: logits) }
+                // A chunk draws only when it completes its prompt or is the token sampled last.
+                var samplers = chunks.map { running[$0.index].wantsToken(afterFeeding: $0.tokens.count) ? running[$0.index].sampler : nil }
+                let tokens = try engine.sampledStep(chunks.map { (running[$0.index].slot, $0.tokens) }, samplers: &samplers)
+                for (chunk, (token, sampler)) in zip(chunks, zip(tokens, samplers)) {
+                    running[chunk.index].advance(fed: chunk.tokens.count, token: token, sampler: sampler)
+                }
             } catch {
                 for chunk in chunks { running[chunk.index].failure = error }
             }
@@ -253,14 +257,17 @@ public final class Scheduler: @unchecked Sendable {
 
         var isDone: Bool { outcome != nil || failure != nil }
 
-        /// Takes in the logits after a chunk of `fed` tokens: a prompt not yet complete waits for its next
-        /// piece; otherwise a token is sampled and streamed, and the request ends on a stop or at its length.
-        mutating func advance(fed: Int, logits: [Float]) {
-            if nextToken == nil {
-                promptFed += fed
-                guard promptFed == request.prompt.count else { return }
-            }
-            let token = sampler.sample(logits)
+        /// Whether a chunk of `fed` tokens ends with a token to draw: the last piece of the prompt, or the
+        /// token sampled last.
+        func wantsToken(afterFeeding fed: Int) -> Bool { nextToken != nil || promptFed + fed == request.prompt.count }
+
+        /// Takes in the chunk of `fed` tokens just fed and the token drawn after it by `sampler` (this
+        /// request's sampler after the draw), nil for a piece of the prompt that is not its last; a drawn
+        /// token is streamed, and the request ends on a stop or at its length.
+        mutating func advance(fed: Int, token: Int?, sampler: Sampler?) {
+            if nextToken == nil { promptFed += fed }
+            guard let token, let sampler else { return }
+            self.sampler = sampler
             generated += 1
             if request.stopTokens.contains(token) {
                 outcome = .stop

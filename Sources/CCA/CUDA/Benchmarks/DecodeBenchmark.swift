@@ -69,7 +69,8 @@ public enum DecodeBenchmark {
 
     /// Times whole decode steps (one token per sequence, host round trip included) of `kinds` models of the
     /// `wide` preset's width (E = 2048, d = 128; CCGQA Hq = 8, Hkv = 2; MHA 16 heads) with `layers` blocks,
-    /// every sequence's cache holding `context` tokens: median wall time of `repetitions` steps.
+    /// every sequence's cache holding `context` tokens: median wall time of `repetitions` steps, replayed as
+    /// CUDA graphs (`step-<kind>`) and launched kernel by kernel (`step-<kind>-launches`).
     public static func steps(kinds: [AttentionKind], batches: [Int], context length: Int, layers: Int, repetitions: Int = 20,
                              log: (String) -> Void = { print($0) }) throws -> [Measurement] {
         let context = try CUDAContext.shared()
@@ -79,24 +80,30 @@ public enum DecodeBenchmark {
             config.layers = layers
             let model = try LanguageModel<Float>(config: config, seed: 1)
             for batch in batches {
-                let engine = try DeviceDecodeEngine(model: model, precision: .bfloat16, cacheTokens: batch * (length + repetitions + 2),
-                                                    maxSequences: batch, context: context)
-                let slots = try (0..<batch).map { _ in try engine.makeSlot(capacity: length + repetitions + 2) }
-                // The caches' contents are not prefilled, only their lengths set: a step reads `length` tokens.
-                for slot in slots { engine.cache.setLength(slot, length) }
-                let step = { _ = try engine.step(slots.map { (slot: $0, tokens: [1]) }) }
-                try step()
-                let clock = ContinuousClock()
-                let times = try (0..<repetitions).map { _ in
-                    let start = clock.now
+                for graphs in [true, false] {
+                    let engine = try DeviceDecodeEngine(model: model, precision: .bfloat16, cacheTokens: batch * (length + repetitions + 3),
+                                                        maxSequences: batch, context: context)
+                    engine.usesGraphs = graphs
+                    let slots = try (0..<batch).map { _ in try engine.makeSlot(capacity: length + repetitions + 3) }
+                    // The caches' contents are not prefilled, only their lengths set: a step reads `length` tokens.
+                    for slot in slots { engine.cache.setLength(slot, length) }
+                    let step = { _ = try engine.step(slots.map { (slot: $0, tokens: [1]) }) }
                     try step()
-                    return (clock.now - start).seconds * 1e6
-                }.sorted()
-                let microseconds = times[times.count / 2]
-                measurements.append(Measurement(method: "step-" + kind.rawValue, batch: batch, context: length,
-                                                microseconds: microseconds, tokensPerSecond: Double(batch) / (microseconds / 1e6)))
-                log("step \(kind.rawValue) (\(layers) layers) B=\(batch) context \(length): \(NumberFormatting.fixed(microseconds, 0)) us, "
-                    + NumberFormatting.fixed(Double(batch) / (microseconds / 1e6), 0) + " tokens/s")
+                    try step()  // the shape's first step runs uncaptured, the second captures it
+                    let clock = ContinuousClock()
+                    let times = try (0..<repetitions).map { _ in
+                        let start = clock.now
+                        try step()
+                        return (clock.now - start).seconds * 1e6
+                    }.sorted()
+                    let microseconds = times[times.count / 2]
+                    let method = "step-" + kind.rawValue + (graphs ? "" : "-launches")
+                    measurements.append(Measurement(method: method, batch: batch, context: length,
+                                                    microseconds: microseconds, tokensPerSecond: Double(batch) / (microseconds / 1e6)))
+                    log("\(method) (\(layers) layers) B=\(batch) context \(length): \(NumberFormatting.fixed(microseconds, 0)) us, "
+                        + NumberFormatting.fixed(Double(batch) / (microseconds / 1e6), 0) + " tokens/s"
+                        + (graphs ? ", \(engine.graphReplays) graph replays" + (engine.graphFailure.map { ", capture failed: \($0)" } ?? "") : ""))
+                }
             }
         }
         return measurements

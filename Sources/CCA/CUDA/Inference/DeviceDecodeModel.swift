@@ -61,11 +61,10 @@ struct DeviceDecodeModel: DeviceDecodingModel {
         }
     }
 
-    /// Logits `[sequences, vocab]` (float32) after each sequence's last row, for `tokens` (the step's rows).
-    func forward(tokens: [Int], step: inout DeviceDecodeStep, cache: DeviceDecodeCache, context: CUDAContext) throws
-        -> DeviceTensor {
+    /// Logits `[sequences, vocab]` after each sequence's last row, for the step's tokens.
+    func forward(step: inout DeviceDecodeStep, cache: DeviceDecodeCache, context: CUDAContext) throws -> DeviceTensor {
         let epsilon = config.normEpsilon
-        let x = try Embedding.forward(tokens, table: embedding, context: context)
+        let x = try Embedding.forward(ids: step.tokens, count: step.rows, table: embedding, context: context)
         for (block, layerCache) in zip(blocks, cache.layers) {
             let normed = try RMSNorm.forward(x.matrix, weight: block.inputNorm, epsilon: epsilon, context: context).y
             let attended = try block.attention.decode(normed, step: &step, cache: layerCache, context: context)
@@ -76,7 +75,7 @@ struct DeviceDecodeModel: DeviceDecodingModel {
             try Residual.add(x, mlpOut, into: x, context: context)
         }
         // Only the rows whose next token is wanted go through the final norm and the head (a row gather).
-        let last = try Embedding.forward(step.lastRows, table: x, context: context)
+        let last = try Embedding.forward(ids: step.sequenceLastRow, count: step.lengths.count, table: x, context: context)
         let normed = try RMSNorm.forward(last.matrix, weight: finalNorm, epsilon: epsilon, context: context).y
         return try Linear.forward(normed, head, context: context)
     }

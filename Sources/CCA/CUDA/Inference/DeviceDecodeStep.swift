@@ -1,13 +1,34 @@
 /// One decode step's new rows laid out for the kernels: the chunks of the step's sequences one after another
-/// (`R` rows), each row's sequence, state slot, position and index within its chunk, and the sequences' page
-/// tables, as int32 buffers on the device. Built once per step and read by every layer.
+/// (`R` rows), their tokens, each row's sequence, state slot, position and index within its chunk, and the
+/// sequences' page tables, as int32 arrays on the device. They travel in one upload (``inputs``) and are read
+/// by every layer.
+///
+/// A step of one token per sequence is the same launches every time for the same ``GraphKey``, so
+/// ``DeviceDecodeEngine`` replays it as a ``CUDAGraph``: the arrays go into the graph's input buffer (their
+/// layout depends on the key alone) and the kernels read them there.
 struct DeviceDecodeStep {
     /// One launch of the decode attention: `pieces` consecutive pieces of `rowsPerPiece` rows each, from row
     /// `firstRow` on, piece `p` attending its sequence's keys up to its last row.
     struct AttentionRun {
         let firstRow: Int, rowsPerPiece: Int, pieces: Int
         let pageTable: DeviceBuffer, contextLengths: DeviceBuffer
+        /// At least the longest context of the pieces (``splitContext(_:)``): it sizes the context splits.
         let longestContext: Int
+    }
+
+    /// What makes two steps of single tokens the same launches: the sequences and the page-table width, and
+    /// the longest context rounded as ``splitContext(_:)`` rounds it.
+    struct GraphKey: Hashable {
+        let sequences: Int, maxPages: Int, splitContext: Int
+
+        /// The key of a step of `sequences` (as ``DeviceDecodeStep/init(sequences:tokens:inputs:context:)``
+        /// takes them); nil unless every sequence brings one token.
+        init?(sequences: [(state: Int, start: Int, length: Int, pages: [Int32])]) {
+            guard !sequences.isEmpty, sequences.allSatisfy({ $0.length == 1 }) else { return nil }
+            self.sequences = sequences.count
+            maxPages = max(1, sequences.map(\.pages.count).max() ?? 1)
+            splitContext = DeviceDecodeStep.splitContext(sequences.map { $0.start + 1 }.max()!)
+        }
     }
 
     /// The sequences of the step, in row order: their first position (tokens already cached) and chunk length.
@@ -15,16 +36,24 @@ struct DeviceDecodeStep {
     let pageTables: [[Int32]]
     let maxPages: Int
     let rows: Int
+    /// The one device buffer holding every array below.
+    let inputs: DeviceBuffer
+    /// int32 `[R]`: the rows' tokens (checked against the vocabulary by the caller; zeros for a layer alone).
+    let tokens: DeviceBuffer
     let rowSequence: DeviceBuffer, rowState: DeviceBuffer, rowPosition: DeviceBuffer, rowOffset: DeviceBuffer
     let pageTable: DeviceBuffer
-    /// Per sequence: its state slot, the row of its chunk's last token, and its chunk length.
-    let sequenceState: DeviceBuffer, sequenceLastRow: DeviceBuffer, sequenceRows: DeviceBuffer
-    let lastRows: [Int]
+    /// Per sequence: its state slot, the row of its chunk's last token, its chunk length and its context
+    /// length after the step.
+    let sequenceState: DeviceBuffer, sequenceLastRow: DeviceBuffer, sequenceRows: DeviceBuffer, sequenceEnd: DeviceBuffer
     private var runsByLimit: [Int: [AttentionRun]] = [:]
 
     /// - Parameters:
     ///   - sequences: per sequence of the step, its state slot, tokens already cached, chunk length and pages.
-    init(sequences: [(state: Int, start: Int, length: Int, pages: [Int32])], context: CUDAContext) throws {
+    ///   - tokens: the rows' tokens (empty for a layer run alone).
+    ///   - inputs: the buffer to upload the arrays into (a graph's, at least ``byteCount(rows:sequences:maxPages:)``
+    ///     bytes); nil: a new one.
+    init(sequences: [(state: Int, start: Int, length: Int, pages: [Int32])], tokens: [Int] = [], inputs: DeviceBuffer? = nil,
+         context: CUDAContext) throws {
         starts = sequences.map(\.start)
         lengths = sequences.map(\.length)
         let maxPages = max(1, sequences.map(\.pages.count).max() ?? 1)
@@ -41,14 +70,39 @@ struct DeviceDecodeStep {
             }
             lastRows.append(rowSequence.count - 1)
         }
-        rows = rowSequence.count
-        self.lastRows = lastRows
-        (self.rowSequence, self.rowState) = (try context.upload(rowSequence), try context.upload(rowState))
-        (self.rowPosition, self.rowOffset) = (try context.upload(rowPosition), try context.upload(rowOffset))
-        pageTable = try context.upload(pageTables.flatMap { $0 })
-        sequenceState = try context.upload(sequences.map { Int32($0.state) })
-        sequenceLastRow = try context.upload(lastRows.map(Int32.init))
-        sequenceRows = try context.upload(sequences.map { Int32($0.length) })
+        let rows = rowSequence.count
+        precondition(tokens.isEmpty || tokens.count == rows, "\(tokens.count) tokens for \(rows) rows")
+        self.rows = rows
+        let ends = sequences.map { Int32($0.start + $0.length) }
+        // One upload: the arrays back to back, in the order of `parts`.
+        let parts: [[Int32]] = [tokens.isEmpty ? [Int32](repeating: 0, count: rows) : tokens.map { Int32($0) },
+                                rowSequence, rowState, rowPosition, rowOffset, pageTables.flatMap { $0 },
+                                sequences.map { Int32($0.state) }, lastRows.map(Int32.init), sequences.map { Int32($0.length) }, ends]
+        let inputs = try inputs ?? context.allocator.allocate(4 * parts.reduce(0) { $0 + $1.count })
+        try context.upload(parts.flatMap { $0 }, into: inputs)
+        self.inputs = inputs
+        var offset = 0
+        let slices = parts.map { part in
+            defer { offset += 4 * part.count }
+            return inputs.slice(byteOffset: offset, byteCount: 4 * part.count)
+        }
+        (self.tokens, self.rowSequence, self.rowState, self.rowPosition, self.rowOffset) = (slices[0], slices[1], slices[2], slices[3], slices[4])
+        (pageTable, sequenceState, sequenceLastRow, sequenceRows, sequenceEnd) = (slices[5], slices[6], slices[7], slices[8], slices[9])
+    }
+
+    /// Bytes of ``inputs`` for a step of `rows` rows of `sequences` sequences with page tables `maxPages` wide.
+    static func byteCount(rows: Int, sequences: Int, maxPages: Int) -> Int {
+        4 * (5 * rows + sequences * (maxPages + 4))
+    }
+
+    /// A context of `tokens` rounded up to a size class of whole pages (up to 8 pages exact, above that classes
+    /// an eighth of the next power of two wide, so at most 25% more): the decode attention's splits are sized
+    /// for it, so that a step's launches, and its graph, stay the same while the sequences grow in a class.
+    static func splitContext(_ tokens: Int) -> Int {
+        let page = DecodeAttention.pageTokens
+        let pages = max(1, (tokens + page - 1) / page)
+        let granule = pages <= 8 ? 1 : 1 << (Int.bitWidth - (pages - 1).leadingZeroBitCount - 3)
+        return (pages + granule - 1) / granule * granule * page
     }
 
     /// A piece of a chunk: `rows` rows from step row `firstRow` on, of step sequence `sequence`, whose keys up
@@ -79,14 +133,22 @@ struct DeviceDecodeStep {
     }
 
     /// ``attentionPlan(lengths:starts:limit:)`` for this step, with each launch's page table and context lengths
-    /// on the device (made once per limit, for all layers).
+    /// on the device (made once per limit, for all layers). A plan of one launch with one piece per sequence
+    /// (every step of single tokens) reads the step's own page table and context lengths: no upload.
     mutating func attentionRuns(limit: Int, context: CUDAContext) throws -> [AttentionRun] {
         if let runs = runsByLimit[limit] { return runs }
-        let runs = try Self.attentionPlan(lengths: lengths, starts: starts, limit: limit).map { run in
-            AttentionRun(firstRow: run[0].firstRow, rowsPerPiece: run[0].rows, pieces: run.count,
-                         pageTable: try context.upload(run.flatMap { pageTables[$0.sequence] }),
-                         contextLengths: try context.upload(run.map { Int32($0.context) }),
-                         longestContext: run.map(\.context).max()!)
+        let plan = Self.attentionPlan(lengths: lengths, starts: starts, limit: limit)
+        let runs: [AttentionRun]
+        if plan.count == 1, plan[0].map(\.sequence) == Array(lengths.indices) {
+            runs = [AttentionRun(firstRow: 0, rowsPerPiece: plan[0][0].rows, pieces: lengths.count, pageTable: pageTable,
+                                 contextLengths: sequenceEnd, longestContext: Self.splitContext(plan[0].map(\.context).max()!))]
+        } else {
+            runs = try plan.map { run in
+                AttentionRun(firstRow: run[0].firstRow, rowsPerPiece: run[0].rows, pieces: run.count,
+                             pageTable: try context.upload(run.flatMap { pageTables[$0.sequence] }),
+                             contextLengths: try context.upload(run.map { Int32($0.context) }),
+                             longestContext: Self.splitContext(run.map(\.context).max()!))
+            }
         }
         runsByLimit[limit] = runs
         return runs

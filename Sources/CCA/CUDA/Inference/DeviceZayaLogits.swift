@@ -38,12 +38,11 @@ public enum DeviceZayaLogits {
                 start += chunk
                 guard !members.isEmpty else { continue }
                 let begin = start - chunk
+                let stepTokens = zip(members, counts).flatMap { b, count in tokens[(b * length + begin)..<(b * length + begin + count)] }
                 var step = try DeviceDecodeStep(sequences: zip(members, counts).map { b, count in
                     (cache.sequences[ids[b]]!.state, begin, count, cache.sequences[ids[b]]!.pages)
-                }, context: context)
-                let stepTokens = zip(members, counts).flatMap { b, count in tokens[(b * length + begin)..<(b * length + begin + count)] }
-                let out = try context.download(try resident.forward(tokens: Array(stepTokens), step: &step, cache: cache,
-                                                                    allRows: true, context: context))
+                }, tokens: Array(stepTokens), context: context)
+                let out = try context.download(try resident.forward(step: &step, cache: cache, allRows: true, context: context))
                 var row = 0
                 for (b, count) in zip(members, counts) {
                     for t in begin..<(begin + count) {

@@ -6,7 +6,7 @@
 /// Its forward pass runs the new rows of a ``DeviceDecodeStep`` through every ``DeviceZayaLayer`` and the
 /// paged decode cache, on a float32 residual stream as transformers keeps it: a prompt is a step of many
 /// rows per sequence, decoding a step of one. The logits come out for each sequence's last row (decoding) or
-/// for every row (``forward(tokens:step:cache:allRows:context:)`` with `allRows`, for `cca logits`).
+/// for every row (``forward(step:cache:allRows:context:)`` with `allRows`, for `cca logits`).
 struct DeviceZayaModel: DeviceDecodingModel {
     let config: ZayaConfig
     let precision: CUDAPrecision
@@ -31,27 +31,27 @@ struct DeviceZayaModel: DeviceDecodingModel {
 
     var vocabSize: Int { config.vocabSize }
 
-    func forward(tokens: [Int], step: inout DeviceDecodeStep, cache: DeviceDecodeCache, context: CUDAContext) throws
-        -> DeviceTensor {
-        try forward(tokens: tokens, step: &step, cache: cache, allRows: false, context: context)
+    func forward(step: inout DeviceDecodeStep, cache: DeviceDecodeCache, context: CUDAContext) throws -> DeviceTensor {
+        try forward(step: &step, cache: cache, allRows: false, context: context)
     }
 
-    /// Logits `[rows, vocab]` (in the storage precision) for `tokens`, the step's rows: after each sequence's
-    /// last row, or with `allRows` after every row.
-    func forward(tokens: [Int], step: inout DeviceDecodeStep, cache: DeviceDecodeCache, allRows: Bool,
-                 context: CUDAContext) throws -> DeviceTensor {
+    /// Logits `[rows, vocab]` (in the storage precision) for the step's tokens: after each sequence's last
+    /// row, or with `allRows` after every row.
+    func forward(step: inout DeviceDecodeStep, cache: DeviceDecodeCache, allRows: Bool, context: CUDAContext) throws
+        -> DeviceTensor {
         let width = config.hiddenSize
-        let embedded = try Embedding.forward(tokens, table: embedding, context: context)
-        let stream = try context.empty([tokens.count, width], .float32)
+        let embedded = try Embedding.forward(ids: step.tokens, count: step.rows, table: embedding, context: context)
+        let stream = try context.empty([step.rows, width], .float32)
         let scale = try context.kernel("zaya_input_scale", in: .zayaStream, precision: precision)
         try context.launchElementwise(scale, count: stream.count, [embedded.address, inputBias.address, inputScale.address,
-                                                                   stream.address, Int64(tokens.count), Int32(width)])
+                                                                   stream.address, Int64(step.rows), Int32(width)])
         var routerState: DeviceTensor?
         for (layer, layerCache) in zip(layers, cache.layers) {
             routerState = try layer.decode(stream, routerState: routerState, step: &step, cache: layerCache, context: context)
         }
         // Only the rows whose logits are wanted go through the final norm and the head (a row gather).
-        let wanted = allRows ? stream : try Embedding.forward(step.lastRows, table: stream, context: context)
+        let wanted = allRows ? stream : try Embedding.forward(ids: step.sequenceLastRow, count: step.lengths.count, table: stream,
+                                                              context: context)
         let normed = try ResidualScaling.merge(nil, scaling: nil, into: wanted, norm: (finalNorm, Float(config.rmsNormEpsilon)),
                                                precision: precision, context: context).y!
         let logits = try Linear.forward(normed, head, context: context)

@@ -13,12 +13,19 @@ extension Embedding {
     /// → `[tokens.count, E]`, in the table's precision.
     /// - Throws: ``EmbeddingError/tokenOutOfRange(token:vocabSize:)``.
     static func forward(_ tokens: [Int], table: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        try forward(ids: try upload(tokens, vocabSize: table.shape[0], context: context), count: tokens.count, table: table,
+                    context: context)
+    }
+
+    /// The rows of `table` for the first `count` int32 ids of `ids` on the device, which the caller has
+    /// checked against the table's rows (a decode step's tokens, or the rows of a gather).
+    static func forward(ids: DeviceBuffer, count: Int, table: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
         let (vocab, width) = (table.shape[0], table.shape[1])
-        let ids = try upload(tokens, vocabSize: vocab, context: context)
-        let x = try context.empty([tokens.count, width], table.precision)
+        precondition(4 * count <= ids.byteCount, "\(count) ids in \(ids.byteCount) bytes")
+        let x = try context.empty([count, width], table.precision)
         let kernel = try context.kernel("embedding_forward", in: .embedding, precision: table.precision)
-        try context.launchElementwise(kernel, count: tokens.count * width,
-                                      [table.address, ids.address, x.address, Int64(tokens.count), Int32(width), Int32(vocab)])
+        try context.launchElementwise(kernel, count: count * width,
+                                      [table.address, ids.address, x.address, Int64(count), Int32(width), Int32(vocab)])
         return x
     }
 

@@ -28,6 +28,12 @@ struct CUDADriver: Sendable {
                                       UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32
     let streamCreate: @convention(c) (HandleOut, UInt32) -> Int32
     let streamSynchronize: @convention(c) (Handle) -> Int32
+    let streamBeginCapture: @convention(c) (Handle, Int32) -> Int32
+    let streamEndCapture: @convention(c) (Handle, HandleOut) -> Int32
+    let graphInstantiate: @convention(c) (HandleOut, Handle, UInt64) -> Int32
+    let graphLaunch: @convention(c) (Handle, Handle) -> Int32
+    let graphExecDestroy: @convention(c) (Handle) -> Int32
+    let graphDestroy: @convention(c) (Handle) -> Int32
     let eventCreate: @convention(c) (HandleOut, UInt32) -> Int32
     let eventRecord: @convention(c) (Handle, Handle) -> Int32
     let eventSynchronize: @convention(c) (Handle) -> Int32
@@ -62,6 +68,12 @@ struct CUDADriver: Sendable {
         launchKernel = try library.function("cuLaunchKernel")
         streamCreate = try library.function("cuStreamCreate")
         streamSynchronize = try library.function("cuStreamSynchronize")
+        streamBeginCapture = try library.function("cuStreamBeginCapture_v2")
+        streamEndCapture = try library.function("cuStreamEndCapture")
+        graphInstantiate = try library.function("cuGraphInstantiateWithFlags")
+        graphLaunch = try library.function("cuGraphLaunch")
+        graphExecDestroy = try library.function("cuGraphExecDestroy")
+        graphDestroy = try library.function("cuGraphDestroy")
         eventCreate = try library.function("cuEventCreate")
         eventRecord = try library.function("cuEventRecord")
         eventSynchronize = try library.function("cuEventSynchronize")

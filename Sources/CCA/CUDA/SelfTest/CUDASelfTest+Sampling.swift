@@ -74,14 +74,14 @@ extension CUDASelfTest {
                                                     context: context)
                 let (host, device) = (try engine.makeSlot(capacity: 20), try engine.makeSlot(capacity: 20))
                 var hostSampler = try Sampler(temperature: temperature, topK: topK, seed: 5)
-                var deviceSamplers = [hostSampler]
+                var deviceSamplers: [Sampler?] = [hostSampler]
                 var tokens = [3, 1, 4], chosen: [Float] = [], expected: [Float] = []
                 for _ in 0..<6 {
                     let logits = try engine.step([(slot: host, tokens: tokens)])[0]
                     let gpuToken = try engine.sampledStep([(slot: device, tokens: tokens)], samplers: &deviceSamplers)[0]
                     let (token, _, nearBoundary) = cpuSample(&hostSampler, logits)
                     expected.append(Float(token))
-                    chosen.append(Float(nearBoundary ? token : gpuToken))
+                    chosen.append(Float(nearBoundary ? token : gpuToken ?? -1))
                     tokens = [token]
                 }
                 return [(Tensor(checked: [chosen.count], chosen), Tensor(checked: [expected.count], expected))]

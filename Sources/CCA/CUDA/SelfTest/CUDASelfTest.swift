@@ -22,7 +22,7 @@ public enum CUDASelfTest {
             log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
             context.allocator.poison = true
             defer { context.allocator.poison = false }
-            let cases = (operationCases + trainingOperationCases + decodeCases + samplingCases + sampledStepCases + decodeEngineCases
+            let cases = (operationCases + trainingOperationCases + decodeCases + samplingCases + sampledStepCases + decodeEngineCases + decodeGraphCases
                 + layerCases + layerBackwardCases + trainingStepCases + packedCases + zayaCases)
                 .filter { testCase in filter.map { testCase.name.contains($0) } ?? true }
             for precision in CUDAPrecision.allCases {
