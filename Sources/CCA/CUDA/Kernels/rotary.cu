@@ -4,10 +4,9 @@
 // Row r of the [rows, heads, ...] data is at position r % seq_len (every sequence starts at 0), or at
 // positions[r] when positions is given (the new rows of a decode step, each at its own position). Within
 // each head, channels offset+i and offset+i+rotary_dim/2 form a pair rotated by position * inv_freq[i].
-// One thread per (row, head, pair). The angle and its sine and cosine are computed in double, as the
-// CPU path does, so that long positions keep their precision; the rotation itself runs in float.
-// With `inverse`, the rotation is by minus the angle (the sine negated): the backward pass, since a
-// rotation's transpose is its inverse.
+// One thread per (row, pair): the angle and its sine and cosine are computed once, in double as the CPU path
+// does (so that long positions keep their precision), and serve the pair in every head of the row: the
+// double sincos is most of the kernel's work. The rotation runs in float.
 #include "common.cuh"
 
 extern "C" __global__ void rotary_embedding(
@@ -16,17 +15,18 @@ extern "C" __global__ void rotary_embedding(
 {
     const int half = rotary_dim / 2;
     const long long index = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (index >= static_cast<long long>(rows) * heads * half) return;
+    if (index >= static_cast<long long>(rows) * half) return;
     const int i = static_cast<int>(index % half);
-    const int head = static_cast<int>((index / half) % heads);
-    const long long row = index / (static_cast<long long>(half) * heads);
+    const long long row = index / half;
 
     double sine, cosine;
     const long long position = positions != nullptr ? positions[row] : row % seq_len;
     sincos(static_cast<double>(position) * inv_freq[i], &sine, &cosine);
     const float c = static_cast<float>(cosine), s = sine_sign * static_cast<float>(sine);
-    T* x = data + row * row_stride + static_cast<long long>(head) * head_stride + offset;
-    const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
-    x[i] = from_float<T>(x1 * c - x2 * s);
-    x[i + half] = from_float<T>(x2 * c + x1 * s);
+    T* x = data + row * row_stride + offset;
+    for (int head = 0; head < heads; ++head, x += head_stride) {
+        const float x1 = to_float(x[i]), x2 = to_float(x[i + half]);
+        x[i] = from_float<T>(x1 * c - x2 * s);
+        x[i + half] = from_float<T>(x2 * c + x1 * s);
+    }
 }

@@ -40,8 +40,8 @@ struct DeviceRotary: Sendable {
 
     private func rotate(_ data: DeviceMatrix, heads: Int, headStride: Int, offset: Int, sequenceLength: Int,
                         positions: DeviceBuffer? = nil, sineSign: Float, context: CUDAContext) throws {
-        let pairs = data.rows * heads * dimension / 2
-        guard pairs > 0 else { return }
+        let pairs = data.rows * dimension / 2  // one thread per row and pair, for all the row's heads
+        guard pairs > 0, heads > 0 else { return }
         let kernel = try context.kernel("rotary_embedding", in: .rotary, precision: data.precision)
         try context.launch(kernel, grid: ((pairs + 255) / 256, 1, 1), threads: 256,
                            [data.address, Int32(data.rows), Int32(sequenceLength), positions?.address ?? 0, Int32(heads),
