@@ -35,7 +35,9 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
         let stride = projections.shape.last!
         let q = try context.empty([rows, hq, d], x.precision)
         let prologue = try context.kernel("cca_decode_prologue", in: .decodeCCAPrologue, precision: x.precision)
-        try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: d, sharedBytes: 3 * d * 4,
+        // Several threads per channel share conv B's input channels: a single-token step has few blocks.
+        let parts = max(1, min(4, 512 / d))
+        try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: parts * d, sharedBytes: (3 + parts) * d * 4,
                            [projections.address, history.address, valueHistory.address, step.rowSequence.address,
                             step.rowState.address, step.rowPosition.address, step.rowOffset.address, step.pageTable.address,
                             weights.depthwiseWeight?.address ?? 0, weights.depthwiseBias?.address ?? 0,

@@ -7,9 +7,10 @@
 // pre-convolution latent rows before the chunk (older first, zeros for a fresh sequence, as the forward pass
 // pads), and the previous token's delayed value half (zeros for a fresh sequence).
 //
-// cca_decode_prologue: grid (R, Hq + Hkv), one thread per channel of a head (blockDim = d). Conv A at
-// positions t - 1 and t from latents t - 2 .. t, conv B (one d x d matrix per tap and head, stored
-// [tap][head][in][out] as cca_prologue.cu reads it), the QK-mean, the L2 norm to sqrt(d) (summed in channel
+// cca_decode_prologue: grid (R, Hq + Hkv), `parts` threads per channel of a head (blockDim = parts * d). Conv A
+// at positions t - 1 and t from latents t - 2 .. t, conv B (one d x d matrix per tap and head, stored
+// [tap][head][in][out] as cca_prologue.cu reads it; part p sums the input channels of its slice, so that a
+// single-token step reads each head's matrices with parts times the warps in flight), the QK-mean, the L2 norm to sqrt(d) (summed in channel
 // order by one thread, as cca_prologue.cu does, so both agree to the bit in float32), the key temperature
 // and RoPE at the row's own position. Query heads write q [R, Hq, d]; key heads write their k, and the
 // value-shifted v of the same KV head, straight into the paged cache (decode_attention.cu's layout).
@@ -36,13 +37,15 @@ extern "C" __global__ void cca_decode_prologue(
     int value_shift, int max_pages)
 {
     const int d = head_dim, heads = q_heads + kv_heads, ct = heads * d, ek = kv_heads * d;
-    const int r = blockIdx.x, head = blockIdx.y, o = threadIdx.x, channel = head * d + o;
+    const int parts = blockDim.x / d, part = threadIdx.x / d;
+    const int r = blockIdx.x, head = blockIdx.y, o = threadIdx.x % d, channel = head * d + o;
     const int state = row_state[r], position = row_position[r], offset = row_offset[r];
     const T* row = projections + static_cast<long long>(r) * stride;
 
     extern __shared__ float shared[];
-    float* mixed = shared;          // [2][d]: conv A at positions t - 1 and t
-    float* values = shared + 2 * d; // [d]: q or k before normalisation
+    float* mixed = shared;              // [2][d]: conv A at positions t - 1 and t
+    float* values = shared + 2 * d;     // [d]: q or k before normalisation
+    float* partials = shared + 3 * d;   // [parts][d]: conv B over each part's input channels
     __shared__ float row_scale;
 
     // The latent `lag` rows before this one: from the chunk, or from the slot's history.
@@ -52,7 +55,7 @@ extern "C" __global__ void cca_decode_prologue(
     };
 
     const float x0 = latent(0, channel);
-    if (convolutions >= 1) {
+    if (convolutions >= 1 && part == 0) {
         const float w0 = conv_a_weight[2 * channel], w1 = conv_a_weight[2 * channel + 1], bias = conv_a_bias[channel];
         const float x1 = latent(1, channel), x2 = latent(2, channel);
         mixed[o] = w0 * x2 + w1 * x1 + bias;
@@ -64,24 +67,29 @@ extern "C" __global__ void cca_decode_prologue(
     if (convolutions == 2) {
         const float* tap0 = conv_b_weight + static_cast<long long>(head) * d * d;
         const float* tap1 = conv_b_weight + static_cast<long long>(heads + head) * d * d;
-        conv = 0.f;
-        for (int i = 0; i < d; ++i) conv += tap0[i * d + o] * mixed[i] + tap1[i * d + o] * mixed[d + i];
-        conv += conv_b_bias[channel];
+        const int slice = (d + parts - 1) / parts, begin = part * slice, end = min(d, begin + slice);
+        float sum = 0.f;
+#pragma unroll 4
+        for (int i = begin; i < end; ++i) sum += tap0[i * d + o] * mixed[i] + tap1[i * d + o] * mixed[d + i];
+        partials[part * d + o] = sum;
+        __syncthreads();
+        conv = conv_b_bias[channel];
+        for (int p = 0; p < parts; ++p) conv += partials[p * d + o];
     } else if (convolutions == 1) {
         conv = mixed[d + o];
     }
 
     const bool is_key = head >= q_heads;
     const int key_head = is_key ? head - q_heads : head / (q_heads / kv_heads);
-    const float mean = qk_mean ? qk_mean_term(row, head, o, q_heads, kv_heads, d) : 0.f;
-    values[o] = conv + mean;
+    if (part == 0) values[o] = conv + (qk_mean ? qk_mean_term(row, head, o, q_heads, kv_heads, d) : 0.f);
     __syncthreads();
-    if (o == 0) {
+    if (threadIdx.x == 0) {
         float sum = 0.f;
         for (int c = 0; c < d; ++c) sum += values[c] * values[c];
         row_scale = sqrtf(static_cast<float>(d)) / fmaxf(sqrtf(sum), L2_EPSILON);
     }
     __syncthreads();
+    if (part != 0) return;  // no barrier below
 
     const float temperature = is_key ? key_scale[key_head] : 1.f;
     const float x = rope_channel(values[o] * row_scale * temperature, values[rope_partner(o, rotary_dim)] * row_scale * temperature,

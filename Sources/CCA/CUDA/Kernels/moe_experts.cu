@@ -47,10 +47,10 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
     const int first = offsets[expert] + tile * ROWS;
     const int count = offsets[expert + 1] - first < ROWS ? offsets[expert + 1] - first : ROWS;
 
-    for (int i = threadIdx.x; i < ROWS * in_features; i += THREADS) {
-        const int r = i / in_features, k = i % in_features;
-        const long long source = r < count ? (gather ? gather[first + r] : first + r) : -1;
-        rows_in[i] = source >= 0 ? to_float(a[source * in_features + k]) : 0.f;
+    // Only the tile's `count` rows: the products below skip the rest (a decode step's tile has one).
+    for (int r = 0; r < count; ++r) {
+        const long long source = gather ? gather[first + r] : first + r;
+        for (int k = threadIdx.x; k < in_features; k += THREADS) rows_in[r * in_features + k] = to_float(a[source * in_features + k]);
     }
     __syncthreads();
 

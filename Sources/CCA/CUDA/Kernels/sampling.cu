@@ -7,10 +7,12 @@
 // token that takes the draw below zero is chosen (the last kept token if rounding leaves some over).
 // Temperature 0 is greedy: the first token of the order.
 //
-// sample_tokens: grid (rows), SAMPLE_THREADS threads; thread t owns the consecutive tokens
-// [t * chunk, (t + 1) * chunk), so that the threads in order walk the vocabulary in index order. No sort: the
-// top_k-th logit and the top_p boundary are found bit by bit over an order-preserving integer key of the
-// logits (32 counting passes each), and the tokens tied at a boundary are kept lowest index first, by rank.
+// sample_tokens: grid (rows), SAMPLE_THREADS threads. Greedy rows take one coalesced pass: the largest
+// order key, lowest index first among ties, and a one-hot distribution. Other rows: no sort; the top_k-th
+// logit and the top_p boundary are found bit by bit over an order-preserving integer key of the logits (32
+// counting passes each, coalesced: thread t reads tokens t, t + SAMPLE_THREADS, ...), and the tokens tied at a
+// boundary are kept lowest index first, by rank: there, and in the draw's walk, thread t owns the consecutive
+// tokens [t * chunk, (t + 1) * chunk), so that the threads in order walk the vocabulary in index order.
 // The draw arrives from the host (each row's Sampler generator), so a row draws exactly what the CPU would.
 #include "common.cuh"
 #include "reduce.cuh"
@@ -72,6 +74,33 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_tokens(
     const int begin = min(vocab, static_cast<int>(threadIdx.x) * chunk), end = min(vocab, begin + chunk);
     auto key_at = [&](int j) { return order_key(to_float(row_logits[j])); };
 
+    if (greedy) {
+        // The first token of the order: the largest key, the lowest index among equal keys.
+        unsigned best_key = 0;
+        int best = vocab;
+        for (int j = threadIdx.x; j < vocab; j += SAMPLE_THREADS) {
+            const unsigned key = key_at(j);
+            if (key > best_key || best == vocab) best_key = key, best = j;  // ascending j: the first of a tie stays
+        }
+        __shared__ unsigned long long best_of_warp[SAMPLE_THREADS / 32];
+        // Larger key first, then the smaller index: one 64-bit maximum of (key, ~index).
+        unsigned long long packed = best == vocab ? 0ull : (static_cast<unsigned long long>(best_key) << 32) | ~static_cast<unsigned>(best);
+        for (int offset = 16; offset > 0; offset /= 2) {
+            const unsigned long long other = __shfl_xor_sync(0xffffffffu, packed, offset);
+            packed = other > packed ? other : packed;
+        }
+        if (threadIdx.x % 32 == 0) best_of_warp[threadIdx.x / 32] = packed;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < SAMPLE_THREADS / 32; ++w) packed = best_of_warp[w] > packed ? best_of_warp[w] : packed;
+            chosen = static_cast<int>(~static_cast<unsigned>(packed & 0xffffffffu));
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < vocab; j += SAMPLE_THREADS) weights[j] = j == chosen ? 1.f : 0.f;
+        if (threadIdx.x == 0) tokens[row] = chosen;
+        return;
+    }
+
     // The largest key with at least `wanted` of mass at or above it, bit by bit from the top; a token's mass is
     // its weight when `weighed`, else 1. (A flag, not a generic lambda: NVRTC 13.0 takes a generic lambda's
     // call operator for a host function and refuses it.)
@@ -80,7 +109,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_tokens(
         for (int bit = 31; bit >= 0; --bit) {
             const unsigned candidate = prefix | (1u << bit);
             float mine = 0.f;
-            for (int j = begin; j < end; ++j) mine += key_at(j) >= candidate ? (weighed ? weights[j] : 1.f) : 0.f;
+            for (int j = threadIdx.x; j < vocab; j += SAMPLE_THREADS) mine += key_at(j) >= candidate ? (weighed ? weights[j] : 1.f) : 0.f;
             if (block_sum(mine) >= wanted) prefix = candidate;
         }
         return prefix;
@@ -103,12 +132,12 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_tokens(
         }
     };
 
-    // Top-k (greedy: k = 1): every token weighed, then the ones past the k-th cut.
+    // Top-k: every token weighed, then the ones past the k-th cut.
     const float top = key_value(largest_key(1.f, false));
-    for (int j = begin; j < end; ++j) weights[j] = exp2f((to_float(row_logits[j]) - top) * scale);
+    for (int j = threadIdx.x; j < vocab; j += SAMPLE_THREADS) weights[j] = exp2f((to_float(row_logits[j]) - top) * scale);
     const unsigned k_key = largest_key(static_cast<float>(top_k), false);
     float above = 0.f;
-    for (int j = begin; j < end; ++j) above += key_at(j) > k_key ? 1.f : 0.f;
+    for (int j = threadIdx.x; j < vocab; j += SAMPLE_THREADS) above += key_at(j) > k_key ? 1.f : 0.f;
     cut_at(k_key, static_cast<float>(top_k) - block_sum(above));
 
     // Top-p: the shortest prefix of the order holding top_p of the kept weight.

@@ -38,7 +38,9 @@ extension MixtureOfExperts {
         precondition(experts == groups.experts && a.shape.last == inFeatures && out.shape.last == outFeatures
                      && a.precision == weight.precision && out.precision == weight.precision,
                      "grouped product: a \(a.shape), weight \(weight.shape), out \(out.shape)")
-        let rowsPerTile = 8, columnsPerBlock = 32  // ROWS in moe_experts.cu; 4 columns per warp
+        // ROWS in moe_experts.cu; 2 columns per warp, so that a decode step's one expert (a tile of one row)
+        // spreads its weights over twice as many blocks as the multiprocessors.
+        let rowsPerTile = 8, columnsPerBlock = 16
         let sharedBytes = rowsPerTile * inFeatures * 4
         guard inFeatures % 8 == 0, sharedBytes <= maximumSharedBytes else {
             throw CUDAError.unsupported("an expert input width of \(inFeatures) (the grouped product needs a multiple of 8, "
