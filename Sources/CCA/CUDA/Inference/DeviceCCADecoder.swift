@@ -1,7 +1,8 @@
 /// ``DeviceCCA`` continuing sequences through the decode cache: one product for `[q0 | k0 | v_current |
 /// v_delayed]`, then `decode_cca_prologue.cu`, which runs steps 3–8 for every new row from its sequence's
-/// state and writes k and the value-shifted v straight into the cache, the attention over the cache, the
-/// output projection, and last the state update.
+/// state and writes k and the value-shifted v straight into the cache (and, for a step with prompt chunks,
+/// also side by side for the flash attention kernels: ``DeviceDecodeStep/attend(q:cache:heads:prompt:context:)``),
+/// the attention, the output projection, and last the state update.
 struct DeviceCCADecoder: DeviceDecodeLayer {
     let layer: DeviceCCA
     /// The small float32 weights of steps 4–8, with conv B's taps as `[tap, head, in, out]` (the layout of
@@ -34,6 +35,8 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
         let projections = try layer.projections(x, context: context)
         let stride = projections.shape.last!
         let q = try context.empty([rows, hq, d], x.precision)
+        let prompt: (keys: DeviceTensor, values: DeviceTensor)? = step.promptRuns.isEmpty || layer.heads.window != nil ? nil
+            : (keys: try context.empty([rows, hkv, d], x.precision), values: try context.empty([rows, hkv, d], x.precision))
         let prologue = try context.kernel("cca_decode_prologue", in: .decodeCCAPrologue, precision: x.precision)
         try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: d, sharedBytes: 3 * d * 4,
                            [projections.address, history.address, valueHistory.address, step.rowSequence.address,
@@ -41,10 +44,11 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
                             weights.depthwiseWeight?.address ?? 0, weights.depthwiseBias?.address ?? 0,
                             weights.groupedWeight?.address ?? 0, weights.groupedBias?.address ?? 0, weights.keyScale.address,
                             weights.rotary.inverseFrequencies.address, q.address, cache.keys.address, cache.values.address,
+                            prompt?.keys.address ?? 0, prompt?.values.address ?? 0,
                             Int32(stride), Int32(hq), Int32(hkv), Int32(d), Int32(weights.rotary.dimension),
                             Int32(config.convolutions), Int32(config.qkMean ? 1 : 0), Int32(config.valueShift ? 1 : 0),
                             Int32(step.maxPages)])
-        let attended = try step.attend(q: q, cache: cache, heads: layer.heads, context: context)
+        let attended = try step.attend(q: q, cache: cache, heads: layer.heads, prompt: prompt, context: context)
         let y = try Linear.forward(attended.reshaped([rows, config.queryWidth]), layer.outputWeight, context: context)
         // After the prologue, which reads the old state (the stream keeps the order).
         let (ct, half) = (config.convolutionChannels, config.keyWidth / 2)

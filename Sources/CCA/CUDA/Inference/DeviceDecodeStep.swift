@@ -20,7 +20,42 @@ struct DeviceDecodeStep {
     /// Per sequence: its state slot, the row of its chunk's last token, and its chunk length.
     let sequenceState: DeviceBuffer, sequenceLastRow: DeviceBuffer, sequenceRows: DeviceBuffer
     let lastRows: [Int]
-    private var runsByLimit: [Int: [AttentionRun]] = [:]
+    private var runsByPlan: [RunsKey: [AttentionRun]] = [:]
+    private struct RunsKey: Hashable { let limit: Int, skippingPrompts: Bool }
+
+    // Prompt chunks (zayaprefill): chunks that start a sequence with more than one row attend only each other.
+    /// Consecutive prompt chunks' rows: `rows` rows from step row `firstRow` on, and each row's position in its
+    /// own chunk (int32 on the device), as the flash attention kernels read packed documents.
+    struct PromptRun {
+        let firstRow: Int, rows: Int
+        let positions: DeviceBuffer
+    }
+    /// Empty for a step of continuing sequences and single tokens (so such a step uploads nothing more).
+    let promptRuns: [PromptRun]
+
+    /// Whether a chunk is a fresh prompt of several rows, which ``attend(q:cache:heads:prompt:context:)`` may
+    /// run through the flash attention kernels on its own keys instead of the decode kernel.
+    static func isPrompt(start: Int, length: Int) -> Bool { start == 0 && length > 1 }
+
+    /// Whether a chunk has several rows (a prompt, or a chunk of `cca logits --chunks`): such a step is not
+    /// captured in a CUDA graph as single-token decode steps are, so its layers may read from the device
+    /// (``MixtureOfExperts``' group sizes) and size launches by what they read.
+    var allowsHostReads: Bool { rows > lengths.count }
+
+    /// The row ranges of consecutive prompt chunks of chunks of `lengths` starting at `starts`.
+    static func promptRanges(lengths: [Int], starts: [Int]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var row = 0
+        for (length, start) in zip(lengths, starts) {
+            if isPrompt(start: start, length: length) {
+                if let last = ranges.last, last.upperBound == row { ranges[ranges.count - 1] = last.lowerBound..<(row + length) }
+                else { ranges.append(row..<(row + length)) }
+            }
+            row += length
+        }
+        return ranges
+    }
+    // End of prompt chunks.
 
     /// - Parameters:
     ///   - sequences: per sequence of the step, its state slot, tokens already cached, chunk length and pages.
@@ -49,6 +84,9 @@ struct DeviceDecodeStep {
         sequenceState = try context.upload(sequences.map { Int32($0.state) })
         sequenceLastRow = try context.upload(lastRows.map(Int32.init))
         sequenceRows = try context.upload(sequences.map { Int32($0.length) })
+        promptRuns = try Self.promptRanges(lengths: lengths, starts: starts).map { range in
+            PromptRun(firstRow: range.lowerBound, rows: range.count, positions: try context.upload(Array(rowPosition[range])))
+        }
     }
 
     /// A piece of a chunk: `rows` rows from step row `firstRow` on, of step sequence `sequence`, whose keys up
@@ -60,12 +98,14 @@ struct DeviceDecodeStep {
     /// The launches covering every row of chunks of `lengths` that start at positions `starts`, when one
     /// launch takes at most `limit` rows per sequence (the decode kernel packs `group · rows` query rows per KV
     /// head, at most 64): each chunk is cut into pieces of `limit` rows and a remainder, and neighbouring
-    /// pieces of equal size share a launch, so a step of single tokens is one launch.
-    static func attentionPlan(lengths: [Int], starts: [Int], limit: Int) -> [[Piece]] {
+    /// pieces of equal size share a launch, so a step of single tokens is one launch. With `skippingPrompts`
+    /// the prompt chunks (``isPrompt(start:length:)``) are left out.
+    static func attentionPlan(lengths: [Int], starts: [Int], limit: Int, skippingPrompts: Bool = false) -> [[Piece]] {
         var pieces: [Piece] = []
         var row = 0
         for (sequence, length) in lengths.enumerated() {
-            for done in stride(from: 0, to: length, by: limit) {
+            let skipped = skippingPrompts && isPrompt(start: starts[sequence], length: length)
+            for done in stride(from: 0, to: skipped ? 0 : length, by: limit) {
                 let size = min(limit, length - done)
                 pieces.append(Piece(firstRow: row + done, rows: size, sequence: sequence, context: starts[sequence] + done + size))
             }
@@ -78,26 +118,43 @@ struct DeviceDecodeStep {
         return runs
     }
 
-    /// ``attentionPlan(lengths:starts:limit:)`` for this step, with each launch's page table and context lengths
-    /// on the device (made once per limit, for all layers).
-    mutating func attentionRuns(limit: Int, context: CUDAContext) throws -> [AttentionRun] {
-        if let runs = runsByLimit[limit] { return runs }
-        let runs = try Self.attentionPlan(lengths: lengths, starts: starts, limit: limit).map { run in
+    /// ``attentionPlan(lengths:starts:limit:skippingPrompts:)`` for this step, with each launch's page table and
+    /// context lengths on the device (made once per plan, for all layers).
+    mutating func attentionRuns(limit: Int, skippingPrompts: Bool = false, context: CUDAContext) throws -> [AttentionRun] {
+        let key = RunsKey(limit: limit, skippingPrompts: skippingPrompts)
+        if let runs = runsByPlan[key] { return runs }
+        let runs = try Self.attentionPlan(lengths: lengths, starts: starts, limit: limit, skippingPrompts: skippingPrompts).map { run in
             AttentionRun(firstRow: run[0].firstRow, rowsPerPiece: run[0].rows, pieces: run.count,
                          pageTable: try context.upload(run.flatMap { pageTables[$0.sequence] }),
                          contextLengths: try context.upload(run.map { Int32($0.context) }),
                          longestContext: run.map(\.context).max()!)
         }
-        runsByLimit[limit] = runs
+        runsByPlan[key] = runs
         return runs
     }
 
     /// `out` `[R, Hq, dv]` of `q` `[R, Hq, dk]` against the layer's paged cache, the new rows' keys and values
-    /// already written.
+    /// already written. With `prompt`, the step's keys `[R, Hkv, dk]` and values `[R, Hkv, dv]` (the rows of
+    /// prompt chunks at least), each run of prompt chunks attends its own keys through the flash attention
+    /// kernels as packed documents, which reads each key once per block of query rows rather than once per
+    /// decode piece; a windowed layer (which those kernels do not take) keeps the decode kernel throughout.
     mutating func attend(q: DeviceTensor, cache: DeviceDecodeCache.Layer, heads: Attention.Heads,
-                         context: CUDAContext) throws -> DeviceTensor {
+                         prompt: (keys: DeviceTensor, values: DeviceTensor)? = nil, context: CUDAContext) throws -> DeviceTensor {
         let out = try context.empty([rows, heads.queryHeads, heads.valueDim], q.precision)
-        for run in try attentionRuns(limit: max(1, 64 / heads.group), context: context) {
+        let flash = prompt != nil && heads.window == nil && !promptRuns.isEmpty
+        if flash, let prompt {
+            for run in promptRuns {
+                func rows(_ tensor: DeviceTensor, heads count: Int, width: Int) -> DeviceTensor {
+                    tensor.view([1, run.rows, count, width], at: run.firstRow * count * width)
+                }
+                _ = try Attention.forward(q: rows(q, heads: heads.queryHeads, width: heads.keyDim),
+                                          k: rows(prompt.keys, heads: heads.keyValueHeads, width: heads.keyDim),
+                                          v: rows(prompt.values, heads: heads.keyValueHeads, width: heads.valueDim),
+                                          heads: heads, keyValid: nil, positions: run.positions,
+                                          into: rows(out, heads: heads.queryHeads, width: heads.valueDim), context: context)
+            }
+        }
+        for run in try attentionRuns(limit: max(1, 64 / heads.group), skippingPrompts: flash, context: context) {
             let pieceShape = [run.pieces, run.rowsPerPiece, heads.queryHeads]
             try DecodeAttention.forward(
                 q: q.view(pieceShape + [heads.keyDim], at: run.firstRow * heads.queryHeads * heads.keyDim),
