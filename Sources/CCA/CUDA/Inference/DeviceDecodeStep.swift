@@ -23,7 +23,7 @@ struct DeviceDecodeStep {
     private var runsByPlan: [RunsKey: [AttentionRun]] = [:]
     private struct RunsKey: Hashable { let limit: Int, skippingPrompts: Bool }
 
-    // Prompt chunks (zayaprefill): chunks that start a sequence with more than one row attend only each other.
+    // MARK: prompt chunks, which start a sequence with more than one row and attend only each other.
     /// Consecutive prompt chunks' rows: `rows` rows from step row `firstRow` on, and each row's position in its
     /// own chunk (int32 on the device), as the flash attention kernels read packed documents.
     struct PromptRun {
@@ -55,7 +55,6 @@ struct DeviceDecodeStep {
         }
         return ranges
     }
-    // End of prompt chunks.
 
     /// - Parameters:
     ///   - sequences: per sequence of the step, its state slot, tokens already cached, chunk length and pages.
@@ -144,14 +143,14 @@ struct DeviceDecodeStep {
         let flash = prompt != nil && heads.window == nil && !promptRuns.isEmpty
         if flash, let prompt {
             for run in promptRuns {
-                func rows(_ tensor: DeviceTensor, heads count: Int, width: Int) -> DeviceTensor {
+                func runRows(_ tensor: DeviceTensor, heads count: Int, width: Int) -> DeviceTensor {
                     tensor.view([1, run.rows, count, width], at: run.firstRow * count * width)
                 }
-                _ = try Attention.forward(q: rows(q, heads: heads.queryHeads, width: heads.keyDim),
-                                          k: rows(prompt.keys, heads: heads.keyValueHeads, width: heads.keyDim),
-                                          v: rows(prompt.values, heads: heads.keyValueHeads, width: heads.valueDim),
+                _ = try Attention.forward(q: runRows(q, heads: heads.queryHeads, width: heads.keyDim),
+                                          k: runRows(prompt.keys, heads: heads.keyValueHeads, width: heads.keyDim),
+                                          v: runRows(prompt.values, heads: heads.keyValueHeads, width: heads.valueDim),
                                           heads: heads, keyValid: nil, positions: run.positions,
-                                          into: rows(out, heads: heads.queryHeads, width: heads.valueDim), context: context)
+                                          into: runRows(out, heads: heads.queryHeads, width: heads.valueDim), context: context)
             }
         }
         for run in try attentionRuns(limit: max(1, 64 / heads.group), skippingPrompts: flash, context: context) {
