@@ -58,4 +58,14 @@ import Testing
         let full = DeviceDecodeStep.attentionPlan(lengths: lengths, starts: starts, limit: limit).flatMap { $0 }
         #expect(plan.flatMap { $0 } == full.filter { piece in !prompts.contains { $0.contains(piece.firstRow) } })
     }
+
+    @Test func equalPromptsMakeABatch() {
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 5, 5], starts: [0, 0, 0]) == 3)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [4096], starts: [0]) == 1)
+        // Unequal lengths, a continuing chunk, single tokens, or no chunk: not a [B, S] prefill.
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 4], starts: [0, 0]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 5], starts: [0, 3]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [1, 1], starts: [0, 0]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [], starts: []) == nil)
+    }
 }

@@ -37,6 +37,16 @@ struct DeviceDecodeStep {
     /// run through the flash attention kernels on its own keys instead of the decode kernel.
     static func isPrompt(start: Int, length: Int) -> Bool { start == 0 && length > 1 }
 
+    /// The number of chunks when every chunk is a prompt and all have one length: the rows are then a `[B, S]`
+    /// batch of fresh sequences, which a layer may run as a prefill. Nil otherwise.
+    var equalPromptBatch: Int? { Self.equalPromptBatch(lengths: lengths, starts: starts) }
+
+    static func equalPromptBatch(lengths: [Int], starts: [Int]) -> Int? {
+        guard let length = lengths.first, lengths.allSatisfy({ $0 == length }),
+              zip(starts, lengths).allSatisfy({ isPrompt(start: $0, length: $1) }) else { return nil }
+        return lengths.count
+    }
+
     /// Whether a chunk has several rows (a prompt, or a chunk of `cca logits --chunks`): such a step is not
     /// captured in a CUDA graph as single-token decode steps are, so its layers may read from the device
     /// (``MixtureOfExperts``' group sizes) and size launches by what they read.
