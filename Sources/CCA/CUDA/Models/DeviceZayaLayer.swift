@@ -13,7 +13,7 @@ struct DeviceZayaLayer {
     let epsilon: Float
     let precision: CUDAPrecision
 
-    /// Layer `index` of `model`; the experts go straight from the mapped files to the device.
+    /// Uploads `layer`; the experts go straight from the mapped files to the device.
     /// A `hybrid_sliding` layer's attention config carries its window and its own RoPE parameters
     /// (``ZayaConfig/attention(_:)``), which the decode heads and the prologue's rotary take from it.
     /// - Throws: ``CUDAError``.
