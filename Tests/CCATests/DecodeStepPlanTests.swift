@@ -37,4 +37,35 @@ import Testing
         }
         #expect(expectedRow == lengths.reduce(0, +))
     }
+
+    @Test func promptChunksAreFreshMultiRowChunks() {
+        // Chunks: a 7-row prompt, a continuing row, a fresh single token (decode path), two adjacent prompts
+        // (packed: one run), an empty chunk, a continuing chunk, and a last prompt.
+        let lengths = [7, 1, 1, 5, 70, 0, 2, 3], starts = [0, 7, 0, 0, 0, 4, 1, 0]
+        #expect(DeviceDecodeStep.promptRanges(lengths: lengths, starts: starts) == [0..<7, 9..<84, 86..<89])
+        #expect(DeviceDecodeStep.promptRanges(lengths: [1, 1], starts: [0, 3]).isEmpty)
+    }
+
+    @Test(arguments: [1, 3, 32])
+    func skippingPromptsCoversExactlyTheOtherRows(limit: Int) {
+        let lengths = [7, 1, 1, 5, 70, 0, 2, 3], starts = [0, 7, 0, 0, 0, 4, 1, 0]
+        let prompts = DeviceDecodeStep.promptRanges(lengths: lengths, starts: starts)
+        let plan = DeviceDecodeStep.attentionPlan(lengths: lengths, starts: starts, limit: limit, skippingPrompts: true)
+        let covered = plan.flatMap { run in run.flatMap { $0.firstRow..<($0.firstRow + $0.rows) } }
+        let expected = (0..<lengths.reduce(0, +)).filter { row in !prompts.contains { $0.contains(row) } }
+        #expect(covered == expected)
+        // The pieces left are those of the full plan outside the prompts, unchanged.
+        let full = DeviceDecodeStep.attentionPlan(lengths: lengths, starts: starts, limit: limit).flatMap { $0 }
+        #expect(plan.flatMap { $0 } == full.filter { piece in !prompts.contains { $0.contains(piece.firstRow) } })
+    }
+
+    @Test func equalPromptsMakeABatch() {
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 5, 5], starts: [0, 0, 0]) == 3)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [4096], starts: [0]) == 1)
+        // Unequal lengths, a continuing chunk, single tokens, or no chunk: not a [B, S] prefill.
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 4], starts: [0, 0]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [5, 5], starts: [0, 3]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [1, 1], starts: [0, 0]) == nil)
+        #expect(DeviceDecodeStep.equalPromptBatch(lengths: [], starts: []) == nil)
+    }
 }

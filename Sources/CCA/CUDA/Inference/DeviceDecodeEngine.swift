@@ -49,7 +49,7 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
 
     /// The engine of a ZAYA model (``ZayaModel``) uploaded in `precision`, its cache sized as for a
     /// ``LanguageModel``'s.
-    /// - Throws: ``ZayaGPUError`` for a layer the GPU does not run, ``CUDAError``.
+    /// - Throws: ``CUDAError``.
     public convenience init(zaya: ZayaModel, precision: CUDAPrecision, cacheTokens: Int, maxSequences: Int,
                             context: CUDAContext) throws {
         try self.init(cacheTokens: cacheTokens, maxSequences: maxSequences, context: context) {

@@ -25,7 +25,8 @@ extension DeviceGQA: DeviceDecodeLayer {
         try DecodeAttention.write(keys: k, values: v, rowSequence: step.rowSequence, rowPosition: step.rowPosition,
                                   pageTable: step.pageTable, maxPages: step.maxPages, keyCache: cache.keys,
                                   valueCache: cache.values, heads: heads, context: context)
-        let attended = try step.attend(q: q.reshaped([step.rows, hq, d]), cache: cache, heads: heads, context: context)
+        let attended = try step.attend(q: q.reshaped([step.rows, hq, d]), cache: cache, heads: heads, prompt: (k, v),
+                                       context: context)
         return try Linear.forward(attended.reshaped([step.rows, hq * d]), outputWeight, context: context)
     }
 }
@@ -58,7 +59,7 @@ extension DeviceMLA: DeviceDecodeLayer {
                                   pageTable: step.pageTable, maxPages: step.maxPages, keyCache: cache.keys,
                                   valueCache: cache.values, heads: attentionHeads, context: context)
         let attended = try step.attend(q: q.reshaped([step.rows, heads, dn + dr]), cache: cache, heads: attentionHeads,
-                                       context: context)
+                                       prompt: (k, v), context: context)
         return try Linear.forward(attended.reshaped([step.rows, heads * dv]), outputWeight, context: context)
     }
 }

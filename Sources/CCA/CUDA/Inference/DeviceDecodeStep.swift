@@ -45,7 +45,51 @@ struct DeviceDecodeStep {
     /// Per sequence: its state slot, the row of its chunk's last token, its chunk length and its context
     /// length after the step.
     let sequenceState: DeviceBuffer, sequenceLastRow: DeviceBuffer, sequenceRows: DeviceBuffer, sequenceEnd: DeviceBuffer
-    private var runsByLimit: [Int: [AttentionRun]] = [:]
+    private var runsByPlan: [RunsKey: [AttentionRun]] = [:]
+    private struct RunsKey: Hashable { let limit: Int, skippingPrompts: Bool }
+
+    // MARK: prompt chunks, which start a sequence with more than one row and attend only each other.
+    /// Consecutive prompt chunks' rows: `rows` rows from step row `firstRow` on, and each row's position in its
+    /// own chunk (int32 on the device), as the flash attention kernels read packed documents.
+    struct PromptRun {
+        let firstRow: Int, rows: Int
+        let positions: DeviceBuffer
+    }
+    /// Empty for a step of continuing sequences and single tokens (so such a step uploads nothing more).
+    let promptRuns: [PromptRun]
+
+    /// Whether a chunk is a fresh prompt of several rows, which ``attend(q:cache:heads:prompt:context:)`` may
+    /// run through the flash attention kernels on its own keys instead of the decode kernel.
+    static func isPrompt(start: Int, length: Int) -> Bool { start == 0 && length > 1 }
+
+    /// The number of chunks when every chunk is a prompt and all have one length: the rows are then a `[B, S]`
+    /// batch of fresh sequences, which a layer may run as a prefill. Nil otherwise.
+    var equalPromptBatch: Int? { Self.equalPromptBatch(lengths: lengths, starts: starts) }
+
+    static func equalPromptBatch(lengths: [Int], starts: [Int]) -> Int? {
+        guard let length = lengths.first, lengths.allSatisfy({ $0 == length }),
+              zip(starts, lengths).allSatisfy({ isPrompt(start: $0, length: $1) }) else { return nil }
+        return lengths.count
+    }
+
+    /// Whether a chunk has several rows (a prompt, or a chunk of `cca logits --chunks`): such a step is not
+    /// captured in a CUDA graph as single-token decode steps are, so its layers may read from the device
+    /// (``MixtureOfExperts``' group sizes) and size launches by what they read.
+    var allowsHostReads: Bool { rows > lengths.count }
+
+    /// The row ranges of consecutive prompt chunks of chunks of `lengths` starting at `starts`.
+    static func promptRanges(lengths: [Int], starts: [Int]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var row = 0
+        for (length, start) in zip(lengths, starts) {
+            if isPrompt(start: start, length: length) {
+                if let last = ranges.last, last.upperBound == row { ranges[ranges.count - 1] = last.lowerBound..<(row + length) }
+                else { ranges.append(row..<(row + length)) }
+            }
+            row += length
+        }
+        return ranges
+    }
 
     /// - Parameters:
     ///   - sequences: per sequence of the step, its state slot, tokens already cached, chunk length and pages.
@@ -88,6 +132,9 @@ struct DeviceDecodeStep {
         }
         (self.tokens, self.rowSequence, self.rowState, self.rowPosition, self.rowOffset) = (slices[0], slices[1], slices[2], slices[3], slices[4])
         (pageTable, sequenceState, sequenceLastRow, sequenceRows, sequenceEnd) = (slices[5], slices[6], slices[7], slices[8], slices[9])
+        promptRuns = try Self.promptRanges(lengths: lengths, starts: starts).map { range in
+            PromptRun(firstRow: range.lowerBound, rows: range.count, positions: try context.upload(Array(rowPosition[range])))
+        }
     }
 
     /// Bytes of ``inputs`` for a step of `rows` rows of `sequences` sequences with page tables `maxPages` wide.
@@ -114,12 +161,14 @@ struct DeviceDecodeStep {
     /// The launches covering every row of chunks of `lengths` that start at positions `starts`, when one
     /// launch takes at most `limit` rows per sequence (the decode kernel packs `group · rows` query rows per KV
     /// head, at most 64): each chunk is cut into pieces of `limit` rows and a remainder, and neighbouring
-    /// pieces of equal size share a launch, so a step of single tokens is one launch.
-    static func attentionPlan(lengths: [Int], starts: [Int], limit: Int) -> [[Piece]] {
+    /// pieces of equal size share a launch, so a step of single tokens is one launch. With `skippingPrompts`
+    /// the prompt chunks (``isPrompt(start:length:)``) are left out.
+    static func attentionPlan(lengths: [Int], starts: [Int], limit: Int, skippingPrompts: Bool = false) -> [[Piece]] {
         var pieces: [Piece] = []
         var row = 0
         for (sequence, length) in lengths.enumerated() {
-            for done in stride(from: 0, to: length, by: limit) {
+            let skipped = skippingPrompts && isPrompt(start: starts[sequence], length: length)
+            for done in stride(from: 0, to: skipped ? 0 : length, by: limit) {
                 let size = min(limit, length - done)
                 pieces.append(Piece(firstRow: row + done, rows: size, sequence: sequence, context: starts[sequence] + done + size))
             }
@@ -132,12 +181,13 @@ struct DeviceDecodeStep {
         return runs
     }
 
-    /// ``attentionPlan(lengths:starts:limit:)`` for this step, with each launch's page table and context lengths
-    /// on the device (made once per limit, for all layers). A plan of one launch with one piece per sequence
-    /// (every step of single tokens) reads the step's own page table and context lengths: no upload.
-    mutating func attentionRuns(limit: Int, context: CUDAContext) throws -> [AttentionRun] {
-        if let runs = runsByLimit[limit] { return runs }
-        let plan = Self.attentionPlan(lengths: lengths, starts: starts, limit: limit)
+    /// ``attentionPlan(lengths:starts:limit:skippingPrompts:)`` for this step, with each launch's page table and
+    /// context lengths on the device (made once per plan, for all layers). A plan of one launch with one piece
+    /// per sequence (every step of single tokens) reads the step's own page table and context lengths: no upload.
+    mutating func attentionRuns(limit: Int, skippingPrompts: Bool = false, context: CUDAContext) throws -> [AttentionRun] {
+        let key = RunsKey(limit: limit, skippingPrompts: skippingPrompts)
+        if let runs = runsByPlan[key] { return runs }
+        let plan = Self.attentionPlan(lengths: lengths, starts: starts, limit: limit, skippingPrompts: skippingPrompts)
         let runs: [AttentionRun]
         if plan.count == 1, plan[0].map(\.sequence) == Array(lengths.indices) {
             runs = [AttentionRun(firstRow: 0, rowsPerPiece: plan[0][0].rows, pieces: lengths.count, pageTable: pageTable,
@@ -150,16 +200,32 @@ struct DeviceDecodeStep {
                              longestContext: Self.splitContext(run.map(\.context).max()!))
             }
         }
-        runsByLimit[limit] = runs
+        runsByPlan[key] = runs
         return runs
     }
 
     /// `out` `[R, Hq, dv]` of `q` `[R, Hq, dk]` against the layer's paged cache, the new rows' keys and values
-    /// already written.
+    /// already written. With `prompt`, the step's keys `[R, Hkv, dk]` and values `[R, Hkv, dv]` (the rows of
+    /// prompt chunks at least), each run of prompt chunks attends its own keys through the flash attention
+    /// kernels as packed documents, which reads each key once per block of query rows rather than once per
+    /// decode piece; a windowed layer (which those kernels do not take) keeps the decode kernel throughout.
     mutating func attend(q: DeviceTensor, cache: DeviceDecodeCache.Layer, heads: Attention.Heads,
-                         context: CUDAContext) throws -> DeviceTensor {
+                         prompt: (keys: DeviceTensor, values: DeviceTensor)? = nil, context: CUDAContext) throws -> DeviceTensor {
         let out = try context.empty([rows, heads.queryHeads, heads.valueDim], q.precision)
-        for run in try attentionRuns(limit: max(1, 64 / heads.group), context: context) {
+        let flash = prompt != nil && heads.window == nil && !promptRuns.isEmpty
+        if flash, let prompt {
+            for run in promptRuns {
+                func runRows(_ tensor: DeviceTensor, heads count: Int, width: Int) -> DeviceTensor {
+                    tensor.view([1, run.rows, count, width], at: run.firstRow * count * width)
+                }
+                _ = try Attention.forward(q: runRows(q, heads: heads.queryHeads, width: heads.keyDim),
+                                          k: runRows(prompt.keys, heads: heads.keyValueHeads, width: heads.keyDim),
+                                          v: runRows(prompt.values, heads: heads.keyValueHeads, width: heads.valueDim),
+                                          heads: heads, keyValid: nil, positions: run.positions,
+                                          into: runRows(out, heads: heads.queryHeads, width: heads.valueDim), context: context)
+            }
+        }
+        for run in try attentionRuns(limit: max(1, 64 / heads.group), skippingPrompts: flash, context: context) {
             let pieceShape = [run.pieces, run.rowsPerPiece, heads.queryHeads]
             try DecodeAttention.forward(
                 q: q.view(pieceShape + [heads.keyDim], at: run.firstRow * heads.queryHeads * heads.keyDim),

@@ -13,7 +13,8 @@
 // single-token step reads each head's matrices with parts times the warps in flight), the QK-mean, the L2 norm to sqrt(d) (summed in channel
 // order by one thread, as cca_prologue.cu does, so both agree to the bit in float32), the key temperature
 // and RoPE at the row's own position. Query heads write q [R, Hq, d]; key heads write their k, and the
-// value-shifted v of the same KV head, straight into the paged cache (decode_attention.cu's layout).
+// value-shifted v of the same KV head, straight into the paged cache (decode_attention.cu's layout), and
+// when `dense_keys` and `dense_values` are given also there, [R, Hkv, d] (for the flash kernels of a step's prompts).
 // cca_decode_history: one thread per (sequence, channel): the slot's new history is the last two latent rows
 // of history + chunk, and its delayed value the chunk's last row's. It runs after the prologue, which reads
 // the old history.
@@ -33,6 +34,7 @@ extern "C" __global__ void cca_decode_prologue(
     const float* __restrict__ key_scale, const double* __restrict__ inv_freq,
     T* __restrict__ q,                       // [R, Hq, d]
     T* __restrict__ key_cache, T* __restrict__ value_cache,  // [pages, PAGE, Hkv, d]
+    T* __restrict__ dense_keys, T* __restrict__ dense_values,  // [R, Hkv, d] or null
     int stride, int q_heads, int kv_heads, int head_dim, int rotary_dim, int convolutions, int qk_mean,
     int value_shift, int max_pages)
 {
@@ -100,7 +102,9 @@ extern "C" __global__ void cca_decode_prologue(
     }
     const long long page = page_table[static_cast<long long>(row_sequence[r]) * max_pages + position / PAGE];
     const long long slot = ((page * PAGE + position % PAGE) * kv_heads + key_head) * d + o;
+    const long long dense = (static_cast<long long>(r) * kv_heads + key_head) * d + o;
     key_cache[slot] = from_float<T>(x);
+    if (dense_keys) dense_keys[dense] = from_float<T>(x);
     // v channel c of ek: the current half from this row, the delayed half from the row before (or the state).
     const int c = key_head * d + o, value_half = ek / 2;
     T value = row[ct + c];
@@ -109,6 +113,7 @@ extern "C" __global__ void cca_decode_prologue(
                             : from_float<T>(value_history[static_cast<long long>(state) * value_half + c - value_half]);
     }
     value_cache[slot] = value;
+    if (dense_values) dense_values[dense] = value;
 }
 
 extern "C" __global__ void cca_decode_history(

@@ -13,6 +13,7 @@
 // to row scatter[s] of `out`, multiplied by row_weight[scatter[s]] (the router's weight): the down
 // projection writes the layer's output in place; rows that go to no expert are left as they were.
 #include "common.cuh"
+#include "elementwise.cuh"
 
 constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8, VECTOR = 8;
 
@@ -91,4 +92,24 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
             }
         }
     }
+}
+
+// moe_gather_rows and moe_scatter_rows, for the path that runs each expert's products on cuBLAS (many rows):
+// slot s of `out` [slots, width] is row order[s] of `a`; and row order[s] of `out` is row_weight[order[s]]
+// times slot s of `in`, as moe_grouped_product's scatter writes it. One thread per element (grid-stride).
+extern "C" __global__ void moe_gather_rows(const T* __restrict__ a, const int* __restrict__ order, T* __restrict__ out,
+                                           long long slots, int width)
+{
+    for_each_element(slots * width, [&](long long e) {
+        out[e] = a[static_cast<long long>(order[e / width]) * width + e % width];
+    });
+}
+
+extern "C" __global__ void moe_scatter_rows(const T* __restrict__ in, const int* __restrict__ order,
+                                            const float* __restrict__ row_weight, T* __restrict__ out, long long slots, int width)
+{
+    for_each_element(slots * width, [&](long long e) {
+        const long long row = order[e / width];
+        out[row * width + e % width] = from_float<T>(row_weight[row] * to_float(in[e]));
+    });
 }

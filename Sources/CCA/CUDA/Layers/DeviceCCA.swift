@@ -35,10 +35,6 @@ struct DeviceCCA: DeviceAttentionLayer {
     static let projectionNames = ["q_proj", "k_proj", "v_proj_current", "v_proj_delayed"].map { "qkv_proj.\($0).weight" }
 
     init(config: CCAConfig, weights: DeviceWeights, context: CUDAContext) throws {
-        // The kernels attend every earlier key; refusing a window keeps them from giving a wrong answer.
-        if let window = config.slidingWindow {
-            throw ConfigError.invalidValue(name: "sliding_window", value: "\(window)", expected: "none on the GPU (its attention has no window yet); run on the CPU")
-        }
         self.config = config
         let precision = weights.matrixPrecision
         func matrix(_ name: String) throws -> DeviceTensor {
@@ -114,9 +110,11 @@ struct DeviceCCA: DeviceAttentionLayer {
         return projections
     }
 
+    /// With the layer's sliding window: the decode attention takes it; the flash kernels refuse it
+    /// (``Attention/Heads/checkForDevice(positions:)``), so a sliding layer trains on the CPU only.
     var heads: Attention.Heads {
         Attention.Heads(queryHeads: config.queryHeads, keyValueHeads: config.keyValueHeads, keyDim: config.headDim,
-                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot())
+                        valueDim: config.headDim, scale: 1 / Double(config.headDim).squareRoot(), window: config.slidingWindow)
     }
 
     /// With `keep`, or with `positions` (packed documents, which the fused inference prologue does not

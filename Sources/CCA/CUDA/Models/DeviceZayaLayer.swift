@@ -13,11 +13,12 @@ struct DeviceZayaLayer {
     let epsilon: Float
     let precision: CUDAPrecision
 
-    /// Layer `index` of `model`; the experts go straight from the mapped files to the device.
-    /// - Throws: ``ZayaGPUError/slidingWindow(layer:window:)`` for a `hybrid_sliding` layer, ``CUDAError``.
-    init(_ layer: ZayaDecoderLayer, index: Int, precision: CUDAPrecision, context: CUDAContext) throws {
+    /// Uploads `layer`; the experts go straight from the mapped files to the device.
+    /// A `hybrid_sliding` layer's attention config carries its window and its own RoPE parameters
+    /// (``ZayaConfig/attention(_:)``), which the decode heads and the prologue's rotary take from it.
+    /// - Throws: ``CUDAError``.
+    init(_ layer: ZayaDecoderLayer, precision: CUDAPrecision, context: CUDAContext) throws {
         let config = layer.attention.config
-        if let window = config.slidingWindow { throw ZayaGPUError.slidingWindow(layer: index, window: window) }
         attention = try DeviceCCADecoder(config: config, weights: try config.upload(layer.attention.weights, precision: precision,
                                                                                  context: context), context: context)
         inputNorm = try context.upload(layer.inputNorm, .float32)
@@ -42,7 +43,7 @@ struct DeviceZayaLayer {
                                                           keepFloat: true, context: context)
         let (experts, weights, state) = try router.forward(routerIn!, previousState: routerState, context: context)
         let mixed = try MixtureOfExperts.forward(mlpIn!, experts: experts, weights: weights, gateUp: gateUp, down: down,
-                                                 context: context)
+                                                 hostReads: step.allowsHostReads, context: context)
         try ResidualScaling.merge(mixed, scaling: postMLPScaling, into: stream, norm: nil, precision: precision, context: context)
         return state
     }
@@ -50,14 +51,10 @@ struct DeviceZayaLayer {
 
 /// A ZAYA checkpoint the GPU path does not run (the CPU path, `--device cpu`, does).
 public enum ZayaGPUError: Error, CustomStringConvertible, Equatable {
-    case slidingWindow(layer: Int, window: Int)
     case maskNotRightPadded(sequence: Int)
 
     public var description: String {
         switch self {
-        case let .slidingWindow(layer, window):
-            return "layer \(layer) is a hybrid_sliding layer (window \(window)), which the GPU decode path does not run yet; "
-                + "run this model with --device cpu"
         case let .maskNotRightPadded(sequence):
             return "attention_mask row \(sequence) has padding before a token; on the GPU each sequence's tokens must come first "
                 + "(right padding), or run with --device cpu"

@@ -15,15 +15,13 @@ struct DeviceZayaModel: DeviceDecodingModel {
     let finalNorm: DeviceTensor, head: DeviceTensor, headBias: DeviceTensor?
 
     /// Uploads `model`.
-    /// - Throws: ``ZayaGPUError`` for a layer the GPU does not run, ``CUDAError`` from the device.
+    /// - Throws: ``CUDAError`` from the device.
     init(_ model: ZayaModel, precision: CUDAPrecision, context: CUDAContext) throws {
         (config, self.precision) = (model.config, precision)
         embedding = try context.upload(model.embedding, precision)
         inputScale = try context.upload(model.inputScale, .float32)
         inputBias = try context.upload(model.inputBias, .float32)
-        layers = try model.layers.enumerated().map { index, layer in
-            try DeviceZayaLayer(layer, index: index, precision: precision, context: context)
-        }
+        layers = try model.layers.map { try DeviceZayaLayer($0, precision: precision, context: context) }
         finalNorm = try context.upload(model.finalNorm, .float32)
         head = model.config.tieWordEmbeddings ? embedding : try context.upload(model.head, precision)
         headBias = try model.headBias.map { try context.upload($0, .float32) }

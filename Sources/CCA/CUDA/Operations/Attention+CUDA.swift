@@ -10,12 +10,16 @@ extension Attention {
     ///   - keyValid: `[B·S]` bytes, 0 for keys never to attend, or nil.
     ///   - positions: `[B·S]` int32, each row's position within its document when a row packs several
     ///     (see ``DevicePacking``), or nil: a row sees keys from its document's start up to itself (causal only).
+    ///   - out: where the output goes (a view into a larger tensor, for a decode step's prompt rows), or nil
+    ///     for a new tensor.
     static func forward(q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?,
-                        positions: DeviceBuffer? = nil, keepLSE: Bool = false, context: CUDAContext) throws
-        -> (out: DeviceTensor, lse: DeviceTensor?) {
+                        positions: DeviceBuffer? = nil, keepLSE: Bool = false, into out: DeviceTensor? = nil,
+                        context: CUDAContext) throws -> (out: DeviceTensor, lse: DeviceTensor?) {
         let (batch, length) = (q.shape[0], q.shape[1])
         try heads.checkForDevice(positions: positions)
-        let out = try context.empty([batch, length, heads.queryHeads, heads.valueDim], q.precision)
+        let shape = [batch, length, heads.queryHeads, heads.valueDim]
+        precondition(out.map { $0.shape == shape && $0.precision == q.precision } ?? true, "attention output \(out!.shape) for q \(q.shape)")
+        let out = try out ?? context.empty(shape, q.precision)
         let lse = keepLSE ? try context.empty([batch, length, heads.queryHeads], .float32) : nil
         guard batch * length > 0 else { return (out, lse) }
         let packedRows = length * heads.group

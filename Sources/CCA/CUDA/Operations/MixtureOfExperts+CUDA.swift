@@ -56,21 +56,67 @@ extension MixtureOfExperts {
                             rowWeights == nil ? 0 : groups.order.address, rowWeights?.address ?? 0, out.address])
     }
 
+    /// Rows from which ``forward(_:experts:weights:gateUp:down:hostReads:context:)``, when allowed host reads,
+    /// runs each expert's products on cuBLAS (tensor cores): the grouped product's tiles of 8 rows read an
+    /// expert's weights once per tile, which is what a decode step wants and far from the tensor cores' rate
+    /// for a prompt of thousands of rows. Not measured as the crossover: a prompt's step is well above it.
+    static let rowsForProductsPerExpert = 256
+
     /// ``forward(_:experts:weights:gateUp:down:)`` on the GPU: `x` `[rows, E]`, each row's expert (int32
     /// `[rows]`, -1: none) and float32 weight `[rows]`, the stacked `gateUp` `[N, 2I, E]` and `down`
     /// `[N, E, I]` → `[rows, E]`, 0 for rows that go to no expert. Grouping, the gate|up product over every
     /// expert's rows, SwiGLU and the weighted down product with its scatter: five launches whatever the
-    /// experts chosen, no host round trip.
+    /// experts chosen, no host round trip. With `hostReads` (a step outside a CUDA graph) and at least
+    /// ``rowsForProductsPerExpert`` rows, the group sizes are read to the host once and each expert's two
+    /// products run on cuBLAS over its gathered rows instead.
     static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
-                        down: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+                        down: DeviceTensor, hostReads: Bool = false, context: CUDAContext) throws -> DeviceTensor {
         let rows = x.count / max(1, x.shape.last!)
         let groups = try group(experts: experts, rows: rows, expertCount: gateUp.shape[0], context: context)
+        if hostReads && rows >= rowsForProductsPerExpert {
+            return try forwardPerExpert(x, groups: groups, weights: weights, gateUp: gateUp, down: down, context: context)
+        }
         let grouped = try context.empty([rows, gateUp.shape[1]], x.precision)
         try groupedProduct(x, weight: gateUp, groups: groups, gather: true, scatter: nil, into: grouped, context: context)
         let hidden = try SwiGLU.forward(grouped, context: context)
         let y = try context.empty([rows, down.shape[1]], x.precision)
         try context.zero(address: y.address, count: y.count, precision: y.precision)
         try groupedProduct(hidden, weight: down, groups: groups, gather: false, scatter: weights, into: y, context: context)
+        return y
+    }
+
+    /// The products of ``forward(_:experts:weights:gateUp:down:hostReads:context:)`` per expert on cuBLAS: the
+    /// rows gathered in group order, expert `e`'s slots `offsets[e] ..< offsets[e + 1]` (read to the host)
+    /// through its gate|up and down weights, SwiGLU over all slots, and the weighted scatter back to the rows.
+    private static func forwardPerExpert(_ x: DeviceTensor, groups: DeviceGroups, weights: DeviceTensor, gateUp: DeviceTensor,
+                                         down: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
+        let (width, hiddenWidth) = (x.shape.last!, down.shape[2])
+        let offsets = try context.download(Int32.self, groups.experts + 1, from: groups.offsets).map(Int.init)
+        let slots = offsets[groups.experts]
+        let y = try context.empty([groups.rows, width], x.precision)
+        try context.zero(address: y.address, count: y.count, precision: y.precision)
+        guard slots > 0 else { return y }
+        let gathered = try context.empty([slots, width], x.precision)
+        let gather = try context.kernel("moe_gather_rows", in: .moeExperts, precision: x.precision)
+        try context.launchElementwise(gather, count: gathered.count, [x.address, groups.order.address, gathered.address,
+                                                                      Int64(slots), Int32(width)])
+        let grouped = try context.empty([slots, 2 * hiddenWidth], x.precision)
+        for (expert, (start, end)) in zip(offsets, offsets.dropFirst()).enumerated() where end > start {
+            try Linear.forward(gathered.view([end - start, width], at: start * width).matrix,
+                               gateUp.view([2 * hiddenWidth, width], at: expert * 2 * hiddenWidth * width),
+                               into: grouped.view([end - start, 2 * hiddenWidth], at: start * 2 * hiddenWidth).matrix,
+                               context: context)
+        }
+        let hidden = try SwiGLU.forward(grouped, context: context)
+        let products = try context.empty([slots, width], x.precision)
+        for (expert, (start, end)) in zip(offsets, offsets.dropFirst()).enumerated() where end > start {
+            try Linear.forward(hidden.view([end - start, hiddenWidth], at: start * hiddenWidth).matrix,
+                               down.view([width, hiddenWidth], at: expert * width * hiddenWidth),
+                               into: products.view([end - start, width], at: start * width).matrix, context: context)
+        }
+        let scatter = try context.kernel("moe_scatter_rows", in: .moeExperts, precision: x.precision)
+        try context.launchElementwise(scatter, count: products.count, [products.address, groups.order.address, weights.address,
+                                                                       y.address, Int64(slots), Int32(width)])
         return y
     }
 }

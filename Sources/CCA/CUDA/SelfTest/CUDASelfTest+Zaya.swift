@@ -30,15 +30,19 @@ extension CUDASelfTest {
                 let x = representable(Tensor<Float>(randomNormal: [rows, width], seed: 61), precision)
                 let gateUp = representable(Tensor<Float>(randomNormal: [experts, 2 * intermediate, width], std: 0.2, seed: 62), precision)
                 let down = representable(Tensor<Float>(randomNormal: [experts, width, intermediate], std: 0.2, seed: 63), precision)
-                let (gpu, offsets) = try context.exclusive { () -> (Tensor<Float>, [Int32]) in
+                // Both paths: the grouped product, and (host reads allowed; 3000 rows are over the threshold) each
+                // expert's products on cuBLAS.
+                let (gpu, offsets) = try context.exclusive { () -> ([Tensor<Float>], [Int32]) in
                     let ids = try context.upload(choices)
-                    let y = try MixtureOfExperts.forward(try context.upload(x, precision), experts: ids,
-                                                         weights: try context.upload(Tensor(checked: [rows], routerWeights), .float32),
-                                                         gateUp: try context.upload(gateUp, precision), down: try context.upload(down, precision),
-                                                         context: context)
+                    let outputs = try [false, true].map { hostReads in
+                        try context.download(try MixtureOfExperts.forward(
+                            try context.upload(x, precision), experts: ids,
+                            weights: try context.upload(Tensor(checked: [rows], routerWeights), .float32),
+                            gateUp: try context.upload(gateUp, precision), down: try context.upload(down, precision),
+                            hostReads: hostReads, context: context))
+                    }
                     let groups = try MixtureOfExperts.group(experts: ids, rows: rows, expertCount: experts, context: context)
-                    let offsets = try context.download(DeviceTensor(shape: [experts + 1], precision: .float32, buffer: groups.offsets))
-                    return (try context.download(y), offsets.storage.map { $0.bitPattern }.map { Int32(bitPattern: $0) })
+                    return (outputs, try context.download(Int32.self, experts + 1, from: groups.offsets))
                 }
                 // The plain loop, in Double: each row through its own expert.
                 var reference = [Float](repeating: 0, count: rows * width)
@@ -62,7 +66,7 @@ extension CUDASelfTest {
                 var counts = [Int32](repeating: 0, count: experts + 1)
                 for choice in choices where choice >= 0 { counts[Int(choice) + 1] += 1 }
                 for e in 0..<experts { counts[e + 1] += counts[e] }
-                return [(gpu, Tensor(checked: [rows, width], reference)),
+                return gpu.map { ($0, Tensor(checked: [rows, width], reference)) } + [
                         (Tensor(checked: [experts + 1], offsets.map(Float.init)), Tensor(checked: [experts + 1], counts.map(Float.init)))]
             })
         }
@@ -90,20 +94,55 @@ extension CUDASelfTest {
                 }
             })
         }
-        cases.append(Case(name: "zaya sliding layer refused on the GPU") { _, precision in
-            var config = zayaModels[0].config
-            config.layerTypes = [.hybrid, .hybridSliding, .hybrid]
-            config.slidingWindow = 4
-            return try withRandomZaya(config, precision: precision) { zaya in
-                do {
-                    _ = try DeviceZayaLogits.logits(zaya, tokens: [1, 2], batch: 1, length: 2, precision: precision)
-                } catch ZayaGPUError.slidingWindow(layer: 1, window: 4) {
-                    return [(Tensor(zeros: [1]), Tensor(zeros: [1]))]
+        for model in zayaModels {
+            cases.append(Case(name: "zaya model \(model.name) prompts 0+300 packed beside continuing chunks",
+                              bfloat16Tolerance: zayaModelBFloat16Tolerance) { context, precision in
+                try withRandomZaya(model.config, precision: precision) { zaya in
+                    try mixedPromptSteps(zaya, precision: precision, context: context)
                 }
-                throw CUDAError.unsupported("a hybrid_sliding layer ran on the GPU instead of being refused")
-            }
-        })
+            })
+        }
         return cases
+    }
+
+    /// Two steps of one ``DeviceZayaModel`` and cache, every row's logits against the CPU model on each whole
+    /// sequence: step 1 a prompt of 5 rows (A) and a single first token (B); step 2 A and B continuing (1 and 3
+    /// rows) beside two adjacent prompts (C of 300 rows, past a page and over the experts' cuBLAS threshold,
+    /// and D of 7), which run the flash attention kernels as packed documents.
+    static func mixedPromptSteps(_ zaya: ZayaModel, precision: CUDAPrecision, context: CUDAContext) throws
+        -> [(gpu: Tensor<Float>, reference: Tensor<Float>)] {
+        let schedule: [[(name: String, count: Int)]] = [[("A", 5), ("B", 1)], [("A", 1), ("B", 3), ("C", 300), ("D", 7)]]
+        var lengths: [String: Int] = [:]
+        for step in schedule { for chunk in step { lengths[chunk.name, default: 0] += chunk.count } }
+        let vocab = zaya.config.vocabSize
+        var generator = SplitMix64(seed: 29)
+        let tokens = lengths.mapValues { count in (0..<count).map { _ in Int(generator.next() % UInt64(vocab)) } }
+        let gpu = try context.exclusive { () -> [String: [Float]] in
+            let resident = try DeviceZayaModel(zaya, precision: precision, context: context)
+            let cache = try resident.makeCache(pageCount: 16, stateSlots: lengths.count, context: context)
+            let ids = try lengths.mapValues { try cache.add(capacity: $0) }
+            var done: [String: Int] = [:], logits: [String: [Float]] = [:]
+            for chunks in schedule {
+                let stepTokens = chunks.flatMap { chunk in tokens[chunk.name]![done[chunk.name, default: 0]...].prefix(chunk.count) }
+                var step = try DeviceDecodeStep(sequences: chunks.map { chunk in
+                    let sequence = cache.sequences[ids[chunk.name]!]!
+                    return (sequence.state, done[chunk.name, default: 0], chunk.count, sequence.pages)
+                }, tokens: Array(stepTokens), context: context)
+                let out = try context.download(try resident.forward(step: &step, cache: cache, allRows: true, context: context)).storage
+                var row = 0
+                for chunk in chunks {
+                    logits[chunk.name, default: []] += out[(row * vocab)..<((row + chunk.count) * vocab)]
+                    row += chunk.count
+                    done[chunk.name, default: 0] += chunk.count
+                }
+            }
+            return logits
+        }
+        return try lengths.keys.sorted().map { name in
+            let count = lengths[name]!
+            let reference = try zaya.logits(tokens: tokens[name]!, batch: 1, length: count)
+            return excludingRoutingTies(Tensor(checked: [count, vocab], gpu[name]!), try reference.reshaped([count, vocab]), precision)
+        }
     }
 
     /// In bfloat16 a router whose two best classes are within the rounding of its input may pick the other
@@ -142,7 +181,12 @@ extension CUDASelfTest {
         (other.hiddenLayers, other.attentionHeads, other.keyValueHeads, other.experts) = (2, 4, 1, 7)
         (other.tieWordEmbeddings, other.lmHeadBias) = (false, true)
         other.ropeParameters[ZayaConfig.LayerType.hybrid.rawValue] = .init(ropeTheta: 10_000, partialRotaryFactor: 1)
-        return [("E64 L3 Hq4 Hkv2 d32 N4 tied", small), ("E64 L2 Hq4 Hkv1 d32 N7 untied+bias rope1", other)]
+        // Sliding layers first and last, with a window shorter than the prompts and their own RoPE (theta 1e4,
+        // against the full layers' 5e6).
+        var sliding = small
+        (sliding.layerTypes, sliding.slidingWindow) = ([.hybridSliding, .hybrid, .hybridSliding], 4)
+        return [("E64 L3 Hq4 Hkv2 d32 N4 tied", small), ("E64 L2 Hq4 Hkv1 d32 N7 untied+bias rope1", other),
+                ("E64 L3 sliding,full,sliding window4", sliding)]
     }
 
     static func randomTokens(_ count: Int, vocab: Int) -> [Int] {
