@@ -254,7 +254,7 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_c
     __shared__ float warp_values[COMBINE_WARPS][DV];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float value[CHANNELS_PER_LANE] = {};
-#pragma unroll 4
+#pragma unroll 8
     for (int s = warp; s < used; s += COMBINE_WARPS) {
         const float factor = exp2f(maxima[s] - base);
         const float* source = partial_out + (row * splits + s) * DV;
