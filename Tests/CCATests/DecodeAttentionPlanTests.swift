@@ -29,8 +29,12 @@ import Testing
                 #expect(count <= DecodeAttention.Plan.maxSplits)
             }
         }
-        // B = 1 at 16k (2 KV heads): the grid is filled by splitting finely, not left at 2 blocks.
-        #expect(plan.splits(pages: 256, blocksPerSplit: 2, multiprocessors: 132).count >= 64)
+        // B = 1 at 16k (2 KV heads): the grid is filled by splitting finely, not left at 2 blocks: one wave of
+        // two-page splits (256 blocks for 264 slots) rather than two waves of one-page splits.
+        #expect(plan.splits(pages: 256, blocksPerSplit: 2, multiprocessors: 132) == (128, 128))
+        // B = 32 at 1k: four-page splits, one wave; B = 32 at 16k: eight blocks per slot.
+        #expect(plan.splits(pages: 16, blocksPerSplit: 64, multiprocessors: 132) == (4, 256))
+        #expect(plan.splits(pages: 256, blocksPerSplit: 64, multiprocessors: 132) == (32, 512))
     }
 
     @Test func packedRowsAreCutIntoRowBlocks() throws {

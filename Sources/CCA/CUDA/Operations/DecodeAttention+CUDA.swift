@@ -152,12 +152,16 @@ enum DecodeAttention {
 
         /// Splits of a context of `pages` pages, for `blocksPerSplit` blocks (sequences, KV heads and row blocks)
         /// per split: about eight blocks per resident block slot, so that the last wave is a small part of the
-        /// time, each split at least four pages (its partial output is then a small part of what it reads) unless
-        /// the grid would not fill the GPU, and at most ``maxSplits``.
+        /// time; each split at least four pages (its partial output is then a small part of what it reads), or
+        /// else two (each tensor-core warp then has its two chunks in flight from the start), as long as the grid
+        /// still fills three quarters of the slots: one wave of such blocks costs about one load latency, where
+        /// twice the blocks of one page each take two; and at most ``maxSplits``.
         func splits(pages: Int, blocksPerSplit: Int, multiprocessors: Int) -> (count: Int, tokens: Int) {
             let slots = multiprocessors * blocksPerMultiprocessor
             var splitPages = max(1, (pages * blocksPerSplit + 8 * slots - 1) / (8 * slots))
-            if blocksPerSplit * ((pages + 3) / 4) >= slots { splitPages = max(splitPages, 4) }
+            if let least = [4, 2].first(where: { 4 * blocksPerSplit * ((pages + $0 - 1) / $0) >= 3 * slots }) {
+                splitPages = max(splitPages, least)
+            }
             splitPages = max(splitPages, (pages + Self.maxSplits - 1) / Self.maxSplits)
             return ((pages + splitPages - 1) / splitPages, splitPages * pageTokens)
         }
