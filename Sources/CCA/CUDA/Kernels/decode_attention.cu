@@ -97,13 +97,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attenti
     __shared__ float warp_max[WARPS][ROWS], warp_sum[WARPS][ROWS];
     __shared__ float warp_out[WARPS][ROWS][DV];
 
-    const int split = blockIdx.x, b = blockIdx.z;
-    const int group = q_heads / kv_heads, rows = group * query_rows, row_blocks = (rows + ROWS - 1) / ROWS;
-    const int kv_head = blockIdx.y / row_blocks, first_row = (blockIdx.y % row_blocks) * ROWS;
-    const int context = context_lengths[b];
-    const int seen_from = first_visible(context, query_rows, window);
-    const int first_key = seen_from / PAGE * PAGE + split * split_tokens;
-    const int end_key = min(context, first_key + split_tokens);
+    const SplitBlock block = split_block<ROWS>(context_lengths, q_heads, kv_heads, query_rows, split_tokens, window);
+    const int b = block.b, group = block.group, rows = block.rows, kv_head = block.kv_head, first_row = block.first_row;
+    const int context = block.context, seen_from = block.seen_from, first_key = block.first_key, end_key = block.end_key;
     if (first_key >= end_key) return;  // the combine reads only the splits that hold keys
     const int* pages = page_table + static_cast<long long>(b) * max_pages;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, key_group = lane / LANES, part = lane % LANES;
@@ -223,9 +219,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attenti
     }
     __syncthreads();
 
-    write_split_partials<ROWS, WARPS, THREADS>(&warp_out[0][0][0], &warp_max[0][0], &warp_sum[0][0], partial_out, partial_max,
-                                               partial_sum, b, first_row, rows, group, kv_head, q_heads, query_rows, split,
-                                               gridDim.x);
+    write_split_partials<ROWS, WARPS, THREADS>(&warp_out[0][0][0], &warp_max[0][0], &warp_sum[0][0], partial_out, partial_max, partial_sum,
+                                               block, q_heads, query_rows);
 }
 
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_combine(

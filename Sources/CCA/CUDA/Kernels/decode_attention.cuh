@@ -21,18 +21,42 @@ __device__ __forceinline__ float merge_max(float maximum, float other_max, float
     return merged;
 }
 
-// The split's unnormalised output, running max and sum for the block's packed rows first_row ..
-// first_row + BLOCK_ROWS - 1, from each warp's state in shared memory (log2 domain): warp_out[(w * BLOCK_ROWS + j)
-// * DV + c], warp_max and warp_sum[w * BLOCK_ROWS + j]; all BLOCK_THREADS threads call it after a barrier. Packed
-// row r is new row r / group of query head kv_head * group + r % group.
+// Where a block of the partial kernel works (grid (splits, Hkv * row blocks, B)): sequence b, the packed rows
+// first_row .. first_row + BLOCK_ROWS - 1 of KV head kv_head (of `rows`, group per KV head), and the keys
+// first_key .. end_key - 1 of split blockIdx.x, which starts split_tokens * split after seen_from rounded down to
+// a page. first_key >= end_key for a split past the sequence's keys.
+struct SplitBlock {
+    int b, group, rows, kv_head, first_row, context, seen_from, first_key, end_key;
+};
+
+template <int BLOCK_ROWS>
+__device__ __forceinline__ SplitBlock split_block(const int* context_lengths, int q_heads, int kv_heads, int query_rows,
+                                                  int split_tokens, int window) {
+    SplitBlock block;
+    block.b = blockIdx.z;
+    block.group = q_heads / kv_heads;
+    block.rows = block.group * query_rows;
+    const int row_blocks = (block.rows + BLOCK_ROWS - 1) / BLOCK_ROWS;
+    block.kv_head = blockIdx.y / row_blocks;
+    block.first_row = (blockIdx.y % row_blocks) * BLOCK_ROWS;
+    block.context = context_lengths[block.b];
+    block.seen_from = first_visible(block.context, query_rows, window);
+    block.first_key = block.seen_from / PAGE * PAGE + blockIdx.x * split_tokens;
+    block.end_key = min(block.context, block.first_key + split_tokens);
+    return block;
+}
+
+// The split's unnormalised output, running max and sum for the block's packed rows, from each warp's state in
+// shared memory (log2 domain): warp_out[(w * BLOCK_ROWS + j) * DV + c], warp_max and warp_sum[w * BLOCK_ROWS + j]
+// for row first_row + j; all BLOCK_THREADS threads call it after a barrier. Packed row r is new row r / group of
+// query head kv_head * group + r % group.
 template <int BLOCK_ROWS, int BLOCK_WARPS, int BLOCK_THREADS>
 __device__ __forceinline__ void write_split_partials(const float* warp_out, const float* warp_max, const float* warp_sum,
-                                                     float* partial_out, float* partial_max, float* partial_sum, int b,
-                                                     int first_row, int rows, int group, int kv_head, int q_heads,
-                                                     int query_rows, int split, int splits) {
+                                                     float* partial_out, float* partial_max, float* partial_sum,
+                                                     const SplitBlock& block, int q_heads, int query_rows) {
     for (int index = threadIdx.x; index < BLOCK_ROWS * DV; index += BLOCK_THREADS) {
-        const int j = index / DV, c = index % DV, row = first_row + j;
-        if (row >= rows) continue;
+        const int j = index / DV, c = index % DV, row = block.first_row + j;
+        if (row >= block.rows) continue;
         float maximum = negative_infinity();
         for (int w = 0; w < BLOCK_WARPS; ++w) maximum = fmaxf(maximum, warp_max[w * BLOCK_ROWS + j]);
         const float base_max = maximum == negative_infinity() ? 0.f : maximum;
@@ -42,8 +66,8 @@ __device__ __forceinline__ void write_split_partials(const float* warp_out, cons
             value += warp_out[(w * BLOCK_ROWS + j) * DV + c] * factor;
             sum += warp_sum[w * BLOCK_ROWS + j] * factor;
         }
-        const int i = row / group, head = kv_head * group + row % group;
-        const long long slot = ((static_cast<long long>(b) * query_rows + i) * q_heads + head) * splits + split;
+        const int i = row / block.group, head = block.kv_head * block.group + row % block.group;
+        const long long slot = ((static_cast<long long>(block.b) * query_rows + i) * q_heads + head) * gridDim.x + blockIdx.x;
         partial_out[slot * DV + c] = value;
         if (c == 0) {
             partial_max[slot] = maximum;

@@ -37,27 +37,28 @@ static_assert(DK % 16 == 0 && DV % 16 == 0 && DK <= 256 && DV <= 256, "dk and dv
 static_assert(PAGE % CHUNK == 0 && STAGES >= 2, "a chunk lies within one page; a warp needs two stages or more");
 static_assert(ROWS * DV * 4 <= STAGES * STAGE_SIZE * 2, "a warp's outputs must fit in its stages");
 
-// Starts copying keys base .. base + CHUNK - 1 (within one page of the pool) into a stage, with the 32 lanes
-// of a warp: keys outside [from, end) are zero-filled. 16-byte words, 16 lanes per 256 bytes of a key.
+// Starts copying the WIDTH channels of tokens base .. base + CHUNK - 1 (within one page of the pool) of one
+// cache into a stage's rows (STRIDE apart), with the 32 lanes of a warp: tokens outside [from, end) are
+// zero-filled. 16-byte words, 16 lanes per 256 bytes of a token.
+template <int WIDTH, int STRIDE>
+__device__ __forceinline__ void load_chunk_rows(unsigned short* rows, const bf16* cache, long long page, int base, int from,
+                                                int end, int kv_heads, int kv_head, int lane) {
+    constexpr int WORDS = WIDTH / 8;
+#pragma unroll
+    for (int n = 0; n < CHUNK * WORDS / 32; ++n) {
+        const int index = n * 32 + lane, key = index / WORDS, word = index % WORDS;
+        const long long token = (page * PAGE + (base + key) % PAGE) * kv_heads + kv_head;
+        const bool inside = base + key >= from && base + key < end;
+        copy_async_16(rows + key * STRIDE + word * 8, inside ? cache + token * WIDTH + word * 8 : cache, inside);
+    }
+}
+
+// Starts copying the keys and values of tokens base .. base + CHUNK - 1 into a stage.
 __device__ __forceinline__ void load_chunk(unsigned short* stage, const bf16* key_cache, const bf16* value_cache,
                                            long long page, int base, int from, int end, int kv_heads, int kv_head,
                                            int lane) {
-    constexpr int KEY_WORDS = DK / 8, VALUE_WORDS = DV / 8;
-#pragma unroll
-    for (int n = 0; n < CHUNK * KEY_WORDS / 32; ++n) {
-        const int index = n * 32 + lane, key = index / KEY_WORDS, word = index % KEY_WORDS;
-        const long long token = (page * PAGE + (base + key) % PAGE) * kv_heads + kv_head;
-        const bool inside = base + key >= from && base + key < end;
-        copy_async_16(stage + key * K_STRIDE + word * 8, inside ? key_cache + token * DK + word * 8 : key_cache, inside);
-    }
-#pragma unroll
-    for (int n = 0; n < CHUNK * VALUE_WORDS / 32; ++n) {
-        const int index = n * 32 + lane, key = index / VALUE_WORDS, word = index % VALUE_WORDS;
-        const long long token = (page * PAGE + (base + key) % PAGE) * kv_heads + kv_head;
-        const bool inside = base + key >= from && base + key < end;
-        copy_async_16(stage + CHUNK * K_STRIDE + key * V_STRIDE + word * 8,
-                      inside ? value_cache + token * DV + word * 8 : value_cache, inside);
-    }
+    load_chunk_rows<DK, K_STRIDE>(stage, key_cache, page, base, from, end, kv_heads, kv_head, lane);
+    load_chunk_rows<DV, V_STRIDE>(stage + CHUNK * K_STRIDE, value_cache, page, base, from, end, kv_heads, kv_head, lane);
 }
 
 extern "C" __global__ void __launch_bounds__(THREADS, 2) decode_attention_partial(
@@ -74,13 +75,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) decode_attention_partia
     extern __shared__ __align__(16) unsigned short shared[];
     __shared__ float warp_max[WARPS * ROWS], warp_sum[WARPS * ROWS];
 
-    const int split = blockIdx.x, b = blockIdx.z;
-    const int group = q_heads / kv_heads, rows = group * query_rows, row_blocks = (rows + ROWS - 1) / ROWS;
-    const int kv_head = blockIdx.y / row_blocks, first_row = (blockIdx.y % row_blocks) * ROWS;
-    const int context = context_lengths[b];
-    const int seen_from = first_visible(context, query_rows, window);
-    const int first_key = seen_from / PAGE * PAGE + split * split_tokens;
-    const int end_key = min(context, first_key + split_tokens);
+    const SplitBlock block = split_block<ROWS>(context_lengths, q_heads, kv_heads, query_rows, split_tokens, window);
+    const int b = block.b, group = block.group, rows = block.rows, kv_head = block.kv_head, first_row = block.first_row;
+    const int context = block.context, seen_from = block.seen_from, first_key = block.first_key, end_key = block.end_key;
     if (first_key >= end_key) return;  // the combine reads only the splits that hold keys
     const int* pages = page_table + static_cast<long long>(b) * max_pages;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_lane = lane % 4;
@@ -204,6 +201,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) decode_attention_partia
         }
     }
     __syncthreads();
-    write_split_partials<ROWS, WARPS, THREADS>(warp_out, warp_max, warp_sum, partial_out, partial_max, partial_sum, b,
-                                               first_row, rows, group, kv_head, q_heads, query_rows, split, gridDim.x);
+    write_split_partials<ROWS, WARPS, THREADS>(warp_out, warp_max, warp_sum, partial_out, partial_max, partial_sum,
+                                               block, q_heads, query_rows);
 }
