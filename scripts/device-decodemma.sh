@@ -7,7 +7,7 @@ set -uo pipefail
 out="${OUT:?}/decodemma"
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
-timeout 100 .device/cca selftest --device cuda --filter "decode" 2>&1 | tee "$out/selftest.log" | tail -n 30
+timeout 110 .device/cca selftest --device cuda --filter "decode" 2>&1 | tee "$out/selftest.log" | tail -n 30
 echo "selftest exit ${PIPESTATUS[0]}"
 timeout 120 scripts/bench_decode.sh "$out" .device/cca 2>&1 | tee "$out/bench.log"
 echo "bench exit ${PIPESTATUS[0]}"
