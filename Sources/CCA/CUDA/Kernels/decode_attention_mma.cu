@@ -83,8 +83,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) decode_attention_partia
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, quad_row = lane / 4, quad_lane = lane % 4;
     unsigned short* ring = shared + warp * STAGES * STAGE_SIZE;
 
-    // This warp's chunks of the split, the first STAGES - 1 started at once (one commit group per chunk, empty
-    // ones included, so that the wait below counts the same for every warp).
+    // This warp's chunks of the split, the first STAGES - 1 started at once: one commit group per step, empty
+    // ones included, so that waiting for all but the newest STAGES - 2 groups at step n means chunk n is in.
     const int chunks = (end_key - first_key + CHUNK - 1) / CHUNK;
     const int mine = warp < chunks ? (chunks - warp + WARPS - 1) / WARPS : 0;
 #pragma unroll
