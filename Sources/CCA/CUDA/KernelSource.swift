@@ -12,6 +12,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     case attentionBackwardHopper = "attention_backward_wgmma.cu"
     case attentionBackwardFloat32 = "attention_backward_simt.cu"
     case decodeAttention = "decode_attention.cu"
+    case decodeAttentionTensorCores = "decode_attention_mma.cu"
     case sampling = "sampling.cu"
     case rmsNorm = "rms_norm.cu"
     case rotary = "rotary.cu"
@@ -55,6 +56,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         case .attentionBackwardHopper: return PackageResources.attention_backward_wgmma_cu
         case .attentionBackwardFloat32: return PackageResources.attention_backward_simt_cu
         case .decodeAttention: return PackageResources.decode_attention_cu
+        case .decodeAttentionTensorCores: return PackageResources.decode_attention_mma_cu
         case .sampling: return PackageResources.sampling_cu
         case .rmsNorm: return PackageResources.rms_norm_cu
         case .rotary: return PackageResources.rotary_cu
@@ -82,6 +84,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         "attention.cuh": PackageResources.attention_cuh, "documents.cuh": PackageResources.documents_cuh,
         "reduce.cuh": PackageResources.reduce_cuh, "elementwise.cuh": PackageResources.elementwise_cuh,
         "cca_rows.cuh": PackageResources.cca_rows_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
+        "decode_attention.cuh": PackageResources.decode_attention_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
     /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.
@@ -94,7 +97,7 @@ enum KernelSource: String, CaseIterable, Sendable {
     var precisions: [CUDAPrecision] {
         switch self {
         case .attentionTensorCores, .attentionHopper, .ccaPrologueTensorCores, .attentionBackwardTensorCores,
-             .attentionBackwardHopper: return [.bfloat16]
+             .attentionBackwardHopper, .decodeAttentionTensorCores: return [.bfloat16]
         case .attentionFloat32, .attentionBackwardFloat32: return [.float32]
         default: return CUDAPrecision.allCases
         }

@@ -19,8 +19,8 @@
 // groups merge by shuffles and the warps through shared memory, and the block writes the split's
 // unnormalised output with its running max and sum.
 // decode_attention_combine: grid (B * query_rows, Hq), COMBINE_THREADS threads: the splits that hold keys of
-// the sequence merged, each scaled by exp2(max_s - max), divided by the total sum. A row that sees no key
-// gets zeros.
+// the sequence merged, each scaled by exp2(max_s - max), divided by the total sum; its warps take the splits
+// in turn. A row that sees no key gets zeros. It also merges the partial results of decode_attention_mma.cu.
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256), -DLANES=<lanes per key: dk and dv multiples
@@ -28,6 +28,7 @@
 // multiprocessor the registers are capped for>.
 #include "common.cuh"
 #include "attention.cuh"
+#include "decode_attention.cuh"
 
 #ifndef LANES
 #define LANES 16
@@ -42,7 +43,8 @@
 #define MIN_BLOCKS 2
 #endif
 
-constexpr int PAGE = 64, THREADS = 128, WARPS = THREADS / 32, COMBINE_THREADS = 128;
+constexpr int THREADS = 128, WARPS = THREADS / 32, COMBINE_THREADS = 256, COMBINE_WARPS = COMBINE_THREADS / 32;
+constexpr int CHANNELS_PER_LANE = (DV + 31) / 32;              // the combine's output channels per lane
 constexpr int KEY_GROUPS = 32 / LANES;                      // keys a warp reads side by side
 constexpr int KEY_WORDS = DK / (8 * LANES), VALUE_WORDS = DV / (8 * LANES);  // 8-channel words per lane
 constexpr int STEP = KEY_GROUPS * TILE;                     // keys a warp reads per step
@@ -81,20 +83,6 @@ __device__ __forceinline__ float channel(const Channels8& channels, int e) {
     return __uint_as_float(word_part(channels.word[e / 4], e % 4));
 }
 
-// Two online-softmax states merged: returns the larger max and sets the factors that rescale each state to it.
-__device__ __forceinline__ float merge_max(float maximum, float other_max, float& mine, float& theirs) {
-    const float merged = fmaxf(maximum, other_max);
-    const float base = merged == negative_infinity() ? 0.f : merged;
-    mine = exp2f(maximum - base);
-    theirs = exp2f(other_max - base);
-    return merged;
-}
-
-// The first key any new row of a sequence sees.
-__device__ __forceinline__ int first_visible(int context, int query_rows, int window) {
-    return window > 0 ? max(0, context - query_rows - window + 1) : 0;
-}
-
 extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attention_partial(
     const T* __restrict__ q,                // [B, query_rows, Hq, DK]
     const T* __restrict__ key_cache,        // [pages, PAGE, Hkv, DK]
@@ -109,13 +97,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attenti
     __shared__ float warp_max[WARPS][ROWS], warp_sum[WARPS][ROWS];
     __shared__ float warp_out[WARPS][ROWS][DV];
 
-    const int split = blockIdx.x, b = blockIdx.z;
-    const int group = q_heads / kv_heads, rows = group * query_rows, row_blocks = (rows + ROWS - 1) / ROWS;
-    const int kv_head = blockIdx.y / row_blocks, first_row = (blockIdx.y % row_blocks) * ROWS;
-    const int context = context_lengths[b];
-    const int seen_from = first_visible(context, query_rows, window);
-    const int first_key = seen_from / PAGE * PAGE + split * split_tokens;
-    const int end_key = min(context, first_key + split_tokens);
+    const SplitBlock block = split_block<ROWS>(context_lengths, q_heads, kv_heads, query_rows, split_tokens, window);
+    const int b = block.b, group = block.group, rows = block.rows, kv_head = block.kv_head, first_row = block.first_row;
+    const int context = block.context, seen_from = block.seen_from, first_key = block.first_key, end_key = block.end_key;
     if (first_key >= end_key) return;  // the combine reads only the splits that hold keys
     const int* pages = page_table + static_cast<long long>(b) * max_pages;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, key_group = lane / LANES, part = lane % LANES;
@@ -235,27 +219,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attenti
     }
     __syncthreads();
 
-    const int splits = gridDim.x;
-    for (int index = threadIdx.x; index < ROWS * DV; index += THREADS) {
-        const int j = index / DV, c = index % DV, row = first_row + j;
-        if (row >= rows) continue;
-        float maximum = negative_infinity();
-        for (int w = 0; w < WARPS; ++w) maximum = fmaxf(maximum, warp_max[w][j]);
-        const float base_max = maximum == negative_infinity() ? 0.f : maximum;
-        float value = 0.f, sum = 0.f;
-        for (int w = 0; w < WARPS; ++w) {
-            const float factor = exp2f(warp_max[w][j] - base_max);
-            value += warp_out[w][j][c] * factor;
-            sum += warp_sum[w][j] * factor;
-        }
-        const int i = row / group, head = kv_head * group + row % group;
-        const long long slot = ((static_cast<long long>(b) * query_rows + i) * q_heads + head) * splits + split;
-        partial_out[slot * DV + c] = value;
-        if (c == 0) {
-            partial_max[slot] = maximum;
-            partial_sum[slot] = sum;
-        }
-    }
+    write_split_partials<ROWS, WARPS, THREADS>(&warp_out[0][0][0], &warp_max[0][0], &warp_sum[0][0], partial_out, partial_max, partial_sum,
+                                               block, q_heads, query_rows);
 }
 
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_combine(
@@ -279,10 +244,29 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_c
     for (int s = threadIdx.x % 32; s < used; s += 32) total += partial_sum[row * splits + s] * exp2f(maxima[s] - base);
     for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
     if (lse != nullptr && threadIdx.x == 0) lse[row] = total > 0.f ? (maximum + __log2f(total)) * 0.6931471805599453f : negative_infinity();
+    // The warps take the splits in turn (each lane every 32nd channel), so that the loads of several splits are
+    // in flight at once, and their sums meet in shared memory.
+    __shared__ float warp_values[COMBINE_WARPS][DV];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    float value[CHANNELS_PER_LANE] = {};
+#pragma unroll 8
+    for (int s = warp; s < used; s += COMBINE_WARPS) {
+        const float factor = exp2f(maxima[s] - base);
+        const float* source = partial_out + (row * splits + s) * DV;
+#pragma unroll
+        for (int k = 0; k < CHANNELS_PER_LANE; ++k) {
+            if (k * 32 + lane < DV) value[k] += source[k * 32 + lane] * factor;
+        }
+    }
+#pragma unroll
+    for (int k = 0; k < CHANNELS_PER_LANE; ++k) {
+        if (k * 32 + lane < DV) warp_values[warp][k * 32 + lane] = value[k];
+    }
+    __syncthreads();
     for (int c = threadIdx.x; c < DV; c += COMBINE_THREADS) {
-        float value = 0.f;
-        for (int s = 0; s < used; ++s) value += partial_out[(row * splits + s) * DV + c] * exp2f(maxima[s] - base);
-        out[row * DV + c] = from_float<T>(total > 0.f ? value / total : 0.f);
+        float sum = 0.f;
+        for (int w = 0; w < COMBINE_WARPS; ++w) sum += warp_values[w][c];
+        out[row * DV + c] = from_float<T>(total > 0.f ? sum / total : 0.f);
     }
 }
 

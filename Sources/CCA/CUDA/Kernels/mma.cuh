@@ -38,6 +38,13 @@ __device__ __forceinline__ void load_matrices_transposed(unsigned (&r)[4], const
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(shared_address(row)));
 }
 
+// Starts copying 16 bytes from global to shared memory (complete after cp.async.wait_group), or zeros when
+// `inside` is false: a source size of 0 makes cp.async write zeros, but `source` must still be a valid address.
+__device__ __forceinline__ void copy_async_16(unsigned short* target, const void* source, bool inside) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"(shared_address(target)), "l"(source), "r"(inside ? 16 : 0));
+}
+
 // Starts copying, with the block's THREADS threads, `rows` rows of WIDTH bf16 values into a shared tile
 // (row stride STRIDE, PADDED columns), with zeros for missing rows (row_pointer returns nullptr) and for the padding columns. Rows that are
 // 16-byte multiples go through cp.async (complete after cp.async.wait_group); others are stored directly.
@@ -49,10 +56,7 @@ __device__ __forceinline__ void load_tile(unsigned short* tile, int rows, const 
             const int row = index / CHUNKS, chunk = index % CHUNKS;
             const bf16* source = row_pointer(row);
             const bool inside = source != nullptr && chunk * 8 < WIDTH;
-            // A source size of 0 makes cp.async write zeros; the address must still be a valid one.
-            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
-                         :: "r"(shared_address(tile + row * STRIDE + chunk * 8)),
-                            "l"(inside ? source + chunk * 8 : any_row), "r"(inside ? 16 : 0));
+            copy_async_16(tile + row * STRIDE + chunk * 8, inside ? source + chunk * 8 : any_row, inside);
         }
     } else {
         for (int index = threadIdx.x; index < rows * PADDED; index += THREADS) {

@@ -45,9 +45,10 @@ enum DecodeAttention {
         let partialOut = try context.empty([partialRows, heads.valueDim], .float32)
         let partialMax = try context.empty([partialRows], .float32), partialSum = try context.empty([partialRows], .float32)
         let window = Int32(heads.window ?? 0)
-        let partial = try context.kernel("decode_attention_partial", in: .decodeAttention, precision: q.precision,
-                                         defines: plan.defines)
+        let partial = try context.kernel("decode_attention_partial", in: plan.partialSource, precision: q.precision,
+                                         defines: plan.partialDefines)
         try context.launch(partial, grid: (splits, heads.keyValueHeads * plan.rowBlocks, batch), threads: Plan.threads,
+                           sharedBytes: plan.partialSharedBytes,
                            [q.address, keyCache.address, valueCache.address, pageTable.address, contextLengths.address,
                             partialOut.address, partialMax.address, partialSum.address, Int32(heads.queryHeads),
                             Int32(heads.keyValueHeads), Int32(queryRows), Int32(maxPages), Int32(splitTokens), window,
@@ -59,54 +60,108 @@ enum DecodeAttention {
                             UInt64(0), Int32(queryRows), Int32(splits), Int32(splitTokens), window])
     }
 
-    /// How one launch of `decode_attention.cu` is built and cut: the lanes per key, packed rows per block, keys
-    /// per lane group in flight and blocks per multiprocessor the build is made for, and the context splits.
+    /// How one launch of decode attention is built and cut. Its partial kernel runs on the tensor cores
+    /// (`decode_attention_mma.cu`) for bf16 caches with several packed rows per KV head and head dims that are
+    /// multiples of 16, and streams through registers (`decode_attention.cu`) otherwise (one packed row, as
+    /// MHA has, is bound by the bytes read either way; float32 keeps exact float products). The combine and the
+    /// cache write are always `decode_attention.cu`'s.
     struct Plan: Equatable {
-        static let threads = 128, combineThreads = 128, maxSplits = 1024
-        /// Lanes reading one key (LANES), packed rows per block (ROWS), keys per lane group per step (TILE), and
-        /// the blocks per multiprocessor the registers are capped for (MIN_BLOCKS).
-        let lanes: Int, rows: Int, tile: Int, blocksPerMultiprocessor: Int
+        static let threads = 128, combineThreads = 256, maxSplits = 1024
+        /// Which partial kernel runs, with its own constant: the streaming one's keys per lane group per step
+        /// (TILE), or the tensor-core one's chunks of 16 keys a warp holds in shared memory (STAGES).
+        enum Build: Equatable {
+            case streaming(tile: Int)
+            case tensorCores(stages: Int)
+        }
+
+        let build: Build
+        /// Lanes reading one key in the streaming kernel and the cache write (LANES), packed rows per block (ROWS),
+        /// and the blocks a multiprocessor holds (the registers are capped for it in the streaming build, MIN_BLOCKS).
+        let lanes: Int, rows: Int, blocksPerMultiprocessor: Int
         let keyDim: Int, valueDim: Int
-        /// Blocks per KV head: the packed rows (`group · queryRows`) in blocks of `rows`.
+        /// Blocks per KV head: the packed rows (`group · queryRows`) in blocks of `rows` (16 on the tensor cores).
         let rowBlocks: Int
+
+        static let tensorCoreRows = 16, tensorCoreWarps = 4, tensorCoreChunk = 16
+        /// Shared memory a multiprocessor gives its blocks (H100 and H200: 228 KiB, 1 KiB of it per block reserved).
+        static let sharedBytesPerMultiprocessor = 228 * 1024, reservedSharedBytesPerBlock = 1024
+        /// The tensor-core build's stages fill at most this, so that two blocks share a multiprocessor at d = 128.
+        static let tensorCoreStageBudget = 110 * 1024
 
         /// nil when the head dims are not multiples of 8 or exceed 256.
         init?(heads: Attention.Heads, queryRows: Int, precision: CUDAPrecision) {
             let (keyDim, valueDim) = (heads.keyDim, heads.valueDim)
             guard keyDim > 0, valueDim > 0, keyDim <= 256, valueDim <= 256, keyDim % 8 == 0, valueDim % 8 == 0,
                   heads.keyValueHeads > 0, heads.queryHeads % heads.keyValueHeads == 0, queryRows > 0 else { return nil }
+            (self.keyDim, self.valueDim) = (keyDim, valueDim)
             // 16-byte words (8 channels) per lane, coalesced: as many lanes per key as both dims allow, up to 16.
             lanes = [16, 8, 4, 2, 1].first { keyDim % (8 * $0) == 0 && valueDim % (8 * $0) == 0 }!
             let packed = heads.group * queryRows
-            rows = packed == 1 ? 1 : packed == 2 ? 2 : 4
+            if precision == .bfloat16, packed > 1, keyDim % 16 == 0, valueDim % 16 == 0 {
+                let stageBytes = Self.stageBytes(keyDim: keyDim, valueDim: valueDim)
+                let stages = min(4, max(2, Self.tensorCoreStageBudget / stageBytes))
+                build = .tensorCores(stages: stages)
+                rows = Self.tensorCoreRows
+                blocksPerMultiprocessor = max(1, Self.sharedBytesPerMultiprocessor
+                                                  / (stages * stageBytes + 2 * Self.reservedSharedBytesPerBlock))
+            } else {
+                rows = packed == 1 ? 1 : packed == 2 ? 2 : 4
+                // Registers: a key's words in flight per lane group, fewer for more rows (each holds a query and an
+                // output) and for float32 (two registers per channel pair); ptxas spills past these.
+                let wordsPerKey = (keyDim + valueDim) / (8 * lanes) * (precision == .float32 ? 2 : 1)
+                let budget = rows <= 2 ? 16 : 8
+                let keyGroups = 32 / lanes
+                var tile = 1
+                while tile * 2 * wordsPerKey <= budget && tile * 2 * keyGroups <= pageTokens && tile < 8 { tile *= 2 }
+                build = .streaming(tile: tile)
+                // Four packed rows would fit four blocks a multiprocessor at d = 128 (126 registers, no spills), but
+                // on the H200 that ran CCGQA's large shapes 7-15% slower than two (B = 32, 16k: 244 against 218 µs).
+                blocksPerMultiprocessor = rows <= 2 ? 4 : 2
+            }
             rowBlocks = (packed + rows - 1) / rows
-            // Registers: a key's words in flight per lane group, fewer for more rows (each holds a query and an
-            // output) and for float32 (two registers per channel pair); ptxas spills past these.
-            let wordsPerKey = (keyDim + valueDim) / (8 * lanes) * (precision == .float32 ? 2 : 1)
-            let budget = rows <= 2 ? 16 : 8
-            let keyGroups = 32 / lanes
-            var tile = 1
-            while tile * 2 * wordsPerKey <= budget && tile * 2 * keyGroups <= pageTokens && tile < 8 { tile *= 2 }
-            self.tile = tile
-            // Four packed rows would fit four blocks a multiprocessor at d = 128 (126 registers, no spills), but
-            // on the H200 that ran CCGQA's large shapes 7-15% slower than two (B = 32, 16k: 244 against 218 µs).
-            blocksPerMultiprocessor = rows <= 2 ? 4 : 2
-            (self.keyDim, self.valueDim) = (keyDim, valueDim)
         }
 
+        /// The build of `decode_attention.cu` (combine, cache write, and the streaming partial kernel).
         var defines: [String: Int] {
-            ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes, "ROWS": rows, "TILE": tile,
-             "MIN_BLOCKS": blocksPerMultiprocessor]
+            switch build {
+            case .streaming(let tile):
+                return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes, "ROWS": rows, "TILE": tile,
+                        "MIN_BLOCKS": blocksPerMultiprocessor]
+            case .tensorCores: return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes]
+            }
+        }
+
+        /// The source, build and dynamic shared memory of the partial kernel.
+        var partialSource: KernelSource {
+            if case .tensorCores = build { return .decodeAttentionTensorCores }
+            return .decodeAttention
+        }
+        var partialDefines: [String: Int] {
+            if case .tensorCores(let stages) = build { return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "STAGES": stages] }
+            return defines
+        }
+        var partialSharedBytes: Int {
+            if case .tensorCores(let stages) = build { return stages * Self.stageBytes(keyDim: keyDim, valueDim: valueDim) }
+            return 0
+        }
+
+        /// One stage of the tensor-core build: a chunk of keys and values for each warp, rows padded by 16 bytes.
+        static func stageBytes(keyDim: Int, valueDim: Int) -> Int {
+            tensorCoreWarps * tensorCoreChunk * (keyDim + valueDim + 16) * 2
         }
 
         /// Splits of a context of `pages` pages, for `blocksPerSplit` blocks (sequences, KV heads and row blocks)
         /// per split: about eight blocks per resident block slot, so that the last wave is a small part of the
-        /// time, each split at least four pages (its partial output is then a small part of what it reads) unless
-        /// the grid would not fill the GPU, and at most ``maxSplits``.
+        /// time; each split at least four pages (its partial output is then a small part of what it reads), or
+        /// else two (each tensor-core warp then has its two chunks in flight from the start), as long as the grid
+        /// still fills three quarters of the slots: one wave of such blocks costs about one load latency, where
+        /// twice the blocks of one page each take two; and at most ``maxSplits``.
         func splits(pages: Int, blocksPerSplit: Int, multiprocessors: Int) -> (count: Int, tokens: Int) {
             let slots = multiprocessors * blocksPerMultiprocessor
             var splitPages = max(1, (pages * blocksPerSplit + 8 * slots - 1) / (8 * slots))
-            if blocksPerSplit * ((pages + 3) / 4) >= slots { splitPages = max(splitPages, 4) }
+            if let least = [4, 2].first(where: { 4 * blocksPerSplit * ((pages + $0 - 1) / $0) >= 3 * slots }) {
+                splitPages = max(splitPages, least)
+            }
             splitPages = max(splitPages, (pages + Self.maxSplits - 1) / Self.maxSplits)
             return ((pages + splitPages - 1) / splitPages, splitPages * pageTokens)
         }

@@ -1,24 +1,28 @@
 import Foundation
 
 extension CUDASelfTest {
-    /// One decode-attention check: the heads, the new rows per sequence, every sequence's context length and
-    /// an optional sliding window.
+    /// One decode-attention check: the heads, the new rows per sequence, every sequence's context length, an
+    /// optional sliding window, and optionally a longest context to cut the splits for that is larger than any
+    /// sequence's (as a CUDA graph built for a context capacity does: the splits past a sequence's keys are empty).
     struct DecodeShape {
         let queryHeads: Int, keyValueHeads: Int, keyDim: Int, valueDim: Int, newRows: Int
         let lengths: [Int]
         var window: Int? = nil
+        var splitContext: Int? = nil
 
         var name: String {
             "decode attention Hq\(queryHeads) Hkv\(keyValueHeads) d\(keyDim)/\(valueDim) rows\(newRows) contexts \(lengths)"
-                + (window.map { " window \($0)" } ?? "")
+                + (window.map { " window \($0)" } ?? "") + (splitContext.map { " split for \($0)" } ?? "")
         }
     }
 
     /// Decode attention over a paged cache against attention written out plainly in float64 for the last rows
     /// of each sequence: several sequences of different lengths (page multiples and not, one past a page, some
     /// long enough for many splits), pages handed out in shuffled order, one to eight new rows per sequence,
-    /// GQA groups 1 to 8, head dims 64 to 192, and sliding windows shorter and longer than the context. The
-    /// cache pool is NaN-poisoned, so a read past a sequence's keys shows.
+    /// GQA groups 1 to 8, head dims 64 to 192, sliding windows shorter and longer than the context, and splits
+    /// cut for a longer context than any sequence has. In bf16, every shape with more than one packed row per KV
+    /// head (group times new rows) runs the tensor-core kernel, the others the streaming one; float32 always
+    /// streams. The cache pool is NaN-poisoned, so a read past a sequence's keys shows.
     static var decodeCases: [Case] {
         let shapes = [
             DecodeShape(queryHeads: 8, keyValueHeads: 2, keyDim: 128, valueDim: 128, newRows: 1, lengths: [1, 300, 4097, 64]),
@@ -34,6 +38,12 @@ extension CUDASelfTest {
             DecodeShape(queryHeads: 8, keyValueHeads: 2, keyDim: 128, valueDim: 128, newRows: 1, lengths: [1, 300, 5000, 64], window: 256),
             DecodeShape(queryHeads: 8, keyValueHeads: 2, keyDim: 64, valueDim: 64, newRows: 5, lengths: [5, 140, 1000], window: 70),
             DecodeShape(queryHeads: 2, keyValueHeads: 1, keyDim: 128, valueDim: 128, newRows: 2, lengths: [30, 3000], window: 4096),
+            DecodeShape(queryHeads: 4, keyValueHeads: 2, keyDim: 128, valueDim: 128, newRows: 7, lengths: [7, 64, 1000, 130]),
+            DecodeShape(queryHeads: 8, keyValueHeads: 2, keyDim: 192, valueDim: 128, newRows: 1, lengths: [100, 2049]),
+            DecodeShape(queryHeads: 8, keyValueHeads: 2, keyDim: 128, valueDim: 128, newRows: 1, lengths: [1, 65, 3000],
+                        splitContext: 131_072),
+            DecodeShape(queryHeads: 4, keyValueHeads: 1, keyDim: 128, valueDim: 128, newRows: 6, lengths: [6, 300, 77],
+                        window: 100, splitContext: 8192),
         ]
         return shapes.map { shape in
             Case(name: shape.name) { context, precision in try decodeAttentionCheck(shape, context: context, precision: precision) }
@@ -78,7 +88,8 @@ extension CUDASelfTest {
                                       heads: heads, context: context)
             return try context.download(try DecodeAttention.forward(
                 q: try context.upload(q, precision), keyCache: keyCache, valueCache: valueCache, pageTable: pageTable,
-                maxPages: maxPages, contextLengths: try context.upload(lengths.map(Int32.init)), longestContext: lengths.max()!,
+                maxPages: maxPages, contextLengths: try context.upload(lengths.map(Int32.init)),
+                longestContext: shape.splitContext ?? lengths.max()!,
                 heads: heads, context: context))
         }
         let reference = decodeAttentionReference(q: q, k: k, v: v, lengths: lengths, heads: heads)
