@@ -22,13 +22,14 @@
 //   2. after a barrier of the two warpgroups: dq_tile = dZ K for its 64 of the 128 channels (m64n64k16, both
 //      operands MN-major in shared memory), then dv += P^T dO (m64n128k16, A from registers) and
 //      dk += dZ^T q (A its half of dZ^T in shared memory), B the tile rows N-major;
-//   3. once dq_tile lands, adds it into dq_sum (red.global.add.v2.f32) while dv and dk run; once they land,
-//      issues the next tile's step 1.
+//   3. once dq_tile lands, adds it into dq_sum (red.global.add.v2.f32) while dv and dk run, and issues the
+//      next tile's S^T and dP^T behind them, so that the tensor cores have work queued.
 // With parts > 1, `parts` blocks share a block of keys, each taking a run of its row tiles, and add dk and dv
 // into float32 sums too: so that short or few-headed shapes fill the GPU (a causal grid of one wave otherwise
 // waits for its first block, which has all the rows).
 // Each warpgroup holds dk and dv (64 x 128 floats each), the tile's S^T and dP^T (64 x 64) and dq_tile
-// (64 x 64). dZ^T is double-buffered: a warpgroup writes tile t + 1's half while the other may still read
+// (64 x 64), never all at once: dq_tile is gone before the next S^T and dP^T are issued, and dZ^T is read by
+// its products from shared memory, not registers (ptxas: no serialised wgmma). dZ^T is double-buffered: a warpgroup writes tile t + 1's half while the other may still read
 // tile t's in its step 2.
 // Shared memory (dynamic, aligned up to a 1024-byte swizzle atom): at most SHARED_BYTES, what the host gives.
 #include "common.cuh"
@@ -141,33 +142,23 @@ __device__ __forceinline__ void dk_product(float (&acc)[64], unsigned dz_keys, u
     }
 }
 
-// Adds this thread's share of a 64 x (N / 2) accumulator (dq_tile, or dk or dv) into the float rows `rows[i]`
-// (the first channel this thread's two rows cover; null: no row): element 4j + 2i + e is channel 8j + 2 (lane % 4)
-// + e of row i.
+// Adds row i of this thread's two of a 64 x (N / 2) accumulator (dq_tile, or dk or dv) into the float row at
+// `row` (the first channel the accumulator covers): element 4j + 2i + e is channel 8j + 2 (lane % 4) + e.
 template <int N>
-__device__ __forceinline__ void add_rows(const float (&acc)[N], float* const (&rows)[2], int lane) {
+__device__ __forceinline__ void add_row(const float (&acc)[N], int i, float* row, int lane) {
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        if (rows[i] == nullptr) continue;
-#pragma unroll
-        for (int j = 0; j < N / 4; ++j) {
-            asm volatile("red.global.add.v2.f32 [%0], {%1, %2};"
-                         :: "l"(rows[i] + 8 * j + 2 * (lane % 4)), "f"(acc[4 * j + 2 * i]), "f"(acc[4 * j + 2 * i + 1])
-                         : "memory");
-        }
+    for (int j = 0; j < N / 4; ++j) {
+        asm volatile("red.global.add.v2.f32 [%0], {%1, %2};"
+                     :: "l"(row + 8 * j + 2 * (lane % 4)), "f"(acc[4 * j + 2 * i]), "f"(acc[4 * j + 2 * i + 1]) : "memory");
     }
 }
 
-// Stores the 64 x 128 accumulators of this thread's two rows (null: no row), times `factor`, as bf16.
-__device__ __forceinline__ void store_rows(const float (&acc)[64], bf16* const (&rows)[2], float factor, int lane) {
+// Stores row i of this thread's two of the 64 x 128 accumulators, times `factor`, as bf16.
+__device__ __forceinline__ void store_row(const float (&acc)[64], int i, bf16* row, float factor, int lane) {
+    unsigned* destination = reinterpret_cast<unsigned*>(row);
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-        if (rows[i] == nullptr) continue;
-        unsigned* destination = reinterpret_cast<unsigned*>(rows[i]);
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-            destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
-        }
+    for (int j = 0; j < 16; ++j) {
+        destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
     }
 }
 
@@ -275,8 +266,9 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
     auto issue_scores = [&](int tile) { issue_score_products<ROW_TILE>(s, dp, k_rows, v_rows, stage_address(tile)); };
     // One pipeline step, with S^T and dP^T of `tile` in flight: P^T and dZ^T once both land; once both
     // warpgroups wrote dZ^T, dq_tile, then dv and dk are issued, and dq_tile goes out to global memory while
-    // dv and dk run; then the next tile's products (unless this is the last) are issued. (Issuing those
-    // before dq_tile's adds would keep S^T and dP^T, dq_tile, dk and dv alive at once: spills.)
+    // dv and dk run; then the next tile's products (unless this is the last) are issued before dv and dk are
+    // waited for. (Issuing them before dq_tile's adds would keep S^T and dP^T, dq_tile, dk and dv alive at
+    // once: spills.)
     // `next` is a constant at each call, so that the inlined branches fold away (a wgmma under a run-time
     // branch makes ptxas serialise every wgmma, warning C7515).
     auto step = [&](int tile, bool next) {
@@ -347,21 +339,21 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
         // dq_tile goes out while dv and dk are in flight; its rows are accumulator rows 16 warp + lane/4 + 8i.
         wgmma_wait<1>();
         pin(dq_acc);
-        float* dq_rows[2];
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             const int packed = row0 + warp * 16 + lane / 4 + 8 * i;
-            dq_rows[i] = packed < packed_rows ? dq_sum + row_index(packed) * D + warpgroup * 64 : nullptr;
+            if (packed < packed_rows) add_row(dq_acc, i, dq_sum + row_index(packed) * D + warpgroup * 64, lane);
         }
-        add_rows(dq_acc, dq_rows, lane);
-        wgmma_wait<0>();
-        pin(dv_acc);
-        pin(dk_acc);
-        release_stage(empty, tile % STAGES, lane);
         if (next) {
             wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);
             issue_scores(tile + 1);
+            wgmma_wait<2>();
+        } else {
+            wgmma_wait<0>();
         }
+        pin(dv_acc);
+        pin(dk_acc);
+        release_stage(empty, tile % STAGES, lane);
     };
 
     wait_for_tile(kv_full, 0);
@@ -370,18 +362,16 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
     for (int tile = 0; tile + 1 < tiles; ++tile) step(tile, true);
     step(tiles - 1, false);
 
-    long long rows[2];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) rows[i] = key[i] < seq_len ? ((sequence + key[i]) * kv_heads + kv_head) * D : -1;
-    if (parts == 1) {
-        bf16* const dk_rows[2] = {rows[0] < 0 ? nullptr : dk + rows[0], rows[1] < 0 ? nullptr : dk + rows[1]};
-        bf16* const dv_rows[2] = {rows[0] < 0 ? nullptr : dv + rows[0], rows[1] < 0 ? nullptr : dv + rows[1]};
-        store_rows(dk_acc, dk_rows, scale, lane);
-        store_rows(dv_acc, dv_rows, 1.f, lane);
-    } else {
-        float* const dk_rows[2] = {rows[0] < 0 ? nullptr : dk_sum + rows[0], rows[1] < 0 ? nullptr : dk_sum + rows[1]};
-        float* const dv_rows[2] = {rows[0] < 0 ? nullptr : dv_sum + rows[0], rows[1] < 0 ? nullptr : dv_sum + rows[1]};
-        add_rows(dk_acc, dk_rows, lane);
-        add_rows(dv_acc, dv_rows, lane);
+    for (int i = 0; i < 2; ++i) {
+        if (key[i] >= seq_len) continue;
+        const long long row = ((sequence + key[i]) * kv_heads + kv_head) * D;
+        if (parts == 1) {
+            store_row(dk_acc, i, dk + row, scale, lane);
+            store_row(dv_acc, i, dv + row, 1.f, lane);
+        } else {
+            add_row(dk_acc, i, dk_sum + row, lane);
+            add_row(dv_acc, i, dv_sum + row, lane);
+        }
     }
 }
