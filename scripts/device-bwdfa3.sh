@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# bwdfa3's device run (removed before merging): the attention backward self-tests (the wgmma path and the
-# others), then the backward benchmark with its PyTorch anchors in the same call, then a per-kernel ncu profile.
-# Assumes .device/cca (static release build) and the repository root as the working directory.
+# Device run for branch bwdfa3 (removed before merging): the attention backward self-tests (the one-pass
+# wgmma kernel with 1, 3 and the chosen number of blocks per block of keys, the mma.sync and float32 tiers,
+# packed documents, and the layer backward cases that run it), then `cca bench backward` at 4k and 16k with
+# its PyTorch anchors (scripts/backward_anchors.py) in the same call, then a per-kernel ncu profile at 16k.
+# Expects the static release build at .device/cca. Writes $OUT/bwdfa3/{gpu.txt,selftest-*.log,
+# backward-anchors.csv,backward.csv,backward.svg,bench.log,ncu.csv,ncu.txt}.
 set -uo pipefail
 out="${OUT:?}/bwdfa3"
 mkdir -p "$out"
 cca=./.device/cca
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader | tee "$out/gpu.txt"
-status=0
-for filter in "attention B" "packed attention" "backward "; do
-    echo "== selftest --filter \"$filter\""
-    timeout 150 "$cca" selftest --device cuda --filter "$filter" > "$out/selftest-part.txt" 2>&1
-    cat "$out/selftest-part.txt" >> "$out/selftest.txt"
-    grep -E "^FAIL|^worst|passed, " "$out/selftest-part.txt"
-    grep -q "passed, 0 failed" "$out/selftest-part.txt" || status=1
+for spec in "attention B:90" "packed attention:45" "backward :60"; do
+    filter=${spec%:*} limit=${spec##*:}
+    log="$out/selftest-${filter//[^a-z]/_}.log"
+    timeout "$limit" "$cca" selftest --device cuda --filter "$filter" > "$log" 2>&1
+    echo "selftest --filter \"$filter\": exit $?"
+    grep -E "^(FAIL|worst)|passed" "$log"
 done
-echo "== bench backward"
-(cd scripts && PYTHONUNBUFFERED=1 timeout 90 python3 backward_anchors.py --csv "$out/backward-anchors.csv" --seqs 4096,16384) 2>&1 | tail -5
-timeout 90 "$cca" bench backward --device cuda --seqs 4096 --seqs 16384 --anchors "$out/backward-anchors.csv" \
-    --csv "$out/backward.csv" --svg "$out/backward.svg" 2>&1 | tee "$out/bench.txt"
+(cd scripts && PYTHONUNBUFFERED=1 timeout 60 python3 backward_anchors.py --csv "$out/backward-anchors.csv" --seqs 4096,16384) \
+    > "$out/anchors.log" 2>&1
+echo "anchors exit $?"
+anchors=()
+[ -s "$out/backward-anchors.csv" ] && anchors=(--anchors "$out/backward-anchors.csv")
+timeout 60 "$cca" bench backward --device cuda --seqs 4096 --seqs 16384 "${anchors[@]}" \
+    --csv "$out/backward.csv" --svg "$out/backward.svg" > "$out/bench.log" 2>&1
+echo "bench exit $?"
+cat "$out/bench.log"
 if command -v ncu > /dev/null; then
-    echo "== ncu (S = 16384, one timed run)"
-    timeout 60 ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/ncu.csv" \
+    timeout 45 ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/ncu.csv" \
         "$cca" bench backward --device cuda --seqs 16384 --repeats 1 > /dev/null 2>&1
+    echo "ncu exit $?"
     python3 scripts/kernel_profile.py "$out/ncu.csv" --top 15 | tee "$out/ncu.txt"
+else
+    echo "ncu not found: no per-kernel profile"
 fi
-exit $status

@@ -90,6 +90,9 @@ extension Attention {
             let keyBlocks = (length + 127) / 128
             let parts = keyBlockParts ?? max(1, min(4, 2 * context.multiprocessorCount / (keyBlocks * heads.keyValueHeads * batch)))
             guard (1...4).contains(parts) else { throw CUDAError.unsupported("\(parts) blocks per block of keys (1 to 4 are)") }
+            guard keyBlocks * parts <= 65535 else {
+                throw CUDAError.unsupported("the Hopper attention backward of \(length) positions (at most \(65535 / parts * 128))")
+            }
             // (sum, output, factor): dq and, split, dk and dv.
             var sums: [(sum: DeviceTensor, out: DeviceTensor, factor: Float)] = [(try context.empty([dq.count], .float32), dq, scale)]
             if parts > 1 { sums += [(try context.empty([dk.count], .float32), dk, scale), (try context.empty([dv.count], .float32), dv, 1)] }
