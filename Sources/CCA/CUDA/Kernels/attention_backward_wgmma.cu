@@ -1,4 +1,4 @@
-// attention_backward_wgmma.cu: the attention backward pass for bfloat16 tensors with head dim 128 on
+// attention_backward_wgmma.cu: the attention backward pass for bfloat16 tensors with head dim 128 or 64 on
 // Hopper's warpgroup tensor cores (wgmma, sm_90a only): causal block skipping, grouped KV heads, an optional
 // key padding mask, packed documents. Same function, inputs and GQA packing as attention_backward_mma.cu
 // (which serves the other head dims): P = exp(scale * q.k - lse) on visible keys, dP = dO v^T,
@@ -21,7 +21,8 @@
 //      the tile's [128 keys][64 rows];
 //   2. after a barrier of the two warpgroups: dq_tile = dZ K for its 64 of the 128 channels (m64n64k16, both
 //      operands MN-major in shared memory), then dv += P^T dO (m64n128k16, A from registers) and
-//      dk += dZ^T q (A its half of dZ^T in shared memory), B the tile rows N-major;
+//      dk += dZ^T q (A its half of dZ^T in shared memory), B the tile rows N-major. With d = 64, no barrier:
+//      each warpgroup's dq_tile is the share of its own 64 keys in all 64 channels, and dv, dk are m64n64k16;
 //   3. once dq_tile lands, adds it into dq_sum (red.global.add.v2.f32) while dv and dk run, and issues the
 //      next tile's S^T and dP^T behind them, so that the tensor cores have work queued.
 // With parts > 1, `parts` blocks share a block of keys, each taking a run of its row tiles, and add dk and dv
@@ -36,7 +37,15 @@
 #include "wgmma.cuh"
 #include "documents.cuh"
 
-constexpr int D = 128, THREADS = 384, PRODUCER_THREADS = 128;
+// Built with -DHEAD_DIM_QK=-DHEAD_DIM_V= 128 (the default) or 64.
+#ifndef HEAD_DIM_QK
+#define HEAD_DIM_QK 128
+#endif
+#ifndef HEAD_DIM_V
+#define HEAD_DIM_V HEAD_DIM_QK
+#endif
+static_assert(HEAD_DIM_QK == HEAD_DIM_V && (HEAD_DIM_QK == 128 || HEAD_DIM_QK == 64), "head dims 128 or 64, equal");
+constexpr int D = HEAD_DIM_QK, THREADS = 384, PRODUCER_THREADS = 128;
 // Blocks of 128 keys, streamed tiles of 64 query rows.
 constexpr int BLOCK = 128, ROW_TILE = 64, STAGES = 3;
 static_assert(STAGES >= 2, "the next tile loads while this one is used");
@@ -47,21 +56,23 @@ static_assert(ROW_TILE * 2 == 128, "a key's dZ^T row is one swizzle row");
 constexpr int SHARED_BYTES = 200 * 1024;
 constexpr float LOG2E = 1.4426950408889634f;
 
-// The producer's copies of `ROWS` rows of 128 bf16 into a swizzled tile: thread t copies chunk t % 16 of
-// rows t / 16 + 8i (all of one swizzle phase); `source(row)` is the row's address or null (zeros).
+// The producer's copies of `ROWS` rows of D bf16 (CHUNKS 16-byte chunks) into a swizzled tile: thread t copies
+// chunk t % CHUNKS of rows t / CHUNKS + (128 / CHUNKS) i (all of one swizzle phase); `source(row)` is the row's
+// address or null (zeros).
 template <int ROWS, typename Source>
 __device__ __forceinline__ void copy_rows(unsigned tile, const bf16* any_row, Source source) {
-    const int chunk = threadIdx.x % 16, first_row = threadIdx.x / 16;
+    constexpr int CHUNKS = D / 8;
+    const int chunk = threadIdx.x % CHUNKS, first_row = threadIdx.x / CHUNKS;
     const unsigned offset = swizzled<ROWS>(first_row, chunk);
 #pragma unroll 4
-    for (int row = first_row; row < ROWS; row += 8) {
+    for (int row = first_row; row < ROWS; row += PRODUCER_THREADS / CHUNKS) {
         const bf16* row_start = source(row);
         copy_chunk(tile + offset + (row - first_row) * 128, row_start != nullptr ? row_start + chunk * 8 : nullptr, any_row);
     }
 }
 
-// S (64 x B_ROWS) = A . B^T over the 128 channels: A the warpgroup's 64 rows of a tile of A_ROWS rows, B a
-// tile of B_ROWS rows, both K-major; steps 0-3 read the first column half, 4-7 the second.
+// S (64 x B_ROWS) = A . B^T over the D channels: A the warpgroup's 64 rows of a tile of A_ROWS rows, B a
+// tile of B_ROWS rows, both K-major; steps 0-3 read the first column half, 4-7 the second (D = 128).
 template <int A_ROWS, int B_ROWS>
 __device__ __forceinline__ void scores(float (&s)[B_ROWS / 2], unsigned a, unsigned b) {
     // The resident rows' descriptors are the same for every tile: opaque to the compiler, they are formed again
@@ -88,10 +99,10 @@ __device__ __forceinline__ void issue_score_products(float (&s)[B_ROWS / 2], flo
     wgmma_commit();
 }
 
-// acc (64 x 128) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
-// bytes, per step; the two column halves B_ROWS * 128 bytes apart).
+// acc (64 x D) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
+// bytes, per step; the two column halves, for D = 128, B_ROWS * 128 bytes apart).
 template <int B_ROWS>
-__device__ __forceinline__ void accumulate(float (&acc)[64], const unsigned (&a)[B_ROWS / 16][4], unsigned b) {
+__device__ __forceinline__ void accumulate(float (&acc)[D / 2], const unsigned (&a)[B_ROWS / 16][4], unsigned b) {
 #pragma unroll
     for (int kk = 0; kk < B_ROWS / 16; ++kk) wgmma_registers(acc, a[kk], descriptor(b + kk * 2048, B_ROWS * 128, 1024));
 }
@@ -119,22 +130,23 @@ __device__ __forceinline__ void store_transposed(unsigned keys, const unsigned (
     }
 }
 
-// dq_tile (64 rows x 64 channels) = dZ . K over the block's 128 keys: A is dZ^T in shared memory (MN-major, 16
-// keys, 2048 bytes, per step), B the warpgroup's 64-channel half of the K tile (MN-major too). Both are one
-// 64-element swizzle atom across, so the leading byte offset is never read.
+// dq_tile (64 rows x 64 channels) = dZ . K over KEYS keys: A is dZ^T of those keys in shared memory (MN-major,
+// 16 keys, 2048 bytes, per step), B the keys' 64 channels of the K tile (MN-major too). Both are one 64-element
+// swizzle atom across, so the leading byte offset is never read.
+template <int KEYS>
 __device__ __forceinline__ void dq_product(float (&acc)[32], unsigned dz, unsigned k_half) {
     wgmma_shared<false, true, true>(acc, descriptor(dz, BLOCK * 128, 1024), descriptor(k_half, BLOCK * 128, 1024));
 #pragma unroll
-    for (int kk = 1; kk < BLOCK / 16; ++kk) {
+    for (int kk = 1; kk < KEYS / 16; ++kk) {
         wgmma_shared<true, true, true>(acc, descriptor(dz + kk * 2048, BLOCK * 128, 1024),
                                        descriptor(k_half + kk * 2048, BLOCK * 128, 1024));
     }
 }
 
-// dk (64 keys x 128 channels) += dZ^T . q over the tile's 64 rows: A the warpgroup's 64 key rows of dZ^T in
+// dk (64 keys x D channels) += dZ^T . q over the tile's 64 rows: A the warpgroup's 64 key rows of dZ^T in
 // shared memory (K-major: 16 rows, 32 bytes, per step), B the q tile N-major (as in `accumulate`). Reading dZ^T
 // from shared memory rather than registers frees its 16 registers while the product runs.
-__device__ __forceinline__ void dk_product(float (&acc)[64], unsigned dz_keys, unsigned q_rows) {
+__device__ __forceinline__ void dk_product(float (&acc)[D / 2], unsigned dz_keys, unsigned q_rows) {
 #pragma unroll
     for (int kk = 0; kk < ROW_TILE / 16; ++kk) {
         wgmma_shared<true, false, true>(acc, descriptor(dz_keys + kk * 32, 16, 1024),
@@ -153,11 +165,11 @@ __device__ __forceinline__ void add_row(const float (&acc)[N], int i, float* row
     }
 }
 
-// Stores row i of this thread's two of the 64 x 128 accumulators, times `factor`, as bf16.
-__device__ __forceinline__ void store_row(const float (&acc)[64], int i, bf16* row, float factor, int lane) {
+// Stores row i of this thread's two of the 64 x D accumulators, times `factor`, as bf16.
+__device__ __forceinline__ void store_row(const float (&acc)[D / 2], int i, bf16* row, float factor, int lane) {
     unsigned* destination = reinterpret_cast<unsigned*>(row);
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
+    for (int j = 0; j < D / 8; ++j) {
         destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
     }
 }
@@ -259,7 +271,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
         first_row_seeing[i] = !attended ? 0x7fffffff : causal ? key[i] * group : 0;
     }
     const unsigned k_rows = k_tile + warpgroup * 64 * 128, v_rows = v_tile + warpgroup * 64 * 128;
-    float dk_acc[64] = {}, dv_acc[64] = {}, s[ROW_TILE / 2], dp[ROW_TILE / 2], dq_acc[32];
+    float dk_acc[D / 2] = {}, dv_acc[D / 2] = {}, s[ROW_TILE / 2], dp[ROW_TILE / 2], dq_acc[32];
     unsigned p_fragments[ROW_TILE / 16][4], dz_fragments[ROW_TILE / 16][4];
 
     // S^T and dP^T of a tile.
@@ -329,9 +341,14 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
         const unsigned dz_tile = dz_address(tile), dz_keys = dz_tile + warpgroup * 64 * 128;
         store_transposed(dz_keys, dz_fragments, warp, lane);
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the stores, before wgmma reads them
-        asm volatile("bar.sync 1, 256;" ::: "memory");                // and the other warpgroup's half
-        wgmma_fence();
-        dq_product(dq_acc, dz_tile, k_tile + warpgroup * BLOCK * 128);
+        if constexpr (D == 128) {
+            asm volatile("bar.sync 1, 256;" ::: "memory");  // and the other warpgroup's half
+            wgmma_fence();
+            dq_product<BLOCK>(dq_acc, dz_tile, k_tile + warpgroup * BLOCK * 128);
+        } else {
+            wgmma_fence();
+            dq_product<64>(dq_acc, dz_keys, k_tile + warpgroup * 64 * 128);
+        }
         wgmma_commit();
         accumulate<ROW_TILE>(dv_acc, p_fragments, do_stage);
         dk_product(dk_acc, dz_keys, q_stage);
@@ -342,7 +359,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
             const int packed = row0 + warp * 16 + lane / 4 + 8 * i;
-            if (packed < packed_rows) add_row(dq_acc, i, dq_sum + row_index(packed) * D + warpgroup * 64, lane);
+            if (packed < packed_rows) add_row(dq_acc, i, dq_sum + row_index(packed) * D + (D == 128 ? warpgroup * 64 : 0), lane);
         }
         if (next) {
             wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);

@@ -122,12 +122,19 @@ __device__ __forceinline__ void wgmma_shared(float (&d)[32], unsigned long long 
                      : ACC32("=f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     }
 }
-// d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
+// d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A as four bf16x2 registers per thread,
+// B N-major in shared memory.
 __device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
     asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64
                  ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
                  : ACC64("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+__device__ __forceinline__ void wgmma_registers(float (&d)[32], const unsigned (&a)[4], unsigned long long b) {
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %37, 0;\n\t"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}"
+                 : ACC32("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }

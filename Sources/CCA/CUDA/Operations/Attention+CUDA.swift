@@ -56,7 +56,7 @@ extension Attention {
     /// ``Attention/backward(dOut:q:k:v:saved:layout:heads:)`` on the GPU: `dq`, `dk`, `dv` (the layouts of
     /// q, k, v) for `dOut` `[B,S,Hq,dv]`, from the inputs, the output and the log-sum-exp of ``forward``.
     ///
-    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. For head dims 128 on `sm_90a`,
+    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. For head dims 128 or 64 on `sm_90a`,
     /// bfloat16 runs `attention_backward_wgmma.cu` (Hopper's warpgroup tensor cores): one pass over blocks
     /// of keys that keeps dk and dv in registers and adds each block's share of dq into float32 sums, which
     /// `attention_backward_prepare.cu` then stores as dq. Other bfloat16 shapes run the two tensor-core passes
@@ -83,7 +83,7 @@ extension Attention {
         let valid: [any KernelArgument] = [keyValid?.address ?? 0, positions?.address ?? 0]
         let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
         switch precision {
-        case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128:
+        case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == heads.valueDim && [64, 128].contains(heads.keyDim):
             // One pass over blocks of 128 keys (a producer and two consumer warpgroups, the shared memory its
             // top states) that adds dq / scale into float32 sums. A grid short of two blocks a multiprocessor
             // splits each block of keys' rows over up to 4 blocks, which add dk and dv into float32 sums too.
@@ -98,7 +98,7 @@ extension Attention {
             if parts > 1 { sums += [(try context.empty([dk.count], .float32), dk, scale), (try context.empty([dv.count], .float32), dv, 1)] }
             for entry in sums { try context.zero(entry.sum) }
             let splitSums: [any KernelArgument] = parts > 1 ? [sums[1].sum.address, sums[2].sum.address] : [UInt64(0), UInt64(0)]
-            let kernel = try context.kernel("attention_backward", in: .attentionBackwardHopper, precision: .bfloat16)
+            let kernel = try context.kernel("attention_backward", in: .attentionBackwardHopper, precision: .bfloat16, defines: defines)
             try context.launch(kernel, grid: (heads.keyValueHeads, keyBlocks * parts, batch), threads: 384,
                                sharedBytes: 200 * 1024,
                                [q.address, k.address, v.address, dOut.address, lse.address, delta.address, sums[0].sum.address,

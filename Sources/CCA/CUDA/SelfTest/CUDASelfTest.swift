@@ -123,10 +123,11 @@ public enum CUDASelfTest {
             (1, 1000, 2, 1, 128, 128, false), (3, 70, 4, 2, 64, 64, true), (2, 129, 2, 1, 128, 128, true),
             (1, 1, 1, 1, 128, 128, false), (2, 200, 2, 2, 128, 128, false), (1, 517, 4, 1, 128, 128, true),
         ]
-        // Head dim 128 also with 1 and 3 blocks per block of keys on the Hopper path (the small grids here split
-        // in up to 4 otherwise; 3 leaves some blocks of the last keys no rows).
+        // Head dims 128 and 64 also with 1 and 3 blocks per block of keys on the Hopper path (the small grids here
+        // split in up to 4 otherwise; 3 leaves some blocks of the last keys no rows).
         let attentionCases = attentionShapes.flatMap { shape in
-            [true, false].flatMap { causal in (shape.4 == 128 ? [nil, 1, 3] : [nil] as [Int?]).map { (shape, causal: causal, parts: $0) } }
+            let hopper = shape.4 == shape.5 && [64, 128].contains(shape.4)
+            return [true, false].flatMap { causal in (hopper ? [nil, 1, 3] : [nil] as [Int?]).map { (shape, causal: causal, parts: $0) } }
         }
         for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal, keyBlockParts) in attentionCases {
             let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
