@@ -2,9 +2,10 @@
 # Device run for branch bwdfa3 (removed before merging): the attention backward self-tests (the one-pass
 # wgmma kernel with 1, 3 and the chosen number of blocks per block of keys, the mma.sync and float32 tiers,
 # packed documents, and the layer backward cases that run it), then `cca bench backward` at 4k and 16k with
-# its PyTorch anchors (scripts/backward_anchors.py) in the same call, then a per-kernel ncu profile at 16k.
-# Expects the static release build at .device/cca. Writes $OUT/bwdfa3/{gpu.txt,selftest-*.log,
-# backward-anchors.csv,backward.csv,backward.svg,bench.log,ncu.csv,ncu.txt}.
+# its PyTorch anchors (scripts/backward_anchors.py) in the same call, a per-kernel ncu profile at 16k, and the
+# GPT-2-small MHA training step (d = 64, now on the wgmma backward; 47 ms a step before). Expects the static
+# release build at .device/cca. Writes $OUT/bwdfa3/{gpu.txt,selftest-*.log,backward-anchors.csv,backward.csv,
+# backward.svg,bench.log,ncu.csv,ncu.txt,gpt2.log}.
 set -uo pipefail
 out="${OUT:?}/bwdfa3"
 mkdir -p "$out"
@@ -34,3 +35,6 @@ if command -v ncu > /dev/null; then
 else
     echo "ncu not found: no per-kernel profile"
 fi
+timeout 50 "$cca" bench train --device cuda --steps 5 --models mha-gpt2-small > "$out/gpt2.log" 2>&1
+echo "gpt2-small train bench exit $?"
+grep -E "gpt2|tokens/s|ms" "$out/gpt2.log" | tail -6
