@@ -100,33 +100,41 @@ __device__ __forceinline__ unsigned long long descriptor(unsigned address, unsig
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
 // d = A . B (ACCUMULATE false) or d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A and
-// B K-major in shared memory. Overwriting takes d as a pure output, so that its old values need not stay alive.
-template <bool ACCUMULATE>
+// B in shared memory, K-major unless A_MN_MAJOR / B_MN_MAJOR (A's rows, B's columns contiguous: the backward's
+// dk = dZ^T q and dq = dZ K). Overwriting takes d as a pure output, so that its old values need not stay alive.
+template <bool ACCUMULATE, bool A_MN_MAJOR = false, bool B_MN_MAJOR = false>
 __device__ __forceinline__ void wgmma_shared(float (&d)[64], unsigned long long a, unsigned long long b) {
     if constexpr (ACCUMULATE) {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 1, 1, 1, 0, 0;"
-                     : ACC64("+f", d) : "l"(a), "l"(b));
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 1, 1, 1, %66, %67;"
+                     : ACC64("+f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     } else {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 0, 1, 1, 0, 0;"
-                     : ACC64("=f", d) : "l"(a), "l"(b));
+        asm volatile("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64 ", %64, %65, 0, 1, 1, %66, %67;"
+                     : ACC64("=f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     }
 }
-template <bool ACCUMULATE>
+template <bool ACCUMULATE, bool A_MN_MAJOR = false, bool B_MN_MAJOR = false>
 __device__ __forceinline__ void wgmma_shared(float (&d)[32], unsigned long long a, unsigned long long b) {
     if constexpr (ACCUMULATE) {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 1, 1, 1, 0, 0;"
-                     : ACC32("+f", d) : "l"(a), "l"(b));
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 1, 1, 1, %34, %35;"
+                     : ACC32("+f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     } else {
-        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 0, 1, 1, 0, 0;"
-                     : ACC32("=f", d) : "l"(a), "l"(b));
+        asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 0, 1, 1, %34, %35;"
+                     : ACC32("=f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     }
 }
-// d += A . B for a 64x128x16 step, A as four bf16x2 registers per thread, B N-major in shared memory.
+// d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A as four bf16x2 registers per thread,
+// B N-major in shared memory.
 __device__ __forceinline__ void wgmma_registers(float (&d)[64], const unsigned (&a)[4], unsigned long long b) {
     asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %69, 0;\n\t"
                  "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " ACC_LIST64
                  ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}"
                  : ACC64("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
+}
+__device__ __forceinline__ void wgmma_registers(float (&d)[32], const unsigned (&a)[4], unsigned long long b) {
+    asm volatile("{\n\t.reg .pred p;\n\tsetp.ne.b32 p, %37, 0;\n\t"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}"
+                 : ACC32("+f", d) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(1));
 }
 
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }

@@ -60,14 +60,18 @@ extension Attention {
     /// ``Attention/backward(dOut:q:k:v:saved:layout:heads:)`` on the GPU: `dq`, `dk`, `dv` (the layouts of
     /// q, k, v) for `dOut` `[B,S,Hq,dv]`, from the inputs, the output and the log-sum-exp of ``forward``.
     ///
-    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. bfloat16 then runs two
-    /// tensor-core passes (dk/dv with keys in place, dq with queries in place): `attention_backward_wgmma.cu`
-    /// (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`, `attention_backward_mma.cu`
-    /// otherwise; float32 runs the two exact passes of `attention_backward_simt.cu`. `keyValid` and
-    /// `positions` as the forward pass had them.
+    /// `attention_backward_prepare.cu` forms `delta = rowsum(dO ∘ O)` first. For head dims 128 or 64 on `sm_90a`,
+    /// bfloat16 runs `attention_backward_wgmma.cu` (Hopper's warpgroup tensor cores): one pass over blocks
+    /// of keys that keeps dk and dv in registers and adds each block's share of dq into float32 sums, which
+    /// `attention_backward_prepare.cu` then stores as dq. Other bfloat16 shapes run the two tensor-core passes
+    /// of `attention_backward_mma.cu` (dk/dv with keys in place, dq with queries in place); float32 runs the
+    /// two exact passes of `attention_backward_simt.cu`. `keyValid` and `positions` as the forward pass had them;
+    /// `keyBlockParts` (1 to 4) fixes how many blocks of the Hopper kernel share a block of keys, for tests
+    /// (nil: as many as fill the GPU).
     static func backward(dOut: DeviceTensor, q: DeviceTensor, k: DeviceTensor, v: DeviceTensor, out: DeviceTensor,
                          lse: DeviceTensor, heads: Heads, keyValid: DeviceBuffer?, positions: DeviceBuffer? = nil,
-                         context: CUDAContext) throws -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
+                         keyBlockParts: Int? = nil, context: CUDAContext) throws
+        -> (dq: DeviceTensor, dk: DeviceTensor, dv: DeviceTensor) {
         let (batch, length, precision) = (q.shape[0], q.shape[1], q.precision)
         try heads.checkForDevice(positions: positions)
         let dq = try context.empty(q.shape, precision), dk = try context.empty(k.shape, precision)
@@ -83,19 +87,31 @@ extension Attention {
         let valid: [any KernelArgument] = [keyValid?.address ?? 0, positions?.address ?? 0]
         let shape: [any KernelArgument] = [Int32(length), Int32(heads.queryHeads), Int32(heads.keyValueHeads), scale, causal]
         switch precision {
-        case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128:
-            // Blocks of 128 keys (dk/dv) or 128 packed rows (dq): a producer and two consumer warpgroups each;
-            // every kernel of the file fits the shared memory given here (it says its use at its top).
-            let sharedBytes = 200 * 1024
-            let dkdv = try context.kernel("attention_backward_dkdv", in: .attentionBackwardHopper, precision: .bfloat16)
-            try context.launch(dkdv, grid: ((length + 127) / 128, heads.keyValueHeads, batch), threads: 384,
-                               sharedBytes: sharedBytes,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dk.address,
-                                dv.address] + valid + shape)
-            let dqKernel = try context.kernel("attention_backward_dq", in: .attentionBackwardHopper, precision: .bfloat16)
-            try context.launch(dqKernel, grid: ((length * heads.group + 127) / 128, heads.keyValueHeads, batch), threads: 384,
-                               sharedBytes: sharedBytes,
-                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, dq.address] + valid + shape)
+        case .bfloat16 where context.architecture == "sm_90a" && heads.keyDim == heads.valueDim && [64, 128].contains(heads.keyDim):
+            // One pass over blocks of 128 keys (a producer and two consumer warpgroups, the shared memory its
+            // top states) that adds dq / scale into float32 sums. A grid short of two blocks a multiprocessor
+            // splits each block of keys' rows over up to 4 blocks, which add dk and dv into float32 sums too.
+            let keyBlocks = (length + 127) / 128
+            let parts = keyBlockParts ?? max(1, min(4, 2 * context.multiprocessorCount / (keyBlocks * heads.keyValueHeads * batch)))
+            guard (1...4).contains(parts) else { throw CUDAError.unsupported("\(parts) blocks per block of keys (1 to 4 are)") }
+            guard keyBlocks * parts <= 65535 else {
+                throw CUDAError.unsupported("the Hopper attention backward of \(length) positions (at most \(65535 / parts * 128))")
+            }
+            // (sum, output, factor): dq and, split, dk and dv.
+            var sums: [(sum: DeviceTensor, out: DeviceTensor, factor: Float)] = [(try context.empty([dq.count], .float32), dq, scale)]
+            if parts > 1 { sums += [(try context.empty([dk.count], .float32), dk, scale), (try context.empty([dv.count], .float32), dv, 1)] }
+            for entry in sums { try context.zero(entry.sum) }
+            let splitSums: [any KernelArgument] = parts > 1 ? [sums[1].sum.address, sums[2].sum.address] : [UInt64(0), UInt64(0)]
+            let kernel = try context.kernel("attention_backward", in: .attentionBackwardHopper, precision: .bfloat16, defines: defines)
+            try context.launch(kernel, grid: (heads.keyValueHeads, keyBlocks * parts, batch), threads: 384,
+                               sharedBytes: 200 * 1024,
+                               [q.address, k.address, v.address, dOut.address, lse.address, delta.address, sums[0].sum.address,
+                                dk.address, dv.address] + splitSums + valid + shape + [Int32(parts)])
+            let store = try context.kernel("attention_backward_store_sums", in: .attentionBackwardPrepare, precision: .bfloat16)
+            for (sum, out, factor) in sums {
+                try context.launch(store, grid: (min((out.count / 4 + 255) / 256, 8 * context.multiprocessorCount), 1, 1),
+                                   threads: 256, [sum.address, out.address, Int64(out.count), factor])
+            }
         case .bfloat16:
             let (keyPadded, valuePadded) = ((heads.keyDim + 15) / 16 * 16, (heads.valueDim + 15) / 16 * 16)
             // Tiles of 64 rows of both widths: the resident pair and two stages, plus the dk/dv kernel's

@@ -22,12 +22,15 @@ extension CUDASelfTest {
     ]
 
     static var packedAttentionCases: [Case] {
-        packedAttentionShapes.map { rows, queryHeads, keyValueHeads, headDim in
+        // Also with one block per block of keys on the Hopper path (its small grids split otherwise).
+        packedAttentionShapes.flatMap { shape in [nil, 1].map { (shape, parts: $0) } }
+            .map { shape, keyBlockParts in
+            let (rows, queryHeads, keyValueHeads, headDim) = shape
             let (batch, length, lengths) = (rows.count, rows[0].reduce(0, +), rows.flatMap { $0 })
             let heads = Attention.Heads(queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: headDim, valueDim: headDim,
                                         scale: 1 / Double(headDim).squareRoot())
             let name = "packed attention B\(batch) S\(length) pieces \(lengths.map(String.init).joined(separator: ",")) "
-                + "Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) forward, lse, backward"
+                + "Hq\(queryHeads) Hkv\(keyValueHeads) d\(headDim) forward, lse, backward" + (keyBlockParts.map { " parts \($0)" } ?? "")
             return Case(name: name) { context, precision in
                 let q = representable(Tensor<Float>(randomNormal: [batch, length, queryHeads, headDim], seed: 16), precision)
                 let k = representable(Tensor<Float>(randomNormal: [batch, length, keyValueHeads, headDim], seed: 17), precision)
@@ -39,7 +42,8 @@ extension CUDASelfTest {
                     let (out, lse) = try Attention.forward(q: dq, k: dk, v: dv, heads: heads, keyValid: nil, positions: positions,
                                                            keepLSE: true, context: context)
                     let gradients = try Attention.backward(dOut: try context.upload(dOut, precision), q: dq, k: dk, v: dv, out: out,
-                                                           lse: lse!, heads: heads, keyValid: nil, positions: positions, context: context)
+                                                           lse: lse!, heads: heads, keyValid: nil, positions: positions,
+                                                           keyBlockParts: keyBlockParts, context: context)
                     return try [out, lse!, gradients.dq, gradients.dk, gradients.dv].map { try context.download($0) }
                 }
                 let layout = try SequenceLayout(lengths: lengths)

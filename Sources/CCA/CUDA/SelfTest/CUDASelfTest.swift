@@ -121,12 +121,17 @@ public enum CUDASelfTest {
             (1, 65, 8, 1, 128, 128, false), (3, 130, 4, 4, 64, 64, false), (2, 257, 8, 2, 128, 128, false),
             (1, 33, 16, 2, 64, 64, false), (2, 100, 4, 1, 96, 64, false), (2, 19, 2, 1, 20, 8, false),
             (1, 1000, 2, 1, 128, 128, false), (3, 70, 4, 2, 64, 64, true), (2, 129, 2, 1, 128, 128, true),
-            (1, 1, 1, 1, 128, 128, false),
+            (1, 1, 1, 1, 128, 128, false), (2, 200, 2, 2, 128, 128, false), (1, 517, 4, 1, 128, 128, true),
         ]
-        let attentionCases = attentionShapes.flatMap { shape in [true, false].map { (shape, causal: $0) } }
-        for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal) in attentionCases {
+        // Head dims 128 and 64 also with 1 and 3 blocks per block of keys on the Hopper path (the small grids here
+        // split in up to 4 otherwise; 3 leaves some blocks of the last keys no rows).
+        let attentionCases = attentionShapes.flatMap { shape in
+            let hopper = shape.4 == shape.5 && [64, 128].contains(shape.4)
+            return [true, false].flatMap { causal in (hopper ? [nil, 1, 3] : [nil] as [Int?]).map { (shape, causal: causal, parts: $0) } }
+        }
+        for ((batch, length, queryHeads, keyValueHeads, keyDim, valueDim, masked), causal, keyBlockParts) in attentionCases {
             let name = "attention B\(batch) S\(length) Hq\(queryHeads) Hkv\(keyValueHeads) dk\(keyDim) dv\(valueDim)"
-                + (masked ? " masked" : "") + (causal ? "" : " non-causal")
+                + (masked ? " masked" : "") + (causal ? "" : " non-causal") + (keyBlockParts.map { " parts \($0)" } ?? "")
             let heads = Attention.Heads(queryHeads: queryHeads, keyValueHeads: keyValueHeads, keyDim: keyDim,
                                         valueDim: valueDim, scale: 1 / Double(keyDim).squareRoot(), causal: causal)
             // Forward with its log-sum-exp, then the backward from the GPU's own forward.
@@ -142,7 +147,8 @@ public enum CUDASelfTest {
                     let (out, lse) = try Attention.forward(q: dq, k: dk, v: dv, heads: heads, keyValid: flags, keepLSE: true,
                                                            context: context)
                     let gradients = try Attention.backward(dOut: try context.upload(dOut, precision), q: dq, k: dk, v: dv, out: out,
-                                                           lse: lse!, heads: heads, keyValid: flags, context: context)
+                                                           lse: lse!, heads: heads, keyValid: flags, keyBlockParts: keyBlockParts,
+                                                           context: context)
                     return try [out, lse!, gradients.dq, gradients.dk, gradients.dv].map { try context.download($0) }
                 }
                 let layout = try SequenceLayout(batch: batch, length: length, keyValid: keyValid)
