@@ -195,8 +195,9 @@ CCA_INLINE void sgemm_packed(const int rows, const int vectors, bool transposeA,
                              ptrdiff_t n, ptrdiff_t k, float alpha, const float *a, ptrdiff_t lda, const float *b,
                              ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, float *workspace) {
     if (m <= 0 || n <= 0) return;
-    scale_c(m, n, beta, c, ldc);
-    if (k <= 0 || alpha == 0) return;
+    if (k <= 0 || alpha == 0) return scale_c(m, n, beta, c, ldc);
+    // With beta 0 the first depth block stores its tiles over C (no pass that zeros C first, no reading it).
+    if (beta != 0) scale_c(m, n, beta, c, ldc);
     const int columns = vectors * cca_lanes;
     const ptrdiff_t row_block = rows * row_block_tiles;
     const ptrdiff_t depth = min_size(k, depth_block);
@@ -213,7 +214,7 @@ CCA_INLINE void sgemm_packed(const int rows, const int vectors, bool transposeA,
                 for (ptrdiff_t jr = 0; jr < nc; jr += columns) {
                     for (ptrdiff_t ir = 0; ir < mc; ir += rows) {
                         multiply_tile(rows, vectors, kc, packed_a + ir * kc, 1, rows, packed_b + jr * kc,
-                                      c + (ic + ir) * ldc + jc + jr, ldc, alpha, true, min_size(rows, mc - ir),
+                                      c + (ic + ir) * ldc + jc + jr, ldc, alpha, pc > 0 || beta != 0, min_size(rows, mc - ir),
                                       min_size(columns, nc - jr));
                     }
                 }
