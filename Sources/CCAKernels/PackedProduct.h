@@ -13,8 +13,8 @@
 // vectors and one broadcast fit the register file: AVX-512 28 + 2 of 32 zmm, AVX2 12 + 2 of 16 ymm,
 // NEON 24 + 4 of 32 q-registers; the portable tile suits SSE2's 16 registers. On AVX-512, 14 rows
 // (28 accumulators) ran large products 5-15% faster than 8 once C's tile is prefetched (single thread,
-// 2048 × 1024 × 1024: 131-142 against 108-131 GFLOP/s); attention keeps 8 rows (`attention_rows`),
-// which divide its 64-row blocks.
+// 2048 × 1024 × 1024: 131-142 against 108-131 GFLOP/s); attention keeps 8 rows
+// (`avx512_attention_rows` in Attention.c), which divide its 64-row blocks.
 enum {
     portable_rows = 4, portable_vectors = 1,
     avx2_rows = 6, avx2_vectors = 1,
@@ -33,7 +33,8 @@ CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth
                               ptrdiff_t aRow, ptrdiff_t aStep, const float *restrict b, float *c, ptrdiff_t ldc,
                               float alpha, bool accumulate, ptrdiff_t height, ptrdiff_t width) {
     cca_vector sums[max_rows][max_vectors];
-    // C's tile is read once the sums are done; fetching it now hides that miss behind the depth loop.
+    // C's tile is read once the sums are done; fetching it now hides that miss behind the depth loop (rows
+    // past an edge tile's height are fetched too: a prefetch never faults).
 #pragma clang loop unroll(full)
     for (int r = 0; r < rows; r++) {
 #pragma clang loop unroll(full)
