@@ -77,7 +77,7 @@ import Testing
                 MatrixMultiply.gemm(m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!,
                                     ldc: n, kernels: variant)
             }}}
-            #expect(c.allSatisfy(\.isFinite), "\(variant?.rawValue ?? "auto"): NaN from C survived")
+            #expect(c.allSatisfy { $0.isFinite }, "\(variant?.rawValue ?? "auto"): NaN from C survived")
             var worst = 0.0
             for i in 0..<m {
                 for j in 0..<n {
