@@ -36,14 +36,15 @@ static float uniform(void) {  // SplitMix64, in [-1, 1)
 }
 
 // One product with strides, alpha and beta against float64 loops; 1 when it is off or writes past a row.
-static int check_product(CCAKernelVariant v, bool ta, bool tb, long m, long n, long k) {
+// With beta 0, C starts as NaN inside the rows (it must be overwritten, never read).
+static int check_product(CCAKernelVariant v, bool ta, bool tb, long m, long n, long k, float beta) {
     long lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 5, ldc = n + 2;
     float *a = malloc(sizeof(float) * (ta ? k : m) * lda), *b = malloc(sizeof(float) * (tb ? n : k) * ldb);
     float *c = malloc(sizeof(float) * m * ldc), *c0 = malloc(sizeof(float) * m * ldc);
     for (long i = 0; i < (ta ? k : m) * lda; i++) a[i] = uniform();
     for (long i = 0; i < (tb ? n : k) * ldb; i++) b[i] = uniform();
-    for (long i = 0; i < m * ldc; i++) c0[i] = c[i] = uniform();
-    cca_sgemm(v, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 2.0f, c, ldc);
+    for (long i = 0; i < m * ldc; i++) c0[i] = c[i] = beta == 0 && i % ldc < n ? NAN : uniform();
+    cca_sgemm(v, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, beta, c, ldc);
     double worst = 0, scale = 1e-30;
     int wrote_past = 0;
     for (long i = 0; i < m; i++) {
@@ -51,14 +52,14 @@ static int check_product(CCAKernelVariant v, bool ta, bool tb, long m, long n, l
             if (j >= n) { wrote_past |= c[i * ldc + j] != c0[i * ldc + j]; continue; }
             double sum = 0;
             for (long p = 0; p < k; p++) sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
-            double expected = 0.5 * sum + 2.0 * c0[i * ldc + j];
-            worst = fmax(worst, fabs(expected - c[i * ldc + j]));
+            double expected = 0.5 * sum + (beta == 0 ? 0 : beta * c0[i * ldc + j]);
+            worst = fmax(worst, isnan(c[i * ldc + j]) ? INFINITY : fabs(expected - c[i * ldc + j]));
             scale = fmax(scale, fabs(expected));
         }
     }
     free(a); free(b); free(c); free(c0);
     if (worst / scale < 1e-5 && !wrote_past) return 0;
-    printf("FAILED: variant %d product %ldx%ldx%ld tA %d tB %d: relative error %g%s\n", v, m, n, k, ta, tb,
+    printf("FAILED: variant %d product %ldx%ldx%ld tA %d tB %d beta %g: relative error %g%s\n", v, m, n, k, ta, tb, beta,
            worst / scale, wrote_past ? ", wrote past a row" : "");
     return 1;
 }
@@ -132,14 +133,14 @@ static int check_attention(CCAKernelVariant v) {
 }
 
 int main(void) {
-    const long shapes[][3] = {{1, 1, 1}, {7, 17, 5}, {14, 32, 256}, {13, 33, 257}, {97, 300, 70}, {200, 64, 600}, {29, 1100, 3}};
+    const long shapes[][3] = {{1, 1, 1}, {7, 17, 5}, {14, 32, 256}, {13, 33, 257}, {15, 63, 513}, {97, 300, 70}, {200, 64, 600}, {29, 1100, 3}};
     const char *names[] = {"portable", "avx2", "avx512", "neon"};
     int failures = 0, variants = 0;
     for (int v = 0; v < 4; v++) {
         if (!cca_kernel_variant_supported(v)) continue;
         variants++;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            for (int t = 0; t < 4; t++) failures += check_product(v, t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2]);
+            for (int t = 0; t < 8; t++) failures += check_product(v, t & 1, (t >> 1) & 1, shapes[s][0], shapes[s][1], shapes[s][2], t < 4 ? 2.0f : 0.0f);
         }
         failures += check_vector_math(v);
         failures += check_attention(v);

@@ -10,27 +10,36 @@
 #include <stdbool.h>
 
 // Register tiles (rows of A × vectors of 16 columns of B), sized so that the accumulators, the B
-// vectors and one broadcast fit the register file: AVX-512 16 + 2 of 32 zmm, AVX2 12 + 2 of 16 ymm,
-// NEON 24 + 4 of 32 q-registers; the portable tile suits SSE2's 16 registers. AVX-512 could hold 14
-// rows, but 16 accumulators already cover two FMA units' latency, and 8 rows divide the 64-row blocks
-// of attention (14 rows waste 9% of them) at the same speed on large products (measured).
+// vectors and one broadcast fit the register file: AVX-512 28 + 2 of 32 zmm, AVX2 12 + 2 of 16 ymm,
+// NEON 24 + 4 of 32 q-registers; the portable tile suits SSE2's 16 registers. On AVX-512, 14 rows
+// (28 accumulators) ran large products 5-15% faster than 8 once C's tile is prefetched (single thread,
+// 2048 × 1024 × 1024: 131-142 against 108-131 GFLOP/s); attention keeps 8 rows
+// (`avx512_attention_rows` in Attention.c), which divide its 64-row blocks.
 enum {
     portable_rows = 4, portable_vectors = 1,
     avx2_rows = 6, avx2_vectors = 1,
-    avx512_rows = 8, avx512_vectors = 2,
+    avx512_rows = 14, avx512_vectors = 2,
     neon_rows = 6, neon_vectors = 1,
-    max_rows = 8, max_vectors = 2,
+    max_rows = 14, max_vectors = 2,
 };
 
 // Depth of one packed block, and the A rows (in tiles) and B columns packed at once.
 enum { depth_block = 256, row_block_tiles = 8, column_block = 1024 };
 
-// C[height, width] += alpha · A·B for packed panels `depth` deep: A as `rows` values per step, B as
-// `vectors` × 16 values per step, both zero-padded past the matrix edge.
+// C[height, width] += alpha · A·B (or = with `accumulate` false) over `depth` steps: B packed as `vectors` × 16
+// values per step, zero-padded past the matrix edge; A's value of row r at step p at `a + r·aRow + p·aStep`,
+// so A may be a packed panel (aRow 1, aStep `rows`) or read in place (a block's keys, a transposed score tile).
 CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth, const float *restrict a,
-                              const float *restrict b, float *c, ptrdiff_t ldc, float alpha, ptrdiff_t height,
-                              ptrdiff_t width) {
+                              ptrdiff_t aRow, ptrdiff_t aStep, const float *restrict b, float *c, ptrdiff_t ldc,
+                              float alpha, bool accumulate, ptrdiff_t height, ptrdiff_t width) {
     cca_vector sums[max_rows][max_vectors];
+    // C's tile is read once the sums are done; fetching it now hides that miss behind the depth loop (rows
+    // past an edge tile's height are fetched too: a prefetch never faults).
+#pragma clang loop unroll(full)
+    for (int r = 0; r < rows; r++) {
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) __builtin_prefetch(c + r * ldc + v * cca_lanes, 1, 3);
+    }
 #pragma clang loop unroll(full)
     for (int r = 0; r < rows; r++) {
 #pragma clang loop unroll(full)
@@ -42,11 +51,11 @@ CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth
         for (int v = 0; v < vectors; v++) bs[v] = cca_load(b + v * cca_lanes);
 #pragma clang loop unroll(full)
         for (int r = 0; r < rows; r++) {
-            const cca_vector ar = cca_splat(a[r]);
+            const cca_vector ar = cca_splat(a[r * aRow]);
 #pragma clang loop unroll(full)
             for (int v = 0; v < vectors; v++) sums[r][v] = cca_multiply_add(ar, bs[v], sums[r][v]);
         }
-        a += rows;
+        a += aStep;
         b += vectors * cca_lanes;
     }
     const int columns = vectors * cca_lanes;
@@ -57,7 +66,7 @@ CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth
 #pragma clang loop unroll(full)
             for (int v = 0; v < vectors; v++) {
                 float *out = c + r * ldc + v * cca_lanes;
-                cca_store(out, cca_multiply_add(scale, sums[r][v], cca_load(out)));
+                cca_store(out, accumulate ? cca_multiply_add(scale, sums[r][v], cca_load(out)) : scale * sums[r][v]);
             }
         }
         return;
@@ -70,7 +79,7 @@ CCA_INLINE void multiply_tile(const int rows, const int vectors, ptrdiff_t depth
         for (int v = 0; v < vectors; v++) cca_store(&tile[r][v * cca_lanes], sums[r][v]);
     }
     for (ptrdiff_t r = 0; r < height; r++) {
-        for (ptrdiff_t j = 0; j < width; j++) c[r * ldc + j] += alpha * tile[r][j];
+        for (ptrdiff_t j = 0; j < width; j++) c[r * ldc + j] = alpha * tile[r][j] + (accumulate ? c[r * ldc + j] : 0);
     }
 }
 
@@ -187,8 +196,9 @@ CCA_INLINE void sgemm_packed(const int rows, const int vectors, bool transposeA,
                              ptrdiff_t n, ptrdiff_t k, float alpha, const float *a, ptrdiff_t lda, const float *b,
                              ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, float *workspace) {
     if (m <= 0 || n <= 0) return;
-    scale_c(m, n, beta, c, ldc);
-    if (k <= 0 || alpha == 0) return;
+    if (k <= 0 || alpha == 0) return scale_c(m, n, beta, c, ldc);
+    // With beta 0 the first depth block stores its tiles over C (no pass that zeros C first, no reading it).
+    if (beta != 0) scale_c(m, n, beta, c, ldc);
     const int columns = vectors * cca_lanes;
     const ptrdiff_t row_block = rows * row_block_tiles;
     const ptrdiff_t depth = min_size(k, depth_block);
@@ -204,8 +214,8 @@ CCA_INLINE void sgemm_packed(const int rows, const int vectors, bool transposeA,
                 pack_panels(rows, !transposeA, transposeA ? a + pc * lda + ic : a + ic * lda + pc, lda, mc, kc, packed_a);
                 for (ptrdiff_t jr = 0; jr < nc; jr += columns) {
                     for (ptrdiff_t ir = 0; ir < mc; ir += rows) {
-                        multiply_tile(rows, vectors, kc, packed_a + ir * kc, packed_b + jr * kc,
-                                      c + (ic + ir) * ldc + jc + jr, ldc, alpha, min_size(rows, mc - ir),
+                        multiply_tile(rows, vectors, kc, packed_a + ir * kc, 1, rows, packed_b + jr * kc,
+                                      c + (ic + ir) * ldc + jc + jr, ldc, alpha, pc > 0 || beta != 0, min_size(rows, mc - ir),
                                       min_size(columns, nc - jr));
                     }
                 }

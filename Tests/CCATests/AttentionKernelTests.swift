@@ -20,6 +20,9 @@ import Testing
         Case(queries: 70, keyOffset: 290, queryHeads: 1, keyValueHeads: 1, keyDim: 33, valueDim: 17, causal: true),
         // A single decode step.
         Case(queries: 1, keyOffset: 12, queryHeads: 2, keyValueHeads: 1, keyDim: 8, valueDim: 8, causal: true),
+        // Two panels of query rows in the transposed score tile, keys past the 256-key tile in a partial
+        // group of the register tile, two value panels (P·V's column tiles).
+        Case(queries: 45, keyOffset: 219, queryHeads: 2, keyValueHeads: 1, keyDim: 40, valueDim: 70, causal: true),
         // Every query sees every key.
         Case(queries: 65, keyOffset: 0, queryHeads: 2, keyValueHeads: 2, keyDim: 9, valueDim: 11, causal: false),
     ]

@@ -11,9 +11,10 @@ import Testing
         return [nil] + CPUKernelVariant.supported
     }()
 
-    /// Every transpose combination, edge sizes around the register tiles (4×16, 6×16, 8×32) and the 256-deep
+    /// Every transpose combination, edge sizes around the register tiles (4×16, 6×16, 14×32) and the 256-deep
     /// K block, strided operands, alpha/beta, for every variant, serial and parallel, against float64 loops.
-    @Test(arguments: [(1, 1, 1), (7, 17, 5), (8, 32, 256), (13, 33, 257), (97, 300, 70), (200, 64, 600), (29, 1100, 3)])
+    @Test(arguments: [(1, 1, 1), (7, 17, 5), (8, 32, 256), (14, 32, 256), (13, 33, 257), (15, 63, 513), (97, 300, 70),
+                      (200, 64, 600), (29, 1100, 3)])
     func everyVariantMatchesFloat64Loops(m: Int, n: Int, k: Int) {
         for (transposeA, transposeB) in [(false, false), (false, true), (true, false), (true, true)] {
             let pad = 3
@@ -62,6 +63,30 @@ import Testing
                                     ldc: 4, kernels: variant)
             }}
             #expect(c.storage.allSatisfy { $0.isFinite }, "\(variant?.rawValue ?? "auto")")
+        }
+    }
+
+    /// With beta 0 the first of several depth blocks stores over C (it is not zeroed first): NaN there must
+    /// not survive in any tile, edge tiles included, and the later blocks must add to the first.
+    @Test func betaZeroOverSeveralDepthBlocksMatchesFloat64() {
+        let (m, n, k) = (29, 45, 600)
+        let a = Tensor<Float>(randomNormal: [m * k], seed: 4).storage, b = Tensor<Float>(randomNormal: [k * n], seed: 5).storage
+        for variant in Self.variants {
+            var c = [Float](repeating: .nan, count: m * n)
+            a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in c.withUnsafeMutableBufferPointer { pc in
+                MatrixMultiply.gemm(m: m, n: n, k: k, a: pa.baseAddress!, lda: k, b: pb.baseAddress!, ldb: n, c: pc.baseAddress!,
+                                    ldc: n, kernels: variant)
+            }}}
+            #expect(c.allSatisfy { $0.isFinite }, "\(variant?.rawValue ?? "auto"): NaN from C survived")
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var sum = 0.0
+                    for p in 0..<k { sum += Double(a[i * k + p]) * Double(b[p * n + j]) }
+                    worst = max(worst, abs(Double(c[i * n + j]) - sum) / Double(k).squareRoot())
+                }
+            }
+            #expect(worst < 1e-5, "\(variant?.rawValue ?? "auto"): worst error \(worst)")
         }
     }
 
