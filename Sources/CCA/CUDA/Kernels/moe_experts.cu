@@ -2,11 +2,12 @@
 // out[slot, n] = sum_k a[row(slot), k] * weight[e, n, k] for each slot of expert e's group
 // (offsets[e] <= slot < offsets[e + 1]), weight [experts, out_features, in_features] as transformers stacks it.
 //
-// Blocks of THREADS threads; grid (ceil(rows / ROWS) + experts, ceil(out_features / columns_per_block)): x
-// runs over an upper bound on the tiles of ROWS slots that the groups make (x has room for any row count),
-// y over the output columns. Block x finds its (expert, tile) by walking the offsets; blocks past the last
-// tile return. A block copies its tile's input rows into shared memory as
-// float32 (ROWS x in_features), gathered through `gather` (the original row of each slot) when given; each
+// Blocks of THREADS threads; grid (ceil(rows / ROWS), ceil(out_features / columns_per_block)): y runs over
+// the output columns, x over the tiles of ROWS slots that the groups make, which can be up to experts - 1
+// more than x (each group ends in a partial tile), so block x takes tiles x, x + gridDim.x, ...: a decode
+// step's one row is one block per column range, and no block waits for nothing. A block reads the offsets
+// into shared memory once and finds each tile's expert there. It copies the tile's input rows into shared
+// memory as float32 (at most ROWS x in_features), gathered through `gather` (the original row of each slot) when given; each
 // warp then takes output columns in turn, its lanes reading 8 consecutive weights each (16-byte loads of
 // bf16, two of float32: in_features must be a multiple of 8), so a weight row is read once per tile and a
 // one-row step (B = 1 decoding) reads only its expert's weights. With `scatter`, the result of slot s goes
@@ -16,6 +17,7 @@
 #include "elementwise.cuh"
 
 constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8, VECTOR = 8;
+constexpr int MAX_EXPERTS = 256;  // MixtureOfExperts.maximumDeviceExperts
 
 __device__ __forceinline__ void load_vector(const float* source, float* values) {
     const float4 low = *reinterpret_cast<const float4*>(source), high = *reinterpret_cast<const float4*>(source + 4);
@@ -37,57 +39,63 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
     int experts, int in_features, int out_features, int columns_per_block, const int* __restrict__ scatter,
     const float* __restrict__ row_weight, T* __restrict__ out)
 {
-    extern __shared__ float rows_in[];  // [ROWS][in_features]
-    int tile = blockIdx.x, expert = 0;
-    for (; expert < experts; ++expert) {
-        const int tiles = (offsets[expert + 1] - offsets[expert] + ROWS - 1) / ROWS;
-        if (tile < tiles) break;
-        tile -= tiles;
-    }
-    if (expert == experts) return;
-    const int first = offsets[expert] + tile * ROWS;
-    const int count = offsets[expert + 1] - first < ROWS ? offsets[expert + 1] - first : ROWS;
-
-    // Only the tile's `count` rows: the products below skip the rest (a decode step's tile has one).
-    for (int r = 0; r < count; ++r) {
-        const long long source = gather ? gather[first + r] : first + r;
-        for (int k = threadIdx.x; k < in_features; k += THREADS) rows_in[r * in_features + k] = to_float(a[source * in_features + k]);
-    }
+    extern __shared__ float rows_in[];  // [min(rows, ROWS)][in_features]
+    __shared__ int group_offsets[MAX_EXPERTS + 1];
+    for (int e = threadIdx.x; e <= experts; e += THREADS) group_offsets[e] = offsets[e];
     __syncthreads();
-
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const T* expert_weight = weight + static_cast<long long>(expert) * out_features * in_features;
     const int block_end = (static_cast<int>(blockIdx.y) + 1) * columns_per_block;
     const int column_end = block_end < out_features ? block_end : out_features;
-    for (int n = blockIdx.y * columns_per_block + warp; n < column_end; n += WARPS) {
-        const T* w_row = expert_weight + static_cast<long long>(n) * in_features;
-        float sums[ROWS];
-        for (int r = 0; r < ROWS; ++r) sums[r] = 0.f;
-#pragma unroll 4
-        for (int k = lane * VECTOR; k < in_features; k += 32 * VECTOR) {
-            float w[VECTOR];
-            load_vector(w_row + k, w);
+
+    for (int next = blockIdx.x; ; next += gridDim.x) {
+        int tile = next, expert = 0;
+        for (; expert < experts; ++expert) {
+            const int tiles = (group_offsets[expert + 1] - group_offsets[expert] + ROWS - 1) / ROWS;
+            if (tile < tiles) break;
+            tile -= tiles;
+        }
+        if (expert == experts) return;  // the same for every thread of the block
+        const int first = group_offsets[expert] + tile * ROWS;
+        const int count = group_offsets[expert + 1] - first < ROWS ? group_offsets[expert + 1] - first : ROWS;
+
+        __syncthreads();  // the previous tile's products are done with rows_in
+        for (int r = 0; r < count; ++r) {
+            const long long source = gather ? gather[first + r] : first + r;
+            for (int k = threadIdx.x; k < in_features; k += THREADS) rows_in[r * in_features + k] = to_float(a[source * in_features + k]);
+        }
+        __syncthreads();
+
+        const T* expert_weight = weight + static_cast<long long>(expert) * out_features * in_features;
+        for (int n = blockIdx.y * columns_per_block + warp; n < column_end; n += WARPS) {
+            const T* w_row = expert_weight + static_cast<long long>(n) * in_features;
+            float sums[ROWS];
+            for (int r = 0; r < ROWS; ++r) sums[r] = 0.f;
+#pragma unroll 8
+            for (int k = lane * VECTOR; k < in_features; k += 32 * VECTOR) {
+                float w[VECTOR];
+                load_vector(w_row + k, w);
 #pragma unroll
-            for (int r = 0; r < ROWS; ++r) {
-                if (r < count) {
-                    float x[VECTOR];
-                    load_vector(rows_in + r * in_features + k, x);
-                    for (int v = 0; v < VECTOR; ++v) sums[r] += w[v] * x[v];
+                for (int r = 0; r < ROWS; ++r) {
+                    if (r < count) {
+                        float x[VECTOR];
+                        load_vector(rows_in + r * in_features + k, x);
+                        for (int v = 0; v < VECTOR; ++v) sums[r] += w[v] * x[v];
+                    }
                 }
             }
-        }
 #pragma unroll
-        for (int r = 0; r < ROWS; ++r) {
-            for (int offset = 16; offset > 0; offset /= 2) sums[r] += __shfl_xor_sync(0xffffffffu, sums[r], offset);
-        }
-        if (lane == 0) {
-            for (int r = 0; r < count; ++r) {
-                const int slot = first + r;
-                if (scatter) {
-                    const long long row = scatter[slot];
-                    out[row * out_features + n] = from_float<T>(sums[r] * row_weight[row]);
-                } else {
-                    out[static_cast<long long>(slot) * out_features + n] = from_float<T>(sums[r]);
+            for (int r = 0; r < ROWS; ++r) {
+                for (int offset = 16; offset > 0; offset /= 2) sums[r] += __shfl_xor_sync(0xffffffffu, sums[r], offset);
+            }
+            if (lane == 0) {
+                for (int r = 0; r < count; ++r) {
+                    const int slot = first + r;
+                    if (scatter) {
+                        const long long row = scatter[slot];
+                        out[row * out_features + n] = from_float<T>(sums[r] * row_weight[row]);
+                    } else {
+                        out[static_cast<long long>(slot) * out_features + n] = from_float<T>(sums[r]);
+                    }
                 }
             }
         }

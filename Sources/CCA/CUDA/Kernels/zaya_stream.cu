@@ -36,6 +36,8 @@ extern "C" __global__ void __launch_bounds__(THREADS) zaya_scale_norm(
     const long long row = blockIdx.x;
     float* r = stream + row * width;
     float squares = 0.f;
+    // Unrolled so that a thread's loads are in flight together: one row per block, so latency is the cost.
+#pragma unroll 8
     for (int c = threadIdx.x; c < width; c += THREADS) {
         float value = r[c];
         if (hidden) {
@@ -47,6 +49,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) zaya_scale_norm(
     }
     if (!weight) return;
     const float inverse = 1.f / sqrtf(block_sum(squares) / width + epsilon);
+#pragma unroll 8
     for (int c = threadIdx.x; c < width; c += THREADS) {
         const float y = r[c] * inverse * weight[c];
         out[row * width + c] = from_float<T>(y);

@@ -41,16 +41,15 @@ extension MixtureOfExperts {
         // ROWS in moe_experts.cu; 2 columns per warp, so that a decode step's one expert (a tile of one row)
         // spreads its weights over twice as many blocks as the multiprocessors.
         let rowsPerTile = 8, columnsPerBlock = 16
-        let sharedBytes = rowsPerTile * inFeatures * 4
-        guard inFeatures % 8 == 0, sharedBytes <= maximumSharedBytes else {
+        guard inFeatures % 8 == 0, rowsPerTile * inFeatures * 4 <= maximumSharedBytes else {
             throw CUDAError.unsupported("an expert input width of \(inFeatures) (the grouped product needs a multiple of 8, "
                                         + "at most \(maximumSharedBytes / (rowsPerTile * 4)))")
         }
         guard groups.rows > 0 else { return }
         let kernel = try context.kernel("moe_grouped_product", in: .moeExperts, precision: weight.precision)
-        try context.launch(kernel, grid: ((groups.rows + rowsPerTile - 1) / rowsPerTile + experts,
-                                          (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
-                           threads: 256, sharedBytes: sharedBytes,
+        // A tile holds at most the step's rows; blocks take the tiles past the grid in turn.
+        try context.launch(kernel, grid: ((groups.rows + rowsPerTile - 1) / rowsPerTile, (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
+                           threads: 256, sharedBytes: min(groups.rows, rowsPerTile) * inFeatures * 4,
                            [a.address, gather ? groups.order.address : 0, weight.address, groups.offsets.address, Int32(experts),
                             Int32(inFeatures), Int32(outFeatures), Int32(columnsPerBlock),
                             rowWeights == nil ? 0 : groups.order.address, rowWeights?.address ?? 0, out.address])
