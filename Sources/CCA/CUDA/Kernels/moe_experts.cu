@@ -2,10 +2,10 @@
 // out[slot, n] = sum_k a[row(slot), k] * weight[e, n, k] for each slot of expert e's group
 // (offsets[e] <= slot < offsets[e + 1]), weight [experts, out_features, in_features] as transformers stacks it.
 //
-// Blocks of THREADS threads; grid (ceil(rows / ROWS), ceil(out_features / columns_per_block)): y runs over
-// the output columns, x over the tiles of ROWS slots that the groups make, which can be up to experts - 1
-// more than x (each group ends in a partial tile), so block x takes tiles x, x + gridDim.x, ...: a decode
-// step's one row is one block per column range, and no block waits for nothing. A block reads the offsets
+// Blocks of THREADS threads; grid (tiles, ceil(out_features / columns_per_block)): y runs over the output
+// columns, x over the tiles of ROWS slots that the groups make (the host sizes x as their upper bound,
+// min(rows, ceil(rows / ROWS) + experts - 1), so a decode step's one row is one block per column range);
+// block x takes tiles x, x + gridDim.x, ..., so any grid covers every tile. A block reads the offsets
 // into shared memory once and finds each tile's expert there. It copies the tile's input rows into shared
 // memory as float32 (at most ROWS x in_features), gathered through `gather` (the original row of each slot) when given; each
 // warp then takes output columns in turn, its lanes reading 8 consecutive weights each (16-byte loads of

@@ -47,8 +47,11 @@ extension MixtureOfExperts {
         }
         guard groups.rows > 0 else { return }
         let kernel = try context.kernel("moe_grouped_product", in: .moeExperts, precision: weight.precision)
-        // A tile holds at most the step's rows; blocks take the tiles past the grid in turn.
-        try context.launch(kernel, grid: ((groups.rows + rowsPerTile - 1) / rowsPerTile, (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
+        // The groups make at most ceil(rows / 8) + experts - 1 tiles (each ends in a partial one) and at most
+        // one per row: one block per possible tile, no idle block for a one-row step; a block takes the
+        // tiles past the grid in turn (the kernel works with any grid).
+        let tiles = min(groups.rows, (groups.rows + rowsPerTile - 1) / rowsPerTile + experts - 1)
+        try context.launch(kernel, grid: (tiles, (outFeatures + columnsPerBlock - 1) / columnsPerBlock, 1),
                            threads: 256, sharedBytes: min(groups.rows, rowsPerTile) * inFeatures * 4,
                            [a.address, gather ? groups.order.address : 0, weight.address, groups.offsets.address, Int32(experts),
                             Int32(inFeatures), Int32(outFeatures), Int32(columnsPerBlock),
