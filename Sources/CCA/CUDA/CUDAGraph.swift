@@ -15,9 +15,6 @@ final class CUDAGraph: @unchecked Sendable {
         (self.driver, self.graph, self.executable, self.buffers) = (driver, graph, executable, buffers)
     }
 
-    /// Device bytes the graph keeps.
-    var byteCount: Int { buffers.reduce(0) { $0 + $1.byteCount } }
-
     /// Queues a replay on `context`'s stream.
     func launch(on context: CUDAContext) throws {
         try driver.check(driver.graphLaunch(executable, context.stream), "cuGraphLaunch")

@@ -134,9 +134,8 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
             return captured.logits
         }
         if shapesSeen.insert(key).inserted { return nil }  // a new shape runs uncaptured first
-        let inputs = try context.allocator.allocate(
-            DeviceDecodeStep.byteCount(rows: key.sequences, sequences: key.sequences, maxPages: key.maxPages))
-        var step = try DeviceDecodeStep(sequences: sequences, tokens: tokens, inputs: inputs, context: context)
+        // The captured kernels read this step's arrays where its upload put them: the graph's inputs.
+        var step = try DeviceDecodeStep(sequences: sequences, tokens: tokens, context: context)
         let captured: (graph: CUDAGraph, result: DeviceTensor)
         do {
             captured = try context.capture { try model.forward(step: &step, cache: cache, context: context) }
@@ -148,7 +147,7 @@ public final class DeviceDecodeEngine: DecodeEngine, @unchecked Sendable {
             graphs[oldest] = nil
             graphUse.removeFirst()
         }
-        graphs[key] = CapturedStep(graph: captured.graph, inputs: inputs, logits: captured.result)
+        graphs[key] = CapturedStep(graph: captured.graph, inputs: step.inputs, logits: captured.result)
         graphCaptures += 1
         return try replay(key, sequences: sequences, tokens: tokens)
     }

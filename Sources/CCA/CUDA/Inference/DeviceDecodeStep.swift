@@ -94,8 +94,8 @@ struct DeviceDecodeStep {
     /// - Parameters:
     ///   - sequences: per sequence of the step, its state slot, tokens already cached, chunk length and pages.
     ///   - tokens: the rows' tokens (empty for a layer run alone).
-    ///   - inputs: the buffer to upload the arrays into (a graph's, at least ``byteCount(rows:sequences:maxPages:)``
-    ///     bytes); nil: a new one.
+    ///   - inputs: the buffer to upload the arrays into (a graph's: the ``inputs`` of a step of the same
+    ///     ``GraphKey``, whose arrays have the same layout); nil: a new one.
     init(sequences: [(state: Int, start: Int, length: Int, pages: [Int32])], tokens: [Int] = [], inputs: DeviceBuffer? = nil,
          context: CUDAContext) throws {
         starts = sequences.map(\.start)
@@ -135,11 +135,6 @@ struct DeviceDecodeStep {
         promptRuns = try Self.promptRanges(lengths: lengths, starts: starts).map { range in
             PromptRun(firstRow: range.lowerBound, rows: range.count, positions: try context.upload(Array(rowPosition[range])))
         }
-    }
-
-    /// Bytes of ``inputs`` for a step of `rows` rows of `sequences` sequences with page tables `maxPages` wide.
-    static func byteCount(rows: Int, sequences: Int, maxPages: Int) -> Int {
-        4 * (5 * rows + sequences * (maxPages + 4))
     }
 
     /// A context of `tokens` rounded up to a size class of whole pages (up to 8 pages exact, above that classes
