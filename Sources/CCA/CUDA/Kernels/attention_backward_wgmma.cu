@@ -36,16 +36,11 @@
 #include "common.cuh"
 #include "wgmma.cuh"
 #include "documents.cuh"
+#include "attention.cuh"
 
 // Built with -DHEAD_DIM_QK=-DHEAD_DIM_V= 128 (the default) or 64.
-#ifndef HEAD_DIM_QK
-#define HEAD_DIM_QK 128
-#endif
-#ifndef HEAD_DIM_V
-#define HEAD_DIM_V HEAD_DIM_QK
-#endif
-static_assert(HEAD_DIM_QK == HEAD_DIM_V && (HEAD_DIM_QK == 128 || HEAD_DIM_QK == 64), "head dims 128 or 64, equal");
-constexpr int D = HEAD_DIM_QK, THREADS = 384, PRODUCER_THREADS = 128;
+static_assert(DK == DV && (DK == 128 || DK == 64), "head dims 128 or 64, equal");
+constexpr int D = DK, THREADS = 384, PRODUCER_THREADS = 128;
 // Blocks of 128 keys, streamed tiles of 64 query rows.
 constexpr int BLOCK = 128, ROW_TILE = 64, STAGES = 3;
 static_assert(STAGES >= 2, "the next tile loads while this one is used");
@@ -54,7 +49,6 @@ constexpr int BLOCK_BYTES = BLOCK * D * 2, ROW_TILE_BYTES = ROW_TILE * D * 2;
 constexpr int DZ_BYTES = BLOCK * ROW_TILE * 2;
 static_assert(ROW_TILE * 2 == 128, "a key's dZ^T row is one swizzle row");
 constexpr int SHARED_BYTES = 200 * 1024;
-constexpr float LOG2E = 1.4426950408889634f;
 
 // The producer's copies of `ROWS` rows of D bf16 (CHUNKS 16-byte chunks) into a swizzled tile: thread t copies
 // chunk t % CHUNKS of rows t / CHUNKS + (128 / CHUNKS) i (all of one swizzle phase); `source(row)` is the row's

@@ -170,10 +170,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, MIN_BLOCKS) decode_attenti
                 score[t] = key >= row_from[j] && key <= row_to[j] && key < end_key ? dot : negative_infinity();
                 tile_max = fmaxf(tile_max, score[t]);
             }
-            float rescale, unused;
-            const float merged = merge_max(row_max[j], tile_max, rescale, unused);
-            const float base_max = merged == negative_infinity() ? 0.f : merged;
-            row_max[j] = merged;
+            float base_max;
+            const float rescale = absorb_tile_max(row_max[j], tile_max, base_max);
             float sum = row_sum[j] * rescale;
 #pragma unroll
             for (int c = 0; c < VALUE_WORDS * 8; ++c) out[j][c] *= rescale;

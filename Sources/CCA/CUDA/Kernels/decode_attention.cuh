@@ -21,6 +21,15 @@ __device__ __forceinline__ float merge_max(float maximum, float other_max, float
     return merged;
 }
 
+// Folds a tile's maximum into a row's online-softmax maximum: returns the factor that rescales the row's sum and
+// output, and sets the maximum the tile's exponentials subtract (0 while every score so far is -inf).
+__device__ __forceinline__ float absorb_tile_max(float& row_max, float tile_max, float& base_max) {
+    float rescale, unused;
+    row_max = merge_max(row_max, tile_max, rescale, unused);
+    base_max = row_max == negative_infinity() ? 0.f : row_max;
+    return rescale;
+}
+
 // Where a block of the partial kernel works (grid (splits, Hkv * row blocks, B)): sequence b, the packed rows
 // first_row .. first_row + BLOCK_ROWS - 1 of KV head kv_head (of `rows`, group per KV head), and the keys
 // first_key .. end_key - 1 of split blockIdx.x, which starts split_tokens * split after seen_from rounded down to

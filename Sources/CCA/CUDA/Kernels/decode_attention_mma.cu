@@ -154,10 +154,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) decode_attention_partia
             }
             chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, 1));
             chunk_max = fmaxf(chunk_max, __shfl_xor_sync(0xffffffffu, chunk_max, 2));
-            float rescale, unused;
-            const float merged = merge_max(row_max[h], chunk_max, rescale, unused);
-            const float base_max = merged == negative_infinity() ? 0.f : merged;
-            row_max[h] = merged;
+            float base_max;
+            const float rescale = absorb_tile_max(row_max[h], chunk_max, base_max);
             float sum = row_sum[h] * rescale;
 #pragma unroll
             for (int t = 0; t < CHUNK / 8; ++t) {
