@@ -34,6 +34,7 @@ import Testing
 
     @Test func aSavedCheckpointLoadsWithItsValues() throws {
         let (directory, json, _) = try Self.saved()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let loaded = try Checkpoint.load(directory: directory)
         #expect(loaded.checkpoint.step == 1 && loaded.optimizer.step == 1)
         #expect(loaded.checkpoint.model.layers == (json["model"] as! [String: Any])["layers"] as! Int)
@@ -45,6 +46,7 @@ import Testing
     @Test func editedJSONIsRefused() throws {
         func edited(_ change: (inout [String: Any]) -> Void) throws -> String? {
             let (directory, json, _) = try Self.saved()
+            defer { try? FileManager.default.removeItem(atPath: directory) }
             var object = json
             change(&object)
             try Self.write(object, to: directory)
@@ -70,6 +72,7 @@ import Testing
     /// Rewrites the weights file with `tensors` changed, keeping the JSON's size field in step.
     static func editWeights(_ change: (inout [String: Tensor<Float>]) -> Void, metadata: [String: String] = ["step": "1"]) throws -> String? {
         let (directory, json, weights) = try Self.saved()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         var tensors = try SafeTensors(contentsOf: weights).floatTensors()
         change(&tensors)
         try SafeTensors.write(tensors, metadata: metadata, to: weights)
@@ -94,6 +97,7 @@ import Testing
 
     @Test func oversizedCheckpointJSONIsNotRead() throws {
         let (directory, _, _) = try Self.saved()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/checkpoint.json"))
         try handle.truncate(atOffset: 8 << 30)  // sparse: costs no disk, would cost 8 GB of memory if read
         try handle.close()

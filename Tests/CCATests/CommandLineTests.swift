@@ -104,6 +104,7 @@ import Testing
 
     @Test func trainRefusesBadStepsAndReportsProgressThroughAPipe() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Self.refused(["train", "--steps", "0"], "steps = 0 is invalid", usage: "cca train", in: directory)
         try Self.refused(["train", "--steps", "-3"], "steps = -3 is invalid", in: directory)
         #expect(!FileManager.default.fileExists(atPath: directory + "/runs"))
@@ -127,6 +128,7 @@ import Testing
 
     @Test func trainingOnTextEndsWithASampleThatContinuesAValidationOpening() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let text = (0..<40).map { "Line \($0) of the text, with words that differ: \(String(repeating: "ab", count: $0 % 7))." }
             .joined(separator: "\n")
         try text.write(toFile: directory + "/corpus.txt", atomically: false, encoding: .utf8)
@@ -152,6 +154,7 @@ import Testing
 
     @Test func initLayerWritesWhatForwardAndBackwardNeed() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let made = try Self.run(["init-layer", "--attention", "ccgqa", "--hidden", "64", "--head-dim", "8", "--seq", "6", "--out", directory])
         #expect(made.status == 0, "\(made.output)")
         let files = ["--config", directory + "/config.json", "--weights", directory + "/weights.safetensors",
@@ -175,6 +178,7 @@ import Testing
 
     @Test func configSizesThatWrapAreRefusedByForward() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let json = #"{"attention": "cca", "num_attention_heads": 65536, "num_key_value_heads": 65536, "head_dim": 281474976710656}"#
         try Data(json.utf8).write(to: URL(fileURLWithPath: directory + "/config.json"))
         try Self.refused(["forward", "--config", directory + "/config.json", "--weights", "w", "--input", "x", "--output", "y"],

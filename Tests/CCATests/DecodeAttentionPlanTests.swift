@@ -32,9 +32,17 @@ import Testing
         // B = 1 at 16k (2 KV heads): the grid is filled by splitting finely, not left at 2 blocks: one wave of
         // two-page splits (256 blocks for 264 slots) rather than two waves of one-page splits.
         #expect(plan.splits(pages: 256, blocksPerSplit: 2, multiprocessors: 132) == (128, 128))
-        // B = 32 at 1k: four-page splits, one wave; B = 32 at 16k: eight blocks per slot.
+        // B = 32 at 1k: four-page splits, one wave. On the tensor cores, B = 32 at 16k and B = 1 at 128k: two
+        // waves of splits as long as 32 and 8 pages; B = 32 at 128k: eight blocks per slot (63 pages) would be
+        // shorter than 64 pages, and two waves' splits longer, so 64.
         #expect(plan.splits(pages: 16, blocksPerSplit: 64, multiprocessors: 132) == (4, 256))
-        #expect(plan.splits(pages: 256, blocksPerSplit: 64, multiprocessors: 132) == (32, 512))
+        #expect(plan.splits(pages: 256, blocksPerSplit: 64, multiprocessors: 132) == (8, 2048))
+        #expect(plan.splits(pages: 2048, blocksPerSplit: 2, multiprocessors: 132) == (256, 512))
+        #expect(plan.splits(pages: 2048, blocksPerSplit: 64, multiprocessors: 132) == (32, 4096))
+        // The streaming build (MHA's one packed row) keeps eight blocks per slot: B = 8 at 16k, 16 KV heads, 528
+        // slots: 8 pages, where two waves would take 31.
+        let streaming = try #require(Self.plan(Self.shapes[1], .bfloat16))
+        #expect(streaming.splits(pages: 256, blocksPerSplit: 128, multiprocessors: 132) == (32, 512))
     }
 
     @Test func packedRowsAreCutIntoRowBlocks() throws {

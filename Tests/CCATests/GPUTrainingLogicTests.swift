@@ -1,4 +1,5 @@
 @testable import CCA
+import Foundation
 import Testing
 
 /// The parts of GPU training that need no GPU: which batches the device model takes, how the cross-entropy
@@ -82,8 +83,10 @@ import Testing
     }
 
     @Test func trainRefusesAPrecisionWithoutTheGPU() throws {
+        let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try CommandLineTests.refused(["train", "--precision", "float32", "--steps", "1"], "--precision is for --device cuda",
-                                     in: CheckpointTests.directory())
+                                     in: directory)
     }
 
     /// The CPU engine with a stated peak, as the GPU engine states its measured one.

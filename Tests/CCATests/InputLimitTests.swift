@@ -42,6 +42,7 @@ import Testing
 
     @Test func oversizedFilesAreRefusedUnread() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Self.sparseFile(directory + "/config.json", size: 8 << 30)
         #expect(throws: ConfigFileError.unreadable(path: directory + "/config.json",
                                                    reason: "the file has 8589934592 bytes, more than the 1048576 allowed here; is it the right file?")) {
@@ -68,6 +69,7 @@ import Testing
 
     @Test func missingWeightsAreListedAllAtOnce() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let config = try Self.layerFiles(directory) { $0 = ["unrelated": Tensor<Float>(zeros: [1])] }
         #expect(throws: WeightError.incomplete(missing: config.weightShapes, available: ["unrelated"])) {
             try LayerFiles(configPath: directory + "/config.json", weightsPath: directory + "/weights.safetensors")
@@ -78,6 +80,7 @@ import Testing
 
     @Test func aMissingInputIsNotCalledAWeight() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try SafeTensors.write(["y": Tensor<Float>(zeros: [1, 2, 32])], to: directory + "/input.safetensors")
         #expect(throws: SafeTensorsError(kind: .missingTensor, path: directory + "/input.safetensors", tensor: "x",
                                          message: "missing; a layer input file holds x [B, S, E] and optionally mask [B, S], this one has y")) {
@@ -87,6 +90,7 @@ import Testing
 
     @Test func chunkLengthsThatOverflowAreRefused() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try Self.layerFiles(directory)
         let files = try LayerFiles(configPath: directory + "/config.json", weightsPath: directory + "/weights.safetensors")
         let x = Tensor<Float>(randomNormal: [1, 14, 32], seed: 2)

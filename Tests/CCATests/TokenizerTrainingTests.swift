@@ -33,6 +33,7 @@ enum TokenizedCorpus {
 
     @Test func theRunKeepsTheDataDirectorysTokenizerAndChecksItOnLoad() throws {
         let corpus = try TokenizedCorpus.make()
+        defer { try? FileManager.default.removeItem(atPath: corpus.root) }
         let original = try Data(contentsOf: URL(fileURLWithPath: corpus.tokenizer))
         #expect(try Data(contentsOf: URL(fileURLWithPath: corpus.data + "/tokenizer.json")) == original)
         let out = corpus.root + "/run"
@@ -60,6 +61,7 @@ enum TokenizedCorpus {
 
     @Test func aTokenizerOtherThanTheRecordedOneIsRefused() throws {
         let corpus = try TokenizedCorpus.make()
+        defer { try? FileManager.default.removeItem(atPath: corpus.root) }
         var trainer = try BPETrainer(vocabularySize: 280)
         trainer.addText("some other text, some other merges")
         let other = corpus.root + "/other.json"
@@ -74,6 +76,7 @@ enum TokenizedCorpus {
 
     @Test func aTextFileIsEncodedWithTheGivenTokenizer() throws {
         let corpus = try TokenizedCorpus.make()
+        defer { try? FileManager.default.removeItem(atPath: corpus.root) }
         var options = Self.options(data: TokenizersReference.fixturePath, out: corpus.root + "/run")
         options.tokenizerPath = corpus.tokenizer
         let summary = try Trainer.run(options)
@@ -88,6 +91,7 @@ enum TokenizedCorpus {
     /// `cca generate` greedy output against the text of the argmax continuation computed here from full forwards.
     @Test func generateEncodesThePromptAndDecodesWithTheCheckpointsTokenizer() throws {
         let corpus = try TokenizedCorpus.make()
+        defer { try? FileManager.default.removeItem(atPath: corpus.root) }
         let out = corpus.root + "/run"
         try Trainer.run(Self.options(data: corpus.data, out: out, steps: 4))
         let (prompt, count) = ("HORATIO: Well, sit we down,", 6)
@@ -112,6 +116,7 @@ enum TokenizedCorpus {
     /// tokens, and its end of text as a stop.
     @Test func theServerUsesTheCheckpointsTokenizer() throws {
         let corpus = try TokenizedCorpus.make()
+        defer { try? FileManager.default.removeItem(atPath: corpus.root) }
         try Trainer.run(Self.options(data: corpus.data, out: corpus.root + "/run"))
         let tokens = TextTokens(tokenizer: try #require(try Checkpoint.tokenizer(directory: corpus.root + "/run")))
         let reference = try BPETokenizer(contentsOf: corpus.tokenizer)

@@ -20,6 +20,7 @@ import Testing
 
     @Test func aSecondWriterOfARunDirectoryIsRefused() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try RunDirectory(directory)
         #expect(throws: TrainingError.runInUse(directory: directory, lockFile: directory + "/.lock", holder: Int(getpid()))) {
             try RunDirectory(directory)
@@ -30,6 +31,7 @@ import Testing
 
     @Test func leftoversOfInterruptedSavesAreRemovedAndNothingElse() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let names = [".checkpoint.json.tmp-0k3x9", ".weights-00000004.safetensors.tmp-zz1", "weights-00000002.safetensors",
                      "weights-00000004.safetensors", "weights-4.safetensors", ".notes.txt.tmp-abc", "notes.txt", ".loss.csv.tmp-",
                      "weights-0000000x.safetensors"]
@@ -50,7 +52,9 @@ import Testing
         #expect(refusal(options) == .invalidOption(name: "learning rate", value: "nan", expected: "a positive number of at most 10"))
         #expect(!Self.exists(directory))
         // Under a regular file no directory can be made: found before the first step.
-        let file = CheckpointTests.directory() + "/file"
+        let fileParent = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: fileParent) }
+        let file = fileParent + "/file"
         try Data([1]).write(to: URL(fileURLWithPath: file))
         guard case .cannotWrite(let path, _)? = refusal(Self.options(file + "/run")) else { Issue.record("not refused"); return }
         #expect(path == file + "/run")
@@ -61,6 +65,7 @@ import Testing
     @Test func aRunThatFailsBeforeItsFirstSaveLeavesNoDirectoryItMade() throws {
         struct NoEngine: Error {}
         let parent = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: parent) }
         var options = Self.options(parent + "/new")
         options.engine = { _, _ in throw NoEngine() }
         #expect(throws: NoEngine.self) { try Trainer.run(options) }
@@ -73,6 +78,7 @@ import Testing
 
     @Test func anExistingRunIsNotReplacedUnlessAskedTo() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Trainer.run(Self.options(directory))
         #expect(refusal(Self.options(directory)) == .runExists(directory: directory, step: 2))
         var overwrite = Self.options(directory, steps: 1)
@@ -84,6 +90,7 @@ import Testing
 
     @Test func resumeTakesTheRunsSettingsAndExtendsIt() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         var first = Self.options(directory, steps: 2)
         (first.learningRate, first.warmupSteps, first.attention) = (0.02, 1, .mha)
         let original = try Trainer.run(first)
@@ -112,6 +119,7 @@ import Testing
 
     @Test func textDataMustBeLongEnoughAndUnchangedOnResume() throws {
         let directory = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let data = directory + "/data.txt"
         var options = Self.options(directory + "/run", steps: 1)
         (options.dataPath, options.contextLength) = (data, 8)
@@ -130,6 +138,7 @@ import Testing
 
     @Test func aCheckpointNamingAFileOutsideTheRunTouchesNothing() throws {
         let root = CheckpointTests.directory()
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let victim = root + "/victim/x.safetensors"
         try FileManager.default.createDirectory(atPath: root + "/victim", withIntermediateDirectories: true)
         try Data([1, 2, 3]).write(to: URL(fileURLWithPath: victim))

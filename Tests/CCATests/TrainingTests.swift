@@ -76,6 +76,7 @@ import Testing
     @Test func resumeIsBitExact() throws {
         let whole = try Trainer.run(Self.options(steps: 24))
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try Trainer.run(Self.options(steps: 24, stopAfter: 10, out: directory))
         let resumed = try Trainer.run(Self.options(steps: 24, resume: directory))
         #expect(resumed.history == whole.history)
@@ -85,6 +86,7 @@ import Testing
 
     @Test func badCheckpointsAreRefused() throws {
         let directory = Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         _ = try Trainer.run(Self.options(steps: 24, stopAfter: 4, out: directory))
         // Another config.
         var other = Self.options(steps: 24, resume: directory)
