@@ -29,6 +29,7 @@
 #include "common.cuh"
 #include "attention.cuh"
 #include "decode_attention.cuh"
+#include "reduce.cuh"
 
 #ifndef LANES
 #define LANES 16
@@ -44,6 +45,8 @@
 #endif
 
 constexpr int THREADS = 128, WARPS = THREADS / 32, COMBINE_THREADS = 256, COMBINE_WARPS = COMBINE_THREADS / 32;
+constexpr int COMBINE_SPLITS = 4;                          // splits per combine thread: the host's maxSplits / COMBINE_THREADS
+constexpr int COMBINE_RUN = 8;                             // consecutive splits a combine warp loads at once
 constexpr int CHANNELS_PER_LANE = (DV + 31) / 32;              // the combine's output channels per lane
 constexpr int KEY_GROUPS = 32 / LANES;                      // keys a warp reads side by side
 constexpr int KEY_WORDS = DK / (8 * LANES), VALUE_WORDS = DV / (8 * LANES);  // 8-channel words per lane
@@ -232,28 +235,50 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS) decode_attention_c
     const int context = context_lengths[blockIdx.x / query_rows];
     const int first_key = first_visible(context, query_rows, window) / PAGE * PAGE;
     const int used = min(splits, (context - first_key + split_tokens - 1) / split_tokens);
-    const float* maxima = partial_max + row * splits;
-    // Every warp finds the max and the total itself (a few hundred splits at most): no barrier needed.
-    float maximum = negative_infinity();
-    for (int s = threadIdx.x % 32; s < used; s += 32) maximum = fmaxf(maximum, maxima[s]);
-    for (int offset = 16; offset > 0; offset /= 2) maximum = fmaxf(maximum, __shfl_xor_sync(0xffffffffu, maximum, offset));
+    // Each thread loads its few splits' maxima and sums at once (the host keeps splits <= COMBINE_SPLITS *
+    // COMBINE_THREADS), so that their loads overlap, and the block shares the splits' scale factors.
+    __shared__ float factors[COMBINE_SPLITS * COMBINE_THREADS];
+    float maxima[COMBINE_SPLITS], sums[COMBINE_SPLITS], maximum = negative_infinity();
+#pragma unroll
+    for (int k = 0; k < COMBINE_SPLITS; ++k) {
+        const int s = k * COMBINE_THREADS + threadIdx.x;
+        maxima[k] = s < used ? partial_max[row * splits + s] : negative_infinity();
+        sums[k] = s < used ? partial_sum[row * splits + s] : 0.f;
+        maximum = fmaxf(maximum, maxima[k]);
+    }
+    maximum = block_reduce(maximum, MaxOfFloats());
     const float base = maximum == negative_infinity() ? 0.f : maximum;
     float total = 0.f;
-    for (int s = threadIdx.x % 32; s < used; s += 32) total += partial_sum[row * splits + s] * exp2f(maxima[s] - base);
-    for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
+#pragma unroll
+    for (int k = 0; k < COMBINE_SPLITS; ++k) {
+        const int s = k * COMBINE_THREADS + threadIdx.x;
+        if (s < used) {
+            factors[s] = exp2f(maxima[k] - base);
+            total += sums[k] * factors[s];
+        }
+    }
+    total = block_sum(total);  // its barriers also publish `factors`
     if (lse != nullptr && threadIdx.x == 0) lse[row] = total > 0.f ? (maximum + __log2f(total)) * 0.6931471805599453f : negative_infinity();
-    // The warps take the splits in turn (each lane every 32nd channel), so that the loads of several splits are
-    // in flight at once, and their sums meet in shared memory.
+    // The warps take runs of COMBINE_RUN consecutive splits in turn (each lane every 32nd channel), a run's loads
+    // all issued before their first use, so that many are in flight; the warps' sums meet in shared memory.
     __shared__ float warp_values[COMBINE_WARPS][DV];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     float value[CHANNELS_PER_LANE] = {};
-#pragma unroll 8
-    for (int s = warp; s < used; s += COMBINE_WARPS) {
-        const float factor = exp2f(maxima[s] - base);
-        const float* source = partial_out + (row * splits + s) * DV;
+    for (int first = warp * COMBINE_RUN; first < used; first += COMBINE_WARPS * COMBINE_RUN) {
+        float loaded[COMBINE_RUN][CHANNELS_PER_LANE];
 #pragma unroll
-        for (int k = 0; k < CHANNELS_PER_LANE; ++k) {
-            if (k * 32 + lane < DV) value[k] += source[k * 32 + lane] * factor;
+        for (int u = 0; u < COMBINE_RUN; ++u) {
+            const float* source = partial_out + (row * splits + first + u) * DV;
+#pragma unroll
+            for (int k = 0; k < CHANNELS_PER_LANE; ++k) {
+                loaded[u][k] = first + u < used && k * 32 + lane < DV ? source[k * 32 + lane] : 0.f;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < COMBINE_RUN; ++u) {
+            const float factor = first + u < used ? factors[first + u] : 0.f;
+#pragma unroll
+            for (int k = 0; k < CHANNELS_PER_LANE; ++k) value[k] += loaded[u][k] * factor;
         }
     }
 #pragma unroll

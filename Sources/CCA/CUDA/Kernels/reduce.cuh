@@ -1,7 +1,7 @@
 // reduce.cuh: the sums of the training kernels, all in a fixed order (no atomics), so that every run of a
 // kernel on the same input gives the same bits.
 //
-// block_sum: the sum of one value per thread over a block (blockDim.x a multiple of 32, at most 1024):
+// block_sum (block_reduce with AddValues): the sum of one value per thread over a block (blockDim.x a multiple of 32, at most 1024):
 // butterfly shuffles within each warp (every lane ends with the same bits, since each step adds the same
 // two numbers in either order), then the warp sums in warp order.
 //
@@ -13,17 +13,28 @@
 // reduces the [chunks, width] partial sums again (column_sums.cu, float32 build).
 #pragma once
 
-template <typename Value>
-__device__ __forceinline__ Value block_sum(Value value) {
-    __shared__ Value warp_sums[32];
-    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
-    __syncthreads();  // a previous call's readers are done with warp_sums
-    if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = value;
+struct AddValues {
+    template <typename Value> __device__ __forceinline__ Value operator()(Value a, Value b) const { return a + b; }
+};
+struct MaxOfFloats {
+    __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// The sum (or, with MaxOfFloats, the max) of one value per thread over a block, in the order block_sum states.
+template <typename Value, typename Combine>
+__device__ __forceinline__ Value block_reduce(Value value, Combine combine) {
+    __shared__ Value warp_values[32];
+    for (int offset = 16; offset > 0; offset /= 2) value = combine(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    __syncthreads();  // a previous call's readers are done with warp_values
+    if (threadIdx.x % 32 == 0) warp_values[threadIdx.x / 32] = value;
     __syncthreads();
-    Value total = 0;
-    for (int w = 0; w < static_cast<int>(blockDim.x) / 32; ++w) total += warp_sums[w];
+    Value total = warp_values[0];
+    for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w) total = combine(total, warp_values[w]);
     return total;
 }
+
+template <typename Value>
+__device__ __forceinline__ Value block_sum(Value value) { return block_reduce(value, AddValues()); }
 
 constexpr int REDUCE_COLUMNS = 32, REDUCE_LANES = 8, REDUCE_THREADS = REDUCE_COLUMNS * REDUCE_LANES;
 

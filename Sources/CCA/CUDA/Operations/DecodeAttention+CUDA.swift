@@ -152,13 +152,18 @@ enum DecodeAttention {
 
         /// Splits of a context of `pages` pages, for `blocksPerSplit` blocks (sequences, KV heads and row blocks)
         /// per split: about eight blocks per resident block slot, so that the last wave is a small part of the
-        /// time; each split at least four pages (its partial output is then a small part of what it reads), or
-        /// else two (each tensor-core warp then has its two chunks in flight from the start), as long as the grid
-        /// still fills three quarters of the slots: one wave of such blocks costs about one load latency, where
-        /// twice the blocks of one page each take two; and at most ``maxSplits``.
+        /// time. The tensor-core build takes splits of up to 64 pages while two waves remain: each of its blocks
+        /// pays a fixed start and end (the first loads' latency, the merge of its warps) that a short split does
+        /// not hide (H200, CCGQA: B = 32 at 16k 149 → 142 µs, B = 1 at 128k 51 → 45 µs). Each split is at least
+        /// four pages (its partial output is then a small part of what it reads), or else two (each tensor-core
+        /// warp then has its two chunks in flight from the start), as long as the grid still fills three
+        /// quarters of the slots: one wave of such blocks costs about one load latency, where twice the blocks
+        /// of one page each take two; and at most ``maxSplits``.
         func splits(pages: Int, blocksPerSplit: Int, multiprocessors: Int) -> (count: Int, tokens: Int) {
             let slots = multiprocessors * blocksPerMultiprocessor
-            var splitPages = max(1, (pages * blocksPerSplit + 8 * slots - 1) / (8 * slots))
+            func pagesFilling(waves: Int) -> Int { max(1, (pages * blocksPerSplit + waves * slots - 1) / (waves * slots)) }
+            var splitPages = pagesFilling(waves: 8)
+            if case .tensorCores = build { splitPages = max(splitPages, min(64, pagesFilling(waves: 2))) }
             if let least = [4, 2].first(where: { 4 * blocksPerSplit * ((pages + $0 - 1) / $0) >= 3 * slots }) {
                 splitPages = max(splitPages, least)
             }
