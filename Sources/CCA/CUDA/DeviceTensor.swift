@@ -29,6 +29,21 @@ struct DeviceTensor: Sendable {
         return DeviceTensor(shape: shape, precision: precision, buffer: buffer, byteOffset: byteOffset + offset * precision.byteCount)
     }
 
+    /// `tensors` as one `[Σ rows, columns]` matrix when each lies right after the one before in one buffer
+    /// (as ``CCAConfig/upload(_:precision:context:)`` and ``DeviceParameters`` place CCA's projection
+    /// weights and an MLP's gate and up weights, and may place their gradients), else nil.
+    static func stacked(_ tensors: [DeviceTensor]) -> DeviceTensor? {
+        let first = tensors[0]
+        let adjacent = zip(tensors, tensors.dropFirst()).allSatisfy { previous, next in
+            next.buffer.address == previous.buffer.address && next.precision == previous.precision
+                && next.shape.dropFirst() == previous.shape.dropFirst()
+                && next.byteOffset == previous.byteOffset + previous.count * previous.precision.byteCount
+        }
+        guard adjacent else { return nil }
+        return DeviceTensor(shape: [tensors.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst(), precision: first.precision,
+                            buffer: first.buffer, byteOffset: first.byteOffset)
+    }
+
     /// The tensor as a matrix of its last dimension by everything before it.
     var matrix: DeviceMatrix { columns(0..<shape.last!) }
 

@@ -75,21 +75,6 @@ struct DeviceCCA: DeviceAttentionLayer {
         return (q, k, v)
     }
 
-    /// `tensors` as one `[Σ rows, columns]` matrix when each lies right after the one before in one buffer
-    /// (as ``CCAConfig/upload(_:precision:context:)`` and ``DeviceParameters`` place the projection
-    /// weights, and may place their gradients), else nil.
-    static func stacked(_ tensors: [DeviceTensor]) -> DeviceTensor? {
-        let first = tensors[0]
-        let adjacent = zip(tensors, tensors.dropFirst()).allSatisfy { previous, next in
-            next.buffer.address == previous.buffer.address && next.precision == previous.precision
-                && next.shape.dropFirst() == previous.shape.dropFirst()
-                && next.byteOffset == previous.byteOffset + previous.count * previous.precision.byteCount
-        }
-        guard adjacent else { return nil }
-        return DeviceTensor(shape: [tensors.reduce(0) { $0 + $1.shape[0] }] + first.shape.dropFirst(), precision: first.precision,
-                            buffer: first.buffer, byteOffset: first.byteOffset)
-    }
-
     /// The output columns of each projection weight, in order.
     var projectionColumns: [Range<Int>] {
         var start = 0
@@ -100,9 +85,9 @@ struct DeviceCCA: DeviceAttentionLayer {
     }
 
     /// `[q0 | k0 | v_current | v_delayed]` `[B, S, ct + ek]`: one product when the four weights are
-    /// ``stacked(_:)``, else one per weight.
+    /// ``DeviceTensor/stacked(_:)``, else one per weight.
     func projections(_ x: DeviceTensor, context: CUDAContext) throws -> DeviceTensor {
-        if let stacked = Self.stacked(projectionWeights) { return try Linear.forward(x, stacked, context: context) }
+        if let stacked = DeviceTensor.stacked(projectionWeights) { return try Linear.forward(x, stacked, context: context) }
         let projections = try context.empty(Array(x.shape.dropLast()) + [config.convolutionChannels + config.keyWidth], x.precision)
         for (weight, columns) in zip(projectionWeights, projectionColumns) {
             try Linear.forward(x.matrix, weight, into: projections.columns(columns), context: context)
@@ -122,7 +107,7 @@ struct DeviceCCA: DeviceAttentionLayer {
     /// backward pass: the output projection's, ``Attention/backward(dOut:q:k:v:out:lse:heads:keyValid:positions:context:)``,
     /// the prologue's into the `[q0 | k0]` columns of the projections' gradient and the value shift's into
     /// its value columns, then the four projection weights' (one product each for `dx` and the weights'
-    /// gradient when weights and gradients are ``stacked(_:)``). `dx`'s padded rows are not zero (the
+    /// gradient when weights and gradients are ``DeviceTensor/stacked(_:)``). `dx`'s padded rows are not zero (the
     /// convolutions carry later rows' gradient into them): the caller zeroes them, as it does `y`'s.
     func forward(_ x: DeviceTensor, keyValid: DeviceBuffer?, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
         -> (y: DeviceTensor, backward: DeviceBackward?) {
@@ -151,7 +136,7 @@ struct DeviceCCA: DeviceAttentionLayer {
             let projectionGradients = try zip(Self.projectionNames, projectionWeights).map { name, weight in
                 try gradients.weight(name, shape: weight.shape, precision: .float32)
             }
-            if let weight = Self.stacked(projectionWeights), let gradient = Self.stacked(projectionGradients) {
+            if let weight = DeviceTensor.stacked(projectionWeights), let gradient = DeviceTensor.stacked(projectionGradients) {
                 try Linear.backward(dProjections.matrix, x: x.matrix, weight: weight, dx: dx.matrix, accumulate: false,
                                     dWeight: gradient, context: context)
             } else {
