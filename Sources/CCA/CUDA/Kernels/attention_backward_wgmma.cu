@@ -50,36 +50,6 @@ constexpr int DZ_BYTES = BLOCK * ROW_TILE * 2;
 static_assert(ROW_TILE * 2 == 128, "a key's dZ^T row is one swizzle row");
 constexpr int SHARED_BYTES = 200 * 1024;
 
-// The producer's copies of `ROWS` rows of D bf16 (CHUNKS 16-byte chunks) into a swizzled tile: thread t copies
-// chunk t % CHUNKS of rows t / CHUNKS + (128 / CHUNKS) i (all of one swizzle phase); `source(row)` is the row's
-// address or null (zeros).
-template <int ROWS, typename Source>
-__device__ __forceinline__ void copy_rows(unsigned tile, const bf16* any_row, Source source) {
-    constexpr int CHUNKS = D / 8;
-    const int chunk = threadIdx.x % CHUNKS, first_row = threadIdx.x / CHUNKS;
-    const unsigned offset = swizzled<ROWS>(first_row, chunk);
-#pragma unroll 4
-    for (int row = first_row; row < ROWS; row += PRODUCER_THREADS / CHUNKS) {
-        const bf16* row_start = source(row);
-        copy_chunk(tile + offset + (row - first_row) * 128, row_start != nullptr ? row_start + chunk * 8 : nullptr, any_row);
-    }
-}
-
-// S (64 x B_ROWS) = A . B^T over the D channels: A the warpgroup's 64 rows of a tile of A_ROWS rows, B a
-// tile of B_ROWS rows, both K-major; steps 0-3 read the first column half, 4-7 the second (D = 128).
-template <int A_ROWS, int B_ROWS>
-__device__ __forceinline__ void scores(float (&s)[B_ROWS / 2], unsigned a, unsigned b) {
-    // The resident rows' descriptors are the same for every tile: opaque to the compiler, they are formed again
-    // each time (a few integer operations) rather than kept for the whole loop in 16 registers, which spills.
-    asm volatile("" : "+r"(a));
-    wgmma_shared<false>(s, descriptor(a, 16, 1024), descriptor(b, 16, 1024));
-#pragma unroll
-    for (int kk = 1; kk < D / 16; ++kk) {
-        wgmma_shared<true>(s, descriptor(a + (kk / 4) * A_ROWS * 128 + (kk % 4) * 32, 16, 1024),
-                           descriptor(b + (kk / 4) * B_ROWS * 128 + (kk % 4) * 32, 16, 1024));
-    }
-}
-
 // The two score-like products of a streamed tile, each its own commit group: s = S_A . T^T, then dp = P_A . U^T,
 // where T is the tile at `stage` and U the one right after it (q then dO, or K then V). S_A and P_A are the
 // warpgroup's 64 resident rows (K and V, or q and dO) in tiles of BLOCK rows.
@@ -87,18 +57,10 @@ template <int B_ROWS>
 __device__ __forceinline__ void issue_score_products(float (&s)[B_ROWS / 2], float (&dp)[B_ROWS / 2], unsigned s_rows,
                                                      unsigned dp_rows, unsigned stage) {
     wgmma_fence();
-    scores<BLOCK, B_ROWS>(s, s_rows, stage);
+    scores<BLOCK, B_ROWS, D>(s, s_rows, stage);
     wgmma_commit();
-    scores<BLOCK, B_ROWS>(dp, dp_rows, stage + B_ROWS * D * 2);
+    scores<BLOCK, B_ROWS, D>(dp, dp_rows, stage + B_ROWS * D * 2);
     wgmma_commit();
-}
-
-// acc (64 x D) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
-// bytes, per step; the two column halves, for D = 128, B_ROWS * 128 bytes apart).
-template <int B_ROWS>
-__device__ __forceinline__ void accumulate(float (&acc)[D / 2], const unsigned (&a)[B_ROWS / 16][4], unsigned b) {
-#pragma unroll
-    for (int kk = 0; kk < B_ROWS / 16; ++kk) wgmma_registers(acc, a[kk], descriptor(b + kk * 2048, B_ROWS * 128, 1024));
 }
 
 // Two floats from shared memory.
@@ -159,15 +121,6 @@ __device__ __forceinline__ void add_row(const float (&acc)[N], int i, float* row
     }
 }
 
-// Stores row i of this thread's two of the 64 x D accumulators, times `factor`, as bf16.
-__device__ __forceinline__ void store_row(const float (&acc)[D / 2], int i, bf16* row, float factor, int lane) {
-    unsigned* destination = reinterpret_cast<unsigned*>(row);
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-        destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
-    }
-}
-
 extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
     const bf16* __restrict__ q,                 // [B, S, Hq, 128]
     const bf16* __restrict__ k,                 // [B, S, Hkv, 128]
@@ -217,14 +170,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
 
     if (threadIdx.x < PRODUCER_THREADS) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-        auto key_row = [&](const bf16* base_tensor) {
-            return [=](int row) -> const bf16* {
-                const int s = key0 + row;
-                return s < seq_len ? base_tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
-            };
-        };
-        copy_rows<BLOCK>(k_tile, k, key_row(k));
-        copy_rows<BLOCK>(v_tile, v, key_row(v));
+        copy_rows<BLOCK, D, PRODUCER_THREADS>(k_tile, k, head_rows<D>(k, sequence, key0, seq_len, kv_heads, kv_head));
+        copy_rows<BLOCK, D, PRODUCER_THREADS>(v_tile, v, head_rows<D>(v, sequence, key0, seq_len, kv_heads, kv_head));
         barrier_arrive_on_loads(kv_full);
 #pragma unroll 1
         for (int tile = 0; tile < tiles; ++tile) {
@@ -237,8 +184,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
                 };
             };
             const unsigned stage_start = stage_address(tile);
-            copy_rows<ROW_TILE>(stage_start, q, query_row(q));
-            copy_rows<ROW_TILE>(stage_start + ROW_TILE_BYTES, d_out, query_row(d_out));
+            copy_rows<ROW_TILE, D, PRODUCER_THREADS>(stage_start, q, query_row(q));
+            copy_rows<ROW_TILE, D, PRODUCER_THREADS>(stage_start + ROW_TILE_BYTES, d_out, query_row(d_out));
             // The first ROW_TILE threads copy the rows' lse, the next ROW_TILE their delta.
             if (threadIdx.x < 2 * ROW_TILE) {
                 const int packed = row0 + threadIdx.x % ROW_TILE;
