@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Device run for branch attn64 (removed before merging): the attention self-tests (the Hopper forward at
 # head dims 128 and 64, the backward, packed documents, the layer cases that run them), then GPT-2-small
-# training against its PyTorch anchors in the same call, a per-kernel ncu profile of one training step, and
+# training against its PyTorch anchors in the same call, the d = 128 backward at 16k, a per-kernel ncu profile of one training step, and
 # the head-dim-64 forward's other key tile (128 keys in 6 stages instead of 192 in 4) through
 # CCA_KERNEL_SOURCES: an ncu profile of the attention kernels alone.
 # Expects the static release build at .device/cca. Writes $OUT/attn64/{gpu.txt,selftest-*.log,A.csv,
-# anchors.log,bench.log,p.csv,p.txt,tile128.csv,tile128.txt}.
+# anchors.log,bench.log,backward.log,p.csv,p.txt,tile128.csv,tile128.txt}.
 set -uo pipefail
 out="${OUT:?}/attn64"
 mkdir -p "$out"
@@ -28,6 +28,11 @@ anchors=()
 timeout 60 "$cca" bench train --device cuda --steps 10 --models mha-gpt2-small "${anchors[@]}" > "$out/bench.log" 2>&1
 echo "bench exit $?"
 cat "$out/bench.log"
+
+# The head-dim-128 backward (its elementwise step changed too) against BENCHMARKS.md's figures.
+timeout 40 "$cca" bench backward --device cuda --seqs 16384 --repeats 5 > "$out/backward.log" 2>&1
+echo "bench backward exit $?"
+cat "$out/backward.log"
 
 if ! command -v ncu > /dev/null; then echo "ncu not found: no per-kernel profile"; exit 0; fi
 timeout 75 ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$out/p.csv" \
