@@ -28,12 +28,12 @@ import Testing
     }
 
     /// The attention kernels at the head dims the layers use besides the default 128: 64 (also the Hopper
-    /// backward's other head dim), MLA's 96/64, and dims that are not multiples of 16 (20/8), which take the
+    /// forward's and backward's other head dim), MLA's 96/64, and dims that are not multiples of 16 (20/8), which take the
     /// zero-padded paths.
     @Test(.enabled(if: CUDAKernels.compilerAvailable, "NVRTC not found"),
           arguments: [(64, 64), (96, 64), (20, 8)])
     func attentionKernelsCompileForOtherHeadDims(_ keyDim: Int, _ valueDim: Int) throws {
-        let hopper: [KernelSource] = keyDim == 64 ? [.attentionBackwardHopper] : []
+        let hopper: [KernelSource] = keyDim == 64 ? [.attentionHopper, .attentionBackwardHopper] : []
         for source in [KernelSource.attentionTensorCores, .attentionFloat32, .attentionBackwardTensorCores, .attentionBackwardFloat32] + hopper {
             let variant = KernelVariant(source: source, precision: source.precisions[0],
                                         defines: ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim])

@@ -13,25 +13,26 @@
 // (attention_wgmma.cu): warpgroup 0 copies tiles with cp.async into the 128-byte-swizzle layout (wgmma.cuh)
 // and hands them over through mbarriers (full[stage] when a stage's copies land, empty[stage] when the 8
 // consumer warps are done with it); warpgroups 1 and 2 compute. K and V of the block's 128 keys stay in
-// shared memory (each consumer warpgroup owns 64 keys); tiles of 64 packed query rows (q, dO and the rows'
-// lse and delta) stream through STAGES stages, from the first tile whose positions see the block's keys
-// (causal) to the end of the last key's document. Per tile a warpgroup:
-//   1. S^T = K q^T and dP^T = V dO^T for its 64 keys (m64n64k16, both operands K-major in shared memory);
-//      P^T and dZ^T in the accumulators; dZ^T (bf16) to shared memory, where the two warpgroups' halves make
-//      the tile's [128 keys][64 rows];
-//   2. after a barrier of the two warpgroups: dq_tile = dZ K for its 64 of the 128 channels (m64n64k16, both
-//      operands MN-major in shared memory), then dv += P^T dO (m64n128k16, A from registers) and
-//      dk += dZ^T q (A its half of dZ^T in shared memory), B the tile rows N-major. With d = 64, no barrier:
-//      each warpgroup's dq_tile is the share of its own 64 keys in all 64 channels, and dv, dk are m64n64k16;
-//   3. once dq_tile lands, adds it into dq_sum (red.global.add.v2.f32) while dv and dk run, and issues the
-//      next tile's S^T and dP^T behind them, so that the tensor cores have work queued.
+// shared memory (each consumer warpgroup owns 64 keys); tiles of ROW_TILE packed query rows (64 at d = 128, 128
+// at d = 64; q, dO and the rows' lse and delta) stream through STAGES stages, from the first tile whose
+// positions see the block's keys (causal) to the end of the last key's document. Per tile a warpgroup:
+//   1. S^T = K q^T and dP^T = V dO^T for its 64 keys (m64nROW_TILEk16, both operands K-major in shared memory);
+//      P^T and dZ^T in the accumulators, formed column by column; dZ^T (bf16) to shared memory, where the two
+//      warpgroups' halves make the tile's [128 keys][ROW_TILE rows];
+//   2. after a barrier of the two warpgroups: dq_tile = dZ K over the 128 keys for its 64 of the 128 channels
+//      (d = 128) or its 64 of the 128 rows (d = 64) (m64n64k16, both operands MN-major in shared memory), then
+//      dv += P^T dO (A from registers) and dk += dZ^T q (A its keys of dZ^T in shared memory), B the tile rows
+//      N-major (m64nDk16);
+//   3. once dq_tile lands, adds it into dq_sum (red.global.add.v2.f32) while dk (and at d = 128 dv) runs, and
+//      issues the next tile's S^T and dP^T behind them, so that the tensor cores have work queued.
 // With parts > 1, `parts` blocks share a block of keys, each taking a run of its row tiles, and add dk and dv
 // into float32 sums too: so that short or few-headed shapes fill the GPU (a causal grid of one wave otherwise
 // waits for its first block, which has all the rows).
-// Each warpgroup holds dk and dv (64 x 128 floats each), the tile's S^T and dP^T (64 x 64) and dq_tile
-// (64 x 64), never all at once: dq_tile is gone before the next S^T and dP^T are issued, and dZ^T is read by
-// its products from shared memory, not registers (ptxas: no serialised wgmma). dZ^T is double-buffered: a warpgroup writes tile t + 1's half while the other may still read
-// tile t's in its step 2.
+// Each warpgroup holds dk and dv (64 x D floats each), the tile's S^T and dP^T (64 x ROW_TILE) and dq_tile
+// (64 x 64), never all at once: dq_tile is gone before the next S^T and dP^T are issued (and at d = 64 so is
+// P^T, whose registers dv reads: dv is waited for with dq_tile), and dZ^T is read by its products from shared
+// memory, not registers (ptxas: no serialised wgmma, no consumer spills). dZ^T is double-buffered: a
+// warpgroup writes tile t + 1's half while the other may still read tile t's in its step 2.
 // Shared memory (dynamic, aligned up to a 1024-byte swizzle atom): at most SHARED_BYTES, what the host gives.
 #include "common.cuh"
 #include "wgmma.cuh"
@@ -41,44 +42,22 @@
 // Built with -DHEAD_DIM_QK=-DHEAD_DIM_V= 128 (the default) or 64.
 static_assert(DK == DV && (DK == 128 || DK == 64), "head dims 128 or 64, equal");
 constexpr int D = DK, THREADS = 384, PRODUCER_THREADS = 128;
-// Blocks of 128 keys, streamed tiles of 64 query rows.
-constexpr int BLOCK = 128, ROW_TILE = 64, STAGES = 3;
+// Blocks of 128 keys; streamed tiles of 64 query rows at d = 128, of 128 at d = 64, where the products of a
+// tile are half as long: S^T and dP^T become m64n128 (fewer shared-memory bytes per product), and the two
+// warpgroups split dq_tile by rows rather than by channels, so each (row, block of keys) pair adds its dq
+// share into dq_sum once (split by keys, as 64 rows would have it, each warpgroup adds its own 64 keys' share
+// of all 64 channels: twice the float32 additions).
+constexpr int BLOCK = 128, ROW_TILE = D == 128 ? 64 : 128, STAGES = 3;
 static_assert(STAGES >= 2, "the next tile loads while this one is used");
 constexpr int BLOCK_BYTES = BLOCK * D * 2, ROW_TILE_BYTES = ROW_TILE * D * 2;
-// dZ^T of a tile, [BLOCK keys][ROW_TILE rows] bf16: a key's 64 rows are one 128-byte swizzle row.
-constexpr int DZ_BYTES = BLOCK * ROW_TILE * 2;
-static_assert(ROW_TILE * 2 == 128, "a key's dZ^T row is one swizzle row");
+// dZ^T of a tile, [BLOCK keys][ROW_TILE rows] bf16 in ROW_TILE / 64 column halves of [BLOCK][64], swizzled as
+// the other tiles: a key's 64 rows of a half are one 128-byte swizzle row.
+constexpr int DZ_BYTES = BLOCK * ROW_TILE * 2, DZ_HALF_BYTES = BLOCK * 128;
+// Which dimension of dq_tile (ROW_TILE rows x D channels) the two warpgroups split, 64 each.
+constexpr bool SPLIT_ROWS = ROW_TILE == 128;
+static_assert(2 * ROW_TILE % PRODUCER_THREADS == 0, "the producer copies the rows' lse and delta in whole rounds");
+static_assert(SPLIT_ROWS != (D == 128), "the warpgroups split dq_tile's rows or its channels");
 constexpr int SHARED_BYTES = 200 * 1024;
-
-// The producer's copies of `ROWS` rows of D bf16 (CHUNKS 16-byte chunks) into a swizzled tile: thread t copies
-// chunk t % CHUNKS of rows t / CHUNKS + (128 / CHUNKS) i (all of one swizzle phase); `source(row)` is the row's
-// address or null (zeros).
-template <int ROWS, typename Source>
-__device__ __forceinline__ void copy_rows(unsigned tile, const bf16* any_row, Source source) {
-    constexpr int CHUNKS = D / 8;
-    const int chunk = threadIdx.x % CHUNKS, first_row = threadIdx.x / CHUNKS;
-    const unsigned offset = swizzled<ROWS>(first_row, chunk);
-#pragma unroll 4
-    for (int row = first_row; row < ROWS; row += PRODUCER_THREADS / CHUNKS) {
-        const bf16* row_start = source(row);
-        copy_chunk(tile + offset + (row - first_row) * 128, row_start != nullptr ? row_start + chunk * 8 : nullptr, any_row);
-    }
-}
-
-// S (64 x B_ROWS) = A . B^T over the D channels: A the warpgroup's 64 rows of a tile of A_ROWS rows, B a
-// tile of B_ROWS rows, both K-major; steps 0-3 read the first column half, 4-7 the second (D = 128).
-template <int A_ROWS, int B_ROWS>
-__device__ __forceinline__ void scores(float (&s)[B_ROWS / 2], unsigned a, unsigned b) {
-    // The resident rows' descriptors are the same for every tile: opaque to the compiler, they are formed again
-    // each time (a few integer operations) rather than kept for the whole loop in 16 registers, which spills.
-    asm volatile("" : "+r"(a));
-    wgmma_shared<false>(s, descriptor(a, 16, 1024), descriptor(b, 16, 1024));
-#pragma unroll
-    for (int kk = 1; kk < D / 16; ++kk) {
-        wgmma_shared<true>(s, descriptor(a + (kk / 4) * A_ROWS * 128 + (kk % 4) * 32, 16, 1024),
-                           descriptor(b + (kk / 4) * B_ROWS * 128 + (kk % 4) * 32, 16, 1024));
-    }
-}
 
 // The two score-like products of a streamed tile, each its own commit group: s = S_A . T^T, then dp = P_A . U^T,
 // where T is the tile at `stage` and U the one right after it (q then dO, or K then V). S_A and P_A are the
@@ -87,18 +66,10 @@ template <int B_ROWS>
 __device__ __forceinline__ void issue_score_products(float (&s)[B_ROWS / 2], float (&dp)[B_ROWS / 2], unsigned s_rows,
                                                      unsigned dp_rows, unsigned stage) {
     wgmma_fence();
-    scores<BLOCK, B_ROWS>(s, s_rows, stage);
+    scores<BLOCK, B_ROWS, D>(s, s_rows, stage);
     wgmma_commit();
-    scores<BLOCK, B_ROWS>(dp, dp_rows, stage + B_ROWS * D * 2);
+    scores<BLOCK, B_ROWS, D>(dp, dp_rows, stage + B_ROWS * D * 2);
     wgmma_commit();
-}
-
-// acc (64 x D) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
-// bytes, per step; the two column halves, for D = 128, B_ROWS * 128 bytes apart).
-template <int B_ROWS>
-__device__ __forceinline__ void accumulate(float (&acc)[D / 2], const unsigned (&a)[B_ROWS / 16][4], unsigned b) {
-#pragma unroll
-    for (int kk = 0; kk < B_ROWS / 16; ++kk) wgmma_registers(acc, a[kk], descriptor(b + kk * 2048, B_ROWS * 128, 1024));
 }
 
 // Two floats from shared memory.
@@ -108,42 +79,43 @@ __device__ __forceinline__ float2 load_shared_pair(unsigned address) {
     return pair;
 }
 
-// Writes this thread's dZ^T fragments (the A registers of the dk product) into a tile's [BLOCK keys][64 rows]
+// Writes this thread's dZ^T fragments (the A registers of the dk product) into a tile's [BLOCK keys][ROW_TILE rows]
 // layout, `keys` being the warpgroup's first key row: register r of step kk holds key 16 warp + lane/4 + 8 (r % 2)
-// (so key % 8 is lane / 4) and rows 16 kk + 8 (r / 2) + 2 (lane % 4) + {0, 1}, one word of chunk 2 kk + r / 2.
-// A warp's 32 words of one register land in 32 different banks.
+// (so key % 8 is lane / 4) and rows 16 kk + 8 (r / 2) + 2 (lane % 4) + {0, 1}, one word of chunk 2 kk + r / 2
+// (chunks 8 to 15, rows 64 to 127, in the second column half). A warp's 32 words of one register land in 32
+// different banks.
 __device__ __forceinline__ void store_transposed(unsigned keys, const unsigned (&dz)[ROW_TILE / 16][4], int warp, int lane) {
 #pragma unroll
     for (int kk = 0; kk < ROW_TILE / 16; ++kk) {
 #pragma unroll
         for (int r = 0; r < 4; ++r) {
             const int key = 16 * warp + lane / 4 + 8 * (r % 2), chunk = 2 * kk + r / 2;
-            const unsigned address = keys + key * 128 + ((chunk ^ (lane / 4)) * 16) + 4 * (lane % 4);
+            const unsigned address = keys + (chunk / 8) * DZ_HALF_BYTES + key * 128 + (((chunk % 8) ^ (lane / 4)) * 16) + 4 * (lane % 4);
             asm volatile("st.shared.b32 [%0], %1;" :: "r"(address), "r"(dz[kk][r]) : "memory");
         }
     }
 }
 
-// dq_tile (64 rows x 64 channels) = dZ . K over KEYS keys: A is dZ^T of those keys in shared memory (MN-major,
-// 16 keys, 2048 bytes, per step), B the keys' 64 channels of the K tile (MN-major too). Both are one 64-element
-// swizzle atom across, so the leading byte offset is never read.
-template <int KEYS>
+// dq_tile (64 rows x 64 channels) = dZ . K over the block's keys: A is 64 rows of dZ^T in shared memory (a
+// column half; MN-major, 16 keys, 2048 bytes, per step), B 64 channels of the K tile (a column half, MN-major
+// too). Both are one 64-element swizzle atom across, so the leading byte offset is never read.
 __device__ __forceinline__ void dq_product(float (&acc)[32], unsigned dz, unsigned k_half) {
     wgmma_shared<false, true, true>(acc, descriptor(dz, BLOCK * 128, 1024), descriptor(k_half, BLOCK * 128, 1024));
 #pragma unroll
-    for (int kk = 1; kk < KEYS / 16; ++kk) {
+    for (int kk = 1; kk < BLOCK / 16; ++kk) {
         wgmma_shared<true, true, true>(acc, descriptor(dz + kk * 2048, BLOCK * 128, 1024),
                                        descriptor(k_half + kk * 2048, BLOCK * 128, 1024));
     }
 }
 
-// dk (64 keys x D channels) += dZ^T . q over the tile's 64 rows: A the warpgroup's 64 key rows of dZ^T in
-// shared memory (K-major: 16 rows, 32 bytes, per step), B the q tile N-major (as in `accumulate`). Reading dZ^T
-// from shared memory rather than registers frees its 16 registers while the product runs.
+// dk (64 keys x D channels) += dZ^T . q over the tile's rows: A the warpgroup's 64 key rows of dZ^T in
+// shared memory (K-major: 16 rows, 32 bytes, per step; rows 64 to 127 in the second half), B the q tile N-major
+// (as in `accumulate`). Reading dZ^T from shared memory rather than registers frees its registers while the
+// product runs.
 __device__ __forceinline__ void dk_product(float (&acc)[D / 2], unsigned dz_keys, unsigned q_rows) {
 #pragma unroll
     for (int kk = 0; kk < ROW_TILE / 16; ++kk) {
-        wgmma_shared<true, false, true>(acc, descriptor(dz_keys + kk * 32, 16, 1024),
+        wgmma_shared<true, false, true>(acc, descriptor(dz_keys + (kk / 4) * DZ_HALF_BYTES + (kk % 4) * 32, 16, 1024),
                                         descriptor(q_rows + kk * 2048, ROW_TILE * 128, 1024));
     }
 }
@@ -156,15 +128,6 @@ __device__ __forceinline__ void add_row(const float (&acc)[N], int i, float* row
     for (int j = 0; j < N / 4; ++j) {
         asm volatile("red.global.add.v2.f32 [%0], {%1, %2};"
                      :: "l"(row + 8 * j + 2 * (lane % 4)), "f"(acc[4 * j + 2 * i]), "f"(acc[4 * j + 2 * i + 1]) : "memory");
-    }
-}
-
-// Stores row i of this thread's two of the 64 x D accumulators, times `factor`, as bf16.
-__device__ __forceinline__ void store_row(const float (&acc)[D / 2], int i, bf16* row, float factor, int lane) {
-    unsigned* destination = reinterpret_cast<unsigned*>(row);
-#pragma unroll
-    for (int j = 0; j < D / 8; ++j) {
-        destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
     }
 }
 
@@ -217,14 +180,8 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
 
     if (threadIdx.x < PRODUCER_THREADS) {
         asm volatile("setmaxnreg.dec.sync.aligned.u32 24;");
-        auto key_row = [&](const bf16* base_tensor) {
-            return [=](int row) -> const bf16* {
-                const int s = key0 + row;
-                return s < seq_len ? base_tensor + ((sequence + s) * kv_heads + kv_head) * D : nullptr;
-            };
-        };
-        copy_rows<BLOCK>(k_tile, k, key_row(k));
-        copy_rows<BLOCK>(v_tile, v, key_row(v));
+        copy_rows<BLOCK, D, PRODUCER_THREADS>(k_tile, k, head_rows<D>(k, sequence, key0, seq_len, kv_heads, kv_head));
+        copy_rows<BLOCK, D, PRODUCER_THREADS>(v_tile, v, head_rows<D>(v, sequence, key0, seq_len, kv_heads, kv_head));
         barrier_arrive_on_loads(kv_full);
 #pragma unroll 1
         for (int tile = 0; tile < tiles; ++tile) {
@@ -237,14 +194,15 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
                 };
             };
             const unsigned stage_start = stage_address(tile);
-            copy_rows<ROW_TILE>(stage_start, q, query_row(q));
-            copy_rows<ROW_TILE>(stage_start + ROW_TILE_BYTES, d_out, query_row(d_out));
-            // The first ROW_TILE threads copy the rows' lse, the next ROW_TILE their delta.
-            if (threadIdx.x < 2 * ROW_TILE) {
-                const int packed = row0 + threadIdx.x % ROW_TILE;
-                const float* source = threadIdx.x < ROW_TILE ? lse : delta;
-                copy_float(stage_start + 2 * ROW_TILE_BYTES + threadIdx.x * 4,
-                           packed < packed_rows ? source + row_index(packed) : nullptr, source);
+            copy_rows<ROW_TILE, D, PRODUCER_THREADS>(stage_start, q, query_row(q));
+            copy_rows<ROW_TILE, D, PRODUCER_THREADS>(stage_start + ROW_TILE_BYTES, d_out, query_row(d_out));
+            // The rows' lse, then their delta: ROW_TILE floats each.
+#pragma unroll
+            for (int n = 0; n < 2 * ROW_TILE / PRODUCER_THREADS; ++n) {
+                const unsigned i = threadIdx.x + n * PRODUCER_THREADS;
+                const int packed = row0 + i % ROW_TILE;
+                const float* source = i < ROW_TILE ? lse : delta;
+                copy_float(stage_start + 2 * ROW_TILE_BYTES + i * 4, packed < packed_rows ? source + row_index(packed) : nullptr, source);
             }
             barrier_arrive_on_loads(full + 8 * stage);
         }
@@ -282,50 +240,28 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
         const unsigned q_stage = stage_address(tile), do_stage = q_stage + ROW_TILE_BYTES;
         const unsigned row_lse = q_stage + 2 * ROW_TILE_BYTES, row_delta = row_lse + ROW_TILE * 4;
         // Element 4j + 2i + e: key key[i], packed row row0 + 8j + 2(lane % 4) + e, which sees the key from
-        // first_row_seeing on (no division), when it is a row at all, and when its lse is finite.
+        // first_row_seeing on (no division) and from its document's start, when it is a row at all, and when its
+        // lse is finite. P^T and dZ^T column by column, so that each column's S^T and dP^T registers die as it
+        // is done (a tile's S^T, dP^T, lse and delta, dk and dv at once would not fit at d = 64).
         wgmma_wait<0>();
         pin(s);
+        pin(dp);
 #pragma unroll
         for (int j = 0; j < ROW_TILE / 8; ++j) {
             const int column = 8 * j + 2 * (lane % 4);
-            const float2 shifts = load_shared_pair(row_lse + column * 4);
+            const float2 shifts = load_shared_pair(row_lse + column * 4), dots = load_shared_pair(row_delta + column * 4);
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
                 const int packed = row0 + column + e;
                 const float row_shift = (e == 0 ? shifts.x : shifts.y) * LOG2E;
                 const bool row_sees = packed < packed_rows && row_shift != negative_infinity();
+                // Packed documents: a row does not see keys before its document's start.
+                const int start = row_positions != nullptr && packed < packed_rows ? document_start(row_positions, packed / group) : 0;
 #pragma unroll
                 for (int i = 0; i < 2; ++i) {
                     const int index = 4 * j + 2 * i + e;
-                    const bool visible = row_sees && first_row_seeing[i] <= packed;
+                    const bool visible = row_sees && first_row_seeing[i] <= packed && key[i] >= start;
                     s[index] = visible ? fast_exp2(fmaf(s[index], scale_log2, -row_shift)) : 0.f;
-                }
-            }
-        }
-        // Packed documents: a row does not see keys before its document's start (a uniform branch, no wgmma in it).
-        if (row_positions != nullptr) {
-#pragma unroll
-            for (int j = 0; j < ROW_TILE / 8; ++j) {
-#pragma unroll
-                for (int e = 0; e < 2; ++e) {
-                    const int packed = row0 + 8 * j + 2 * (lane % 4) + e;
-                    const int start = packed < packed_rows ? document_start(row_positions, packed / group) : 0;
-#pragma unroll
-                    for (int i = 0; i < 2; ++i) {
-                        if (key[i] < start) s[4 * j + 2 * i + e] = 0.f;
-                    }
-                }
-            }
-        }
-        pin(dp);
-#pragma unroll
-        for (int j = 0; j < ROW_TILE / 8; ++j) {
-            const float2 dots = load_shared_pair(row_delta + (8 * j + 2 * (lane % 4)) * 4);
-#pragma unroll
-            for (int e = 0; e < 2; ++e) {
-#pragma unroll
-                for (int i = 0; i < 2; ++i) {
-                    const int index = 4 * j + 2 * i + e;
                     dp[index] = s[index] * (dp[index] - (e == 0 ? dots.x : dots.y));
                 }
             }
@@ -335,25 +271,26 @@ extern "C" __global__ void __launch_bounds__(THREADS, 1) attention_backward(
         const unsigned dz_tile = dz_address(tile), dz_keys = dz_tile + warpgroup * 64 * 128;
         store_transposed(dz_keys, dz_fragments, warp, lane);
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the stores, before wgmma reads them
-        if constexpr (D == 128) {
-            asm volatile("bar.sync 1, 256;" ::: "memory");  // and the other warpgroup's half
-            wgmma_fence();
-            dq_product<BLOCK>(dq_acc, dz_tile, k_tile + warpgroup * BLOCK * 128);
-        } else {
-            wgmma_fence();
-            dq_product<64>(dq_acc, dz_keys, k_tile + warpgroup * 64 * 128);
-        }
+        asm volatile("bar.sync 1, 256;" ::: "memory");  // and the other warpgroup's half
+        wgmma_fence();
+        // This warpgroup's 64 rows (a column half of dZ^T) or 64 channels (a column half of K).
+        dq_product(dq_acc, dz_tile + (SPLIT_ROWS ? warpgroup * DZ_HALF_BYTES : 0), k_tile + (SPLIT_ROWS ? 0 : warpgroup * BLOCK * 128));
         wgmma_commit();
         accumulate<ROW_TILE>(dv_acc, p_fragments, do_stage);
+        if constexpr (SPLIT_ROWS) {
+            // dv apart, so that waiting for it with dq_tile frees P^T before the next tile's S^T and dP^T (64 floats
+            // each here) are issued.
+            wgmma_commit();
+        }
         dk_product(dk_acc, dz_keys, q_stage);
         wgmma_commit();
-        // dq_tile goes out while dv and dk are in flight; its rows are accumulator rows 16 warp + lane/4 + 8i.
+        // dq_tile goes out while dk (and at d = 128 dv) is in flight; its rows are accumulator rows 16 warp + lane/4 + 8i.
         wgmma_wait<1>();
         pin(dq_acc);
 #pragma unroll
         for (int i = 0; i < 2; ++i) {
-            const int packed = row0 + warp * 16 + lane / 4 + 8 * i;
-            if (packed < packed_rows) add_row(dq_acc, i, dq_sum + row_index(packed) * D + (D == 128 ? warpgroup * 64 : 0), lane);
+            const int packed = row0 + (SPLIT_ROWS ? warpgroup * 64 : 0) + warp * 16 + lane / 4 + 8 * i;
+            if (packed < packed_rows) add_row(dq_acc, i, dq_sum + row_index(packed) * D + (SPLIT_ROWS ? 0 : warpgroup * 64), lane);
         }
         if (next) {
             wait_for_tile(full + 8 * ((tile + 1) % STAGES), ((tile + 1) / STAGES) & 1);

@@ -1,6 +1,6 @@
 // attention_mma.cu: flash attention, causal or not, for bfloat16 tensors on the tensor cores (mma.sync
 // m16n8k16, bf16 inputs, float accumulation), with grouped KV heads and an optional key padding mask. Any
-// head dims up to 256 on any GPU from sm_80; Hopper with head dim 128 runs attention_wgmma.cu instead.
+// head dims up to 256 on any GPU from sm_80; Hopper with head dim 128 or 64 runs attention_wgmma.cu instead.
 //
 // out[b,t,h] = sum over visible keys s of softmax_s(scale * q[b,t,h] . k[b,s,h/g]) * v[b,s,h/g], where a key
 // is visible when it is valid and, in causal mode, s <= t; a row that sees no key (all padded) gets zeros.

@@ -1,7 +1,8 @@
 // wgmma.cuh: Hopper (sm_90a) helpers shared by the warpgroup attention kernels (attention_wgmma.cu,
 // attention_backward_wgmma.cu): the 128-byte-swizzle tile layout that wgmma descriptors read, cp.async
 // copies into it, the mbarriers that hand tiles from a producer warpgroup to the consumers, and the wgmma
-// instructions for accumulators of 64 x 64 (32 floats a thread) and 64 x 128 (64 floats a thread).
+// instructions for accumulators of 64 x 64 (32 floats a thread), 64 x 128 (64) and 64 x 192 (96), and the
+// products and copies both kernels build from them.
 //
 // A tile of ROWS rows x 128 bf16 is two column halves of [ROWS][64 bf16]; the 16-byte chunk c of row r is
 // stored at chunk c ^ (r % 8) of its half. Accumulators of an m64nN wgmma: element 4j + 2i + e of a thread
@@ -32,6 +33,32 @@ __device__ __forceinline__ void copy_float(unsigned destination, const float* so
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;"
                  :: "r"(destination), "l"(source != nullptr ? source : any), "r"(source != nullptr ? 4 : 0)
                  : "memory");
+}
+
+// A producer warpgroup's copies of `ROWS` rows of WIDTH (64 or 128) bf16 into a swizzled tile: thread t copies
+// chunk t % CHUNKS of rows t / CHUNKS + (THREADS / CHUNKS) i, all of one swizzle phase; `source(row)` is the
+// row's address or null (zeros).
+template <int ROWS, int WIDTH, int THREADS, typename Source>
+__device__ __forceinline__ void copy_rows(unsigned tile, const bf16* any_row, Source source) {
+    constexpr int CHUNKS = WIDTH / 8;
+    static_assert(THREADS % CHUNKS == 0 && (THREADS / CHUNKS) % 8 == 0, "a thread's rows share a swizzle phase");
+    const int chunk = threadIdx.x % CHUNKS, first_row = threadIdx.x / CHUNKS;
+    const unsigned offset = swizzled<ROWS>(first_row, chunk);
+#pragma unroll 4
+    for (int row = first_row; row < ROWS; row += THREADS / CHUNKS) {
+        const bf16* row_start = source(row);
+        copy_chunk(tile + offset + (row - first_row) * 128, row_start != nullptr ? row_start + chunk * 8 : nullptr, any_row);
+    }
+}
+
+// The rows `first + row` of head `head` in a [B, S, heads, WIDTH] tensor, `sequence` (b * S) being the batch
+// row's first position, as `copy_rows` takes them: the row's address, or null at and past `seq_len`.
+template <int WIDTH>
+__device__ __forceinline__ auto head_rows(const bf16* tensor, long long sequence, int first, int seq_len, int heads, int head) {
+    return [=](int row) -> const bf16* {
+        const int s = first + row;
+        return s < seq_len ? tensor + ((sequence + s) * heads + head) * WIDTH : nullptr;
+    };
 }
 
 // mbarriers (64-bit words in shared memory) that hand tiles between the producer and the consumers.
@@ -92,12 +119,19 @@ __device__ __forceinline__ unsigned long long descriptor(unsigned address, unsig
 #define ACC32(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24)
 #define ACC64(m, a) ACC8(m, a, 0), ACC8(m, a, 8), ACC8(m, a, 16), ACC8(m, a, 24), \
                     ACC8(m, a, 32), ACC8(m, a, 40), ACC8(m, a, 48), ACC8(m, a, 56)
+#define ACC96(m, a) ACC64(m, a), ACC8(m, a, 64), ACC8(m, a, 72), ACC8(m, a, 80), ACC8(m, a, 88)
 #define ACC_LIST32 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
 #define ACC_LIST64 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+#define ACC_LIST96 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, " \
+    "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, " \
+    "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95}"
 
 // d = A . B (ACCUMULATE false) or d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A and
 // B in shared memory, K-major unless A_MN_MAJOR / B_MN_MAJOR (A's rows, B's columns contiguous: the backward's
@@ -120,6 +154,17 @@ __device__ __forceinline__ void wgmma_shared(float (&d)[32], unsigned long long 
     } else {
         asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " ACC_LIST32 ", %32, %33, 0, 1, 1, %34, %35;"
                      : ACC32("=f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
+    }
+}
+// The same for N = 192 (the forward's key tiles at head dim 64): S = Q K^T of 192 keys.
+template <bool ACCUMULATE, bool A_MN_MAJOR = false, bool B_MN_MAJOR = false>
+__device__ __forceinline__ void wgmma_shared(float (&d)[96], unsigned long long a, unsigned long long b) {
+    if constexpr (ACCUMULATE) {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " ACC_LIST96 ", %96, %97, 1, 1, 1, %98, %99;"
+                     : ACC96("+f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
+    } else {
+        asm volatile("wgmma.mma_async.sync.aligned.m64n192k16.f32.bf16.bf16 " ACC_LIST96 ", %96, %97, 0, 1, 1, %98, %99;"
+                     : ACC96("=f", d) : "l"(a), "l"(b), "n"(A_MN_MAJOR ? 1 : 0), "n"(B_MN_MAJOR ? 1 : 0));
     }
 }
 // d += A . B for a 64 x N x 16 step (N = 128 or 64, from d's size), A as four bf16x2 registers per thread,
@@ -149,6 +194,29 @@ template <int N> __device__ __forceinline__ void pin(float (&d)[N]) {
     for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
 }
 
+// S (64 x B_ROWS) = A . B^T over WIDTH channels: A the warpgroup's 64 rows at `a` of a tile of A_ROWS rows, B a
+// tile of B_ROWS rows, both K-major; 16 channels per step, steps 4-7 (WIDTH = 128) in the second column half.
+template <int A_ROWS, int B_ROWS, int WIDTH>
+__device__ __forceinline__ void scores(float (&s)[B_ROWS / 2], unsigned a, unsigned b) {
+    // The resident rows' descriptors are the same for every tile: opaque to the compiler, they are formed again
+    // each time (a few integer operations) rather than kept for the whole loop in 16 registers, which spills.
+    asm volatile("" : "+r"(a));
+    wgmma_shared<false>(s, descriptor(a, 16, 1024), descriptor(b, 16, 1024));
+#pragma unroll
+    for (int kk = 1; kk < WIDTH / 16; ++kk) {
+        wgmma_shared<true>(s, descriptor(a + (kk / 4) * A_ROWS * 128 + (kk % 4) * 32, 16, 1024),
+                           descriptor(b + (kk / 4) * B_ROWS * 128 + (kk % 4) * 32, 16, 1024));
+    }
+}
+
+// acc (64 x 2N) += A . B: A the packed 64 x B_ROWS registers, B a tile of B_ROWS rows N-major (16 rows, 2048
+// bytes, per step; the two column halves of a 128-wide tile B_ROWS * 128 bytes apart).
+template <int B_ROWS, int N>
+__device__ __forceinline__ void accumulate(float (&acc)[N], const unsigned (&a)[B_ROWS / 16][4], unsigned b) {
+#pragma unroll
+    for (int kk = 0; kk < B_ROWS / 16; ++kk) wgmma_registers(acc, a[kk], descriptor(b + kk * 2048, B_ROWS * 128, 1024));
+}
+
 __device__ __forceinline__ float fast_exp2(float x) {
     float y;
     asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
@@ -171,5 +239,16 @@ __device__ __forceinline__ void pack_fragments(unsigned (&a)[STEPS][4], const fl
     for (int kk = 0; kk < STEPS; ++kk) {
 #pragma unroll
         for (int r = 0; r < 4; ++r) a[kk][r] = pack_bf16(d[8 * kk + 2 * r], d[8 * kk + 2 * r + 1]);
+    }
+}
+
+// Stores row i of this thread's two of a 64 x 2N accumulator, times `factor`, as bf16 at `row` (its first
+// channel): element 4j + 2i + e is channel 8j + 2 (lane % 4) + e.
+template <int N>
+__device__ __forceinline__ void store_row(const float (&acc)[N], int i, bf16* row, float factor, int lane) {
+    unsigned* destination = reinterpret_cast<unsigned*>(row);
+#pragma unroll
+    for (int j = 0; j < N / 4; ++j) {
+        destination[4 * j + lane % 4] = pack_bf16(acc[4 * j + 2 * i] * factor, acc[4 * j + 2 * i + 1] * factor);
     }
 }

@@ -3,8 +3,8 @@ extension Attention {
     /// `k` `[B,S,Hkv,dk]`, `v` `[B,S,Hkv,dv]` → `[B,S,Hq,dv]`, and with `keepLSE` the per-row log-sum-exp
     /// `[B,S,Hq]` (float32, natural log) that ``backward(dOut:q:k:v:saved:heads:keyValid:context:)`` reads.
     ///
-    /// bfloat16 runs `attention_wgmma.cu` (Hopper's warpgroup tensor cores) for head dims 128 on `sm_90a`,
-    /// `attention_mma.cu` (mma.sync tensor cores) otherwise; float32 runs `attention_simt.cu` (exact float).
+    /// bfloat16 runs `attention_wgmma.cu` (Hopper's warpgroup tensor cores) for head dims 128 or 64 (keys and
+    /// values alike) on `sm_90a`, `attention_mma.cu` (mma.sync tensor cores) otherwise; float32 runs `attention_simt.cu` (exact float).
     /// All are compiled for the head dims at hand, up to 256. Sliding windows are not supported on the GPU.
     /// - Parameters:
     ///   - keyValid: `[B·S]` bytes, 0 for keys never to attend, or nil.
@@ -30,16 +30,19 @@ extension Attention {
             Int32(heads.causal ? 1 : 0),
         ]
         // Tile sizes and shared memory mirror the constants at the top of each kernel file.
-        if q.precision == .bfloat16 && context.architecture == "sm_90a" && heads.keyDim == 128 && heads.valueDim == 128 {
-            // 128 rows per block, a producer and two consumer warpgroups; a Q tile and three stages of K and V
-            // tiles of 32 KB, plus 1 KB of alignment (the mbarriers are static shared memory).
-            let kernel = try context.kernel("attention_forward", in: .attentionHopper, precision: .bfloat16)
+        let (keyDim, valueDim) = (heads.keyDim, heads.valueDim)
+        let defines = ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim]
+        if q.precision == .bfloat16 && context.architecture == "sm_90a" && keyDim == valueDim && [64, 128].contains(keyDim) {
+            // 128 rows per block, a producer and two consumer warpgroups; the kernel's SHARED_BYTES: a Q tile and
+            // 3 stages of K and V tiles of 128 keys (d = 128) or 4 of 192 keys (d = 64), plus 1 KB of alignment
+            // (the mbarriers are static shared memory).
+            let (keyTile, stages) = keyDim == 128 ? (128, 3) : (192, 4)
+            let kernel = try context.kernel("attention_forward", in: .attentionHopper, precision: .bfloat16, defines: defines)
             try context.launch(kernel, grid: (heads.keyValueHeads * batch, (packedRows + 127) / 128, 1), threads: 384,
-                               sharedBytes: 7 * 32768 + 1024, arguments)
+                               sharedBytes: 1024 + 128 * keyDim * 2 + stages * 2 * keyTile * keyDim * 2, arguments)
             return (out, lse)
         }
         let (source, rowsPerBlock, threads, sharedBytes): (KernelSource, Int, Int, Int)
-        let (keyDim, valueDim) = (heads.keyDim, heads.valueDim)
         switch q.precision {
         case .bfloat16:
             let (keyPadded, valuePadded) = ((keyDim + 15) / 16 * 16, (valueDim + 15) / 16 * 16)
@@ -50,8 +53,7 @@ extension Attention {
             (source, rowsPerBlock, threads) = (.attentionFloat32, 32, 256)
             sharedBytes = (32 * keyDim + 32 * (keyDim + 1 - keyDim % 2) + 32 * valueDim) * 4
         }
-        let kernel = try context.kernel("attention_forward", in: source, precision: q.precision,
-                                        defines: ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim])
+        let kernel = try context.kernel("attention_forward", in: source, precision: q.precision, defines: defines)
         try context.launch(kernel, grid: ((packedRows + rowsPerBlock - 1) / rowsPerBlock, heads.keyValueHeads, batch),
                            threads: threads, sharedBytes: sharedBytes, arguments)
         return (out, lse)

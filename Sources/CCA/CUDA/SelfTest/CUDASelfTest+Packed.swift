@@ -2,7 +2,7 @@ extension CUDASelfTest {
     /// Packed documents (`cca selftest --filter packed`): rows that hold several documents back to back, each
     /// token given its position within its document, against the CPU path on the same pieces as separate
     /// sequences. The attention forward (with its log-sum-exp) and backward, with boundaries at the tiles'
-    /// edges (64 and 128 rows) and inside them, pieces of one token, B > 1 and grouped heads, at head dims
+    /// edges (64, 128 and 192 rows) and inside them, pieces of one token, B > 1 and grouped heads, at head dims
     /// 64 and 128 so that each tier runs; the rotary embedding both ways; CCA's value shift both ways and its
     /// training prologue (both convolutions, RoPE, QK-mean) forward and backward with two, one and no
     /// convolutions; and a whole training step on a packed batch for every attention kind.
@@ -19,6 +19,7 @@ extension CUDASelfTest {
         ([[128, 1, 100, 71], [5, 250, 45]], 8, 2, 128),
         ([[1, 1, 128, 3]], 2, 2, 128),
         ([[32, 32, 33, 31, 1, 63], [192]], 4, 4, 64),
+        ([[191, 2, 200, 7]], 8, 2, 64),
     ]
 
     static var packedAttentionCases: [Case] {

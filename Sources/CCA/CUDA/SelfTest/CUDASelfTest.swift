@@ -122,6 +122,8 @@ public enum CUDASelfTest {
             (1, 33, 16, 2, 64, 64, false), (2, 100, 4, 1, 96, 64, false), (2, 19, 2, 1, 20, 8, false),
             (1, 1000, 2, 1, 128, 128, false), (3, 70, 4, 2, 64, 64, true), (2, 129, 2, 1, 128, 128, true),
             (1, 1, 1, 1, 128, 128, false), (2, 200, 2, 2, 128, 128, false), (1, 517, 4, 1, 128, 128, true),
+            // Head dim 64 past one key tile of the Hopper forward (192) and one row block (128): groups of 4, one KV head.
+            (2, 517, 4, 1, 64, 64, true), (1, 400, 8, 2, 64, 64, false),
         ]
         // Head dims 128 and 64 also with 1 and 3 blocks per block of keys on the Hopper path (the small grids here
         // split in up to 4 otherwise; 3 leaves some blocks of the last keys no rows).
