@@ -14,14 +14,19 @@ public enum L2Normalization {
         let vectors = x.count / width, heads = scales?.count ?? 1
         var y = x
         var norms = [S](repeating: 0, count: vectors)
-        for vector in 0..<vectors {
-            let base = vector * width
-            var sumOfSquares: S = 0
-            for i in 0..<width { sumOfSquares += x.storage[base + i] * x.storage[base + i] }
-            norms[vector] = sumOfSquares.squareRoot()
-            let factor = target / max(norms[vector], S(epsilon)) * (scales?[vector % heads] ?? 1)
-            for i in 0..<width { y.storage[base + i] = x.storage[base + i] * factor }
-        }
+        y.storage.withUnsafeMutableBufferPointer { y in norms.withUnsafeMutableBufferPointer { norms in
+            let (y, norms) = (y.baseAddress!, norms.baseAddress!)
+            parallelRanges(vectors, costPerItem: 3 * width) { range in
+                for vector in range {
+                    let values = y + vector * width
+                    var sumOfSquares: S = 0
+                    for i in 0..<width { sumOfSquares += values[i] * values[i] }
+                    norms[vector] = sumOfSquares.squareRoot()
+                    let factor = target / max(norms[vector], S(epsilon)) * (scales?[vector % heads] ?? 1)
+                    for i in 0..<width { values[i] *= factor }
+                }
+            }
+        }}
         return (y, norms)
     }
 

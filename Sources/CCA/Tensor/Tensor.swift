@@ -10,9 +10,27 @@ public struct Tensor<Scalar: TensorScalar>: Equatable, Sendable {
     public var storage: [Scalar]
 
     /// A tensor of the given shape filled with `value`.
+    // Specialised: generic code fills the array through a value-witness call per element.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public init(zeros shape: [Int], value: Scalar = 0) {
         self.shape = shape
-        storage = [Scalar](repeating: value, count: shape.reduce(1, *))
+        let count = shape.reduce(1, *)
+        storage = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.initialize(repeating: value)
+            initialized = count
+        }
+    }
+
+    /// A tensor whose every element `fill` writes, for outputs that an operation overwrites whole (a matrix
+    /// product with beta 0), so that no pass zeros them first. `fill` must write all `count` elements.
+    init(shape: [Int], filling fill: (UnsafeMutableBufferPointer<Scalar>) -> Void) {
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        storage = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(buffer)
+            initialized = count
+        }
     }
 
     /// A tensor wrapping existing row-major data.
