@@ -60,6 +60,10 @@ struct CCAConvolution<S: TensorScalar>: Sendable {
             total += count > 0 ? depthwiseRows(range.count) : 0
         }
         guard count > 0 else { return (input, Saved(depthwise: [], depthwiseStarts: starts, histories: histories)) }
+        guard layout.rows > 0, ct > 0 else {
+            let depthwise = [S](repeating: 0, count: total * ct)
+            return (count == 2 ? [] : depthwise, Saved(depthwise: depthwise, depthwiseStarts: starts, histories: histories))
+        }
         var depthwise = [S](repeating: 0, count: total * ct)
         input.withUnsafeBufferPointer { input in depthwise.withUnsafeMutableBufferPointer { depthwise in
         depthwiseWeight.withUnsafeBufferPointer { weight in depthwiseBias.withUnsafeBufferPointer { bias in

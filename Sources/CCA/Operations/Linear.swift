@@ -12,7 +12,7 @@ public enum Linear {
         let outFeatures = weights.reduce(0) { $0 + $1.shape[0] }
         let rows = x.count / inFeatures
         let shape = Array(x.shape.dropLast()) + [outFeatures]
-        guard rows > 0 else { return Tensor(zeros: shape) }
+        guard rows > 0, outFeatures > 0 else { return Tensor(zeros: shape) }
         // The products (beta 0) write every column of y, the weights' outputs side by side: no zeroing first.
         var y = Tensor<S>(shape: shape) { ys in x.storage.withUnsafeBufferPointer { xs in
             var column = 0

@@ -11,9 +11,11 @@ enum QKMean {
                                          headDim d: Int, enabled: Bool) -> (q: [S], k: [S]) {
         let (eq, ek, group) = (queryHeads * d, keyValueHeads * d, queryHeads / keyValueHeads)
         let ct = eq + ek
-        var q = [S](repeating: 0, count: rows * eq), k = [S](repeating: 0, count: rows * ek)
+        guard rows > 0, ct > 0 else { return ([S](repeating: 0, count: rows * eq), [S](repeating: 0, count: rows * ek)) }
+        var k: [S] = []
+        // Every element of q and k is written below.
+        let q = [S](count: rows * eq) { q in k = [S](count: rows * ek) { k in
         mixed.withUnsafeBufferPointer { mixed in latents.withUnsafeBufferPointer { latents in
-        q.withUnsafeMutableBufferPointer { q in k.withUnsafeMutableBufferPointer { k in
             let (mixed, latents, q, k) = (mixed.baseAddress!, latents.baseAddress!, q.baseAddress!, k.baseAddress!)
             parallelRanges(rows, costPerItem: 2 * ct) { range in
                 for row in range {

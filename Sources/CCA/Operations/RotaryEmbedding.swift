@@ -42,17 +42,17 @@ public struct RotaryEmbedding: Sendable, Equatable {
         let half = rotaryDim / 2, rows = positions.count
         guard half > 0, rows > 0 else { return }
         let rowStride = x.count / rows
-        let table = RotaryTable<S>.shared(for: self, covering: positions.max()! + 1)
+        let table = RotaryTable<S>.shared(for: self, covering: min(positions.max()!, RotaryTable<S>.positionLimit) + 1)
         x.storage.withUnsafeMutableBufferPointer { buffer in table.values.withUnsafeBufferPointer { values in
             let (data, values) = (buffer.baseAddress!, values.baseAddress!)
             parallelRanges(rows, costPerItem: heads * half * 6) { range in
-                // Rows past the table's positions: their own angles, in this buffer.
+                // Rows at positions outside the table: their own angles, in this buffer.
                 let own = UnsafeMutablePointer<S>.allocate(capacity: 2 * half)
                 defer { own.deallocate() }
                 for r in range {
                     let position = positions[r]
                     let cosines: UnsafePointer<S>
-                    if position < table.positions {
+                    if (0..<table.positions).contains(position) {
                         cosines = values + position * 2 * half
                     } else {
                         for i in 0..<half { (own[i], own[half + i]) = angle(position, pair: i) }

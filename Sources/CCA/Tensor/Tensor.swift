@@ -25,12 +25,8 @@ public struct Tensor<Scalar: TensorScalar>: Equatable, Sendable {
     /// A tensor whose every element `fill` writes, for outputs that an operation overwrites whole (a matrix
     /// product with beta 0), so that no pass zeros them first. `fill` must write all `count` elements.
     init(shape: [Int], filling fill: (UnsafeMutableBufferPointer<Scalar>) -> Void) {
-        let count = shape.reduce(1, *)
         self.shape = shape
-        storage = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
-            fill(buffer)
-            initialized = count
-        }
+        storage = [Scalar](count: shape.reduce(1, *), filling: fill)
     }
 
     /// A tensor wrapping existing row-major data.
@@ -121,6 +117,16 @@ public enum ShapeError: Error, CustomStringConvertible, Equatable {
             return "\(name) has shape \(actual) but \(expected) is required"
         case let .rank(name, expected, actual):
             return "\(name) must have \(expected) dimensions, got shape \(actual)"
+        }
+    }
+}
+
+extension Array where Element: TensorScalar {
+    /// `count` elements, every one of which `fill` writes (no pass sets them first).
+    init(count: Int, filling fill: (UnsafeMutableBufferPointer<Element>) -> Void) {
+        self.init(unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(buffer)
+            initialized = count
         }
     }
 }
