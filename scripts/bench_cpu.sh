@@ -10,6 +10,7 @@
 # OpenBLAS when libopenblas.so.0 loads, then scripts/cpu_anchors.py; each round prints the machine's load
 # average. It ends with the median of each over the rounds and the ratios PyTorch / ours (above 1: ours is faster).
 set -euo pipefail
+# (tee -a: a plain tee would reopen stderr truncated when both outputs go to one file.)
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"
 cca="${CCA:-.build/release/cca}"
@@ -27,14 +28,14 @@ results="$(mktemp)"
 trap 'rm -f "$results"' EXIT
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 layers() { # BINARY BLAS LABEL: the layer times of one run, as "LABEL LAYER MS" lines in $results
-    CCA_BLAS="$2" "$1" bench cpu --layers-only --repeats 5 | tee /dev/stderr |
+    CCA_BLAS="$2" "$1" bench cpu --layers-only --repeats 5 | tee -a /dev/stderr |
         awk -v label="$3" '/^(MHA|CCA) \(/ { for (i = 1; i <= NF; i++) if ($i == "ms") print label, $1, $(i - 1) }' >> "$results"
 }
 for round in $(seq "$rounds"); do
     echo "round $round, load $(cut -d' ' -f1-3 /proc/loadavg)"
     [ -z "$before" ] || layers "$before" none before
     for blas in "${configurations[@]}"; do layers "$cca" "$blas" "ours-$blas"; done
-    "$python" scripts/cpu_anchors.py --threads "$threads" | tee /dev/stderr |
+    "$python" scripts/cpu_anchors.py --threads "$threads" | tee -a /dev/stderr |
         awk '/^anchor / { print "torch", ($2 == "torch-mha" ? "MHA" : "CCA"), $3 }' >> "$results"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
