@@ -31,6 +31,8 @@ import Testing
         CCACase(batch: 2, length: 6, hidden: 32, queryHeads: 4, keyValueHeads: 2, headDim: 8, qkMean: false),
         CCACase(batch: 2, length: 6, hidden: 32, queryHeads: 4, keyValueHeads: 2, headDim: 8, valueShift: false),
         CCACase(batch: 1, length: 5, hidden: 32, queryHeads: 2, keyValueHeads: 2, headDim: 8, convolutions: 0, qkMean: false, valueShift: false),
+        // Long enough that the prologue's row loops (convolution, QK-mean, normalisation, RoPE) split over the cores.
+        CCACase(batch: 2, length: 300, hidden: 64, queryHeads: 4, keyValueHeads: 4, headDim: 16, temperature: .exp),
     ]
 
     @Test(arguments: ccaCases)

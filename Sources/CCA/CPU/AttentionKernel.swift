@@ -17,22 +17,25 @@ enum AttentionKernel {
     static func forward(_ sequences: [Attention.Sequence<Float>], heads: Attention.Heads,
                         kernels: CPUKernelVariant = .selected) {
         let blockRows = Attention.blockRows
-        var tasks: [(sequence: Int, head: Int, block: Int)] = []
+        var tasks: [(sequence: Int, head: Int, block: Int, keys: Int)] = []
         for (index, sequence) in sequences.enumerated() {
             let blocks = (sequence.queries + blockRows - 1) / blockRows
-            for head in 0..<heads.queryHeads { for block in 0..<blocks { tasks.append((index, head, block)) } }
+            for block in 0..<blocks {
+                // The keys the block's last row sees: its work.
+                let keys = heads.causal ? sequence.keyOffset + min(sequence.queries, (block + 1) * blockRows) : sequence.keys
+                for head in 0..<heads.queryHeads { tasks.append((index, head, block, keys)) }
+            }
         }
         guard !tasks.isEmpty else { return }
-        // Longest blocks (latest queries) first, dealt round-robin into a few chunks per core: each chunk
-        // allocates its workspace once, and the chunks still even out a core that other work slows down.
-        tasks.sort { $0.block > $1.block }
-        let chunks = min(tasks.count, 4 * coreCount)
+        // Longest blocks first, taken one at a time by whichever core is free: the causal blocks' uneven work
+        // evens out to within the last, shortest task. Each worker allocates its workspace once.
+        tasks.sort { $0.keys > $1.keys }
         let workspaceCount = cca_attention_workspace_count(kernels.kernel, blockRows, heads.keyDim, heads.valueDim)
         let scale = Float(heads.scale)
-        parallelFor(chunks) { chunk in
+        parallelWorkers(tasks: tasks.count) { next in
             let workspace = UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount)
             defer { workspace.deallocate() }
-            for index in stride(from: chunk, to: tasks.count, by: chunks) {
+            while let index = next() {
                 let task = tasks[index], o = sequences[task.sequence]
                 let firstRow = task.block * blockRows, kvHead = task.head / heads.group
                 // Row t of the block sees keys up to its own position keyOffset + firstRow + t (all keys when not causal).

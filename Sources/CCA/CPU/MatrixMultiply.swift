@@ -11,7 +11,8 @@ import CCAKernels
 public enum MatrixMultiply {
     /// Which implementation handles products that may use threads.
     public static var backendName: String {
-        BLASLibrary.loaded.map { "BLAS (\($0.path))" } ?? kernelName(CPUKernelVariant.selected)
+        BLASLibrary.loaded.map { "BLAS (\($0.path)\($0.core.map { ", OpenBLAS core \($0)" } ?? ""))" }
+            ?? kernelName(CPUKernelVariant.selected)
     }
 
     /// The name of the package's own kernel in `variant`, with its register tile.

@@ -51,6 +51,8 @@ public struct CCA<Scalar: TensorScalar>: AttentionLayer {
          ["qkv_proj.v_proj_current.weight", "qkv_proj.v_proj_delayed.weight"])
     }
 
+    // Specialised, so that the code between the operations (fresh tensors, copies) runs on Float, not through generics.
+    @_specialize(where Scalar == Float)
     public func forward(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keep: Bool) throws
         -> (y: Tensor<Scalar>, saved: Saved?) {
         let ek = config.keyWidth

@@ -34,6 +34,8 @@ public struct GQA<Scalar: TensorScalar>: AttentionLayer {
         var q: Tensor<Scalar>, k: Tensor<Scalar>, v: Tensor<Scalar>, attention: Attention.Saved<Scalar>
     }
 
+    // Specialised, so that the code between the operations (fresh tensors, copies) runs on Float, not through generics.
+    @_specialize(where Scalar == Float)
     public func forward(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keep: Bool) throws
         -> (y: Tensor<Scalar>, saved: Saved?) {
         let x0 = try prepare(x, layout: layout, states: states, keyWidth: config.keyWidth, valueWidth: config.keyWidth, carry: 0)

@@ -68,6 +68,8 @@ public struct MLA<Scalar: TensorScalar>: AttentionLayer {
                          normalizedKeyValue: normalizedKeyValue, ropeKey: ropeKey)
     }
 
+    // Specialised, so that the code between the operations (fresh tensors, copies) runs on Float, not through generics.
+    @_specialize(where Scalar == Float)
     public func forward(_ x: Tensor<Scalar>, layout: SequenceLayout, states: [DecodeState<Scalar>]?, keep: Bool) throws
         -> (y: Tensor<Scalar>, saved: Saved?) {
         let x0 = try prepare(x, layout: layout, states: states, keyWidth: latentWidth, valueWidth: 0, carry: 0)

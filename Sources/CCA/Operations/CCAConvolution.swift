@@ -60,37 +60,51 @@ struct CCAConvolution<S: TensorScalar>: Sendable {
             total += count > 0 ? depthwiseRows(range.count) : 0
         }
         guard count > 0 else { return (input, Saved(depthwise: [], depthwiseStarts: starts, histories: histories)) }
+        guard layout.rows > 0, ct > 0 else {
+            let depthwise = [S](repeating: 0, count: total * ct)
+            return (count == 2 ? [] : depthwise, Saved(depthwise: depthwise, depthwiseStarts: starts, histories: histories))
+        }
         var depthwise = [S](repeating: 0, count: total * ct)
-        for (index, range) in layout.sequences.enumerated() where !range.isEmpty {
-            for i in 0..<depthwiseRows(range.count) {
-                let out = (starts[index] + i) * ct
-                for c in 0..<ct {
-                    let older = padded(input, histories[index], range, row: i, channel: c)
-                    let newer = padded(input, histories[index], range, row: i + 1, channel: c)
-                    depthwise[out + c] = depthwiseWeight[2 * c] * older + depthwiseWeight[2 * c + 1] * newer + depthwiseBias[c]
+        input.withUnsafeBufferPointer { input in depthwise.withUnsafeMutableBufferPointer { depthwise in
+        depthwiseWeight.withUnsafeBufferPointer { weight in depthwiseBias.withUnsafeBufferPointer { bias in
+            let (input, depthwise, weight, bias) = (input.baseAddress!, depthwise.baseAddress!, weight.baseAddress!, bias.baseAddress!)
+            for (index, range) in layout.sequences.enumerated() where !range.isEmpty {
+                histories[index].withUnsafeBufferPointer { history in
+                    // Row i of the sequence's padded input: the last `count` history rows, then its own rows.
+                    func paddedRow(_ i: Int) -> UnsafePointer<S> {
+                        i < count ? history.baseAddress! + (2 - count + i) * ct : input + (range.lowerBound + i - count) * ct
+                    }
+                    parallelRanges(depthwiseRows(range.count), costPerItem: 3 * ct) { rows in
+                        for i in rows {
+                            let (older, newer, out) = (paddedRow(i), paddedRow(i + 1), depthwise + (starts[index] + i) * ct)
+                            for c in 0..<ct { out[c] = weight[2 * c] * older[c] + weight[2 * c + 1] * newer[c] + bias[c] }
+                        }
+                    }
                 }
             }
-        }
+        }}}}
         let saved = Saved(depthwise: depthwise, depthwiseStarts: starts, histories: histories)
         guard count == 2 else { return (depthwise, saved) }
         var output = [S](repeating: 0, count: layout.rows * ct)
-        for row in 0..<layout.rows { for c in 0..<ct { output[row * ct + c] = groupedBias[c] } }
         let (d, heads) = (headDim, ct / headDim)
         let sequences = layout.sequences
         depthwise.withUnsafeBufferPointer { a in groupedTaps.withUnsafeBufferPointer { taps in
-        output.withUnsafeMutableBufferPointer { out in
-            let (a, taps, out) = (a.baseAddress!, taps.baseAddress!, out.baseAddress!)
+        groupedBias.withUnsafeBufferPointer { bias in output.withUnsafeMutableBufferPointer { out in
+            let (a, taps, bias, out) = (a.baseAddress!, taps.baseAddress!, bias.baseAddress!, out.baseAddress!)
             parallelFor(sequences.count * heads) { task in
                 let (index, g) = (task / heads, task % heads)
                 let range = sequences[index]
                 guard !range.isEmpty else { return }
+                // The head's columns start at its bias (inside the task, so no serial pass fills them).
+                let columns = out + range.lowerBound * ct + g * d
+                for row in 0..<range.count { (columns + row * ct).update(from: bias + g * d, count: d) }
                 for tap in 0..<2 {
                     S.gemm(transposeA: false, transposeB: true, m: range.count, n: d, k: d, alpha: 1,
                            a: a + (starts[index] + tap) * ct + g * d, lda: ct, b: taps + tap * ct * d + g * d * d, ldb: d,
-                           beta: 1, c: out + range.lowerBound * ct + g * d, ldc: ct, parallel: false)
+                           beta: 1, c: columns, ldc: ct, parallel: false)
                 }
             }
-        }}}
+        }}}}
         return (output, saved)
     }
 

@@ -40,6 +40,7 @@ struct CCAPrologue<S: TensorScalar>: Sendable {
     ///   - latents: `[rows, ct]` pre-convolution `[q0 | k0]`, padded rows already zero.
     ///   - histories: per sequence, the `[2, ct]` rows before it (older first); nil for fresh sequences.
     ///   - positions: the RoPE position of every row.
+    @_specialize(where S == Float)
     func forward(_ latents: [S], layout: SequenceLayout, histories: [[S]]?, positions: [Int])
         -> (q: Tensor<S>, k: Tensor<S>, saved: Saved, histories: [[S]]) {
         let (rows, d, hq, hkv) = (layout.rows, config.headDim, config.queryHeads, config.keyValueHeads)
@@ -60,8 +61,8 @@ struct CCAPrologue<S: TensorScalar>: Sendable {
     func nextHistories(_ latents: [S], layout: SequenceLayout, histories: [[S]]) -> [[S]] {
         let ct = config.convolutionChannels
         return layout.sequences.enumerated().map { index, range in
-            let combined = histories[index] + latents[(range.lowerBound * ct)..<(range.upperBound * ct)]
-            return Array(combined[(combined.count - 2 * ct)...])
+            let fromLatents = min(range.count, 2)
+            return Array(histories[index].suffix((2 - fromLatents) * ct)) + latents[((range.upperBound - fromLatents) * ct)..<(range.upperBound * ct)]
         }
     }
 

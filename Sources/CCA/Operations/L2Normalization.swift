@@ -12,16 +12,21 @@ public enum L2Normalization {
     public static func forward<S: TensorScalar>(_ x: Tensor<S>, width: Int, target: S, scales: [S]? = nil)
         -> (y: Tensor<S>, norms: [S]) {
         let vectors = x.count / width, heads = scales?.count ?? 1
-        var y = x
+        guard vectors > 0 else { return (x, []) }
         var norms = [S](repeating: 0, count: vectors)
-        for vector in 0..<vectors {
-            let base = vector * width
-            var sumOfSquares: S = 0
-            for i in 0..<width { sumOfSquares += x.storage[base + i] * x.storage[base + i] }
-            norms[vector] = sumOfSquares.squareRoot()
-            let factor = target / max(norms[vector], S(epsilon)) * (scales?[vector % heads] ?? 1)
-            for i in 0..<width { y.storage[base + i] = x.storage[base + i] * factor }
-        }
+        let y = Tensor<S>(shape: x.shape) { y in x.storage.withUnsafeBufferPointer { x in norms.withUnsafeMutableBufferPointer { norms in
+            let (y, x, norms) = (y.baseAddress!, x.baseAddress!, norms.baseAddress!)
+            parallelRanges(vectors, costPerItem: 3 * width) { range in
+                for vector in range {
+                    let (input, output) = (x + vector * width, y + vector * width)
+                    var sumOfSquares: S = 0
+                    for i in 0..<width { sumOfSquares += input[i] * input[i] }
+                    norms[vector] = sumOfSquares.squareRoot()
+                    let factor = target / max(norms[vector], S(epsilon)) * (scales?[vector % heads] ?? 1)
+                    for i in 0..<width { output[i] = input[i] * factor }
+                }
+            }
+        }}}
         return (y, norms)
     }
 

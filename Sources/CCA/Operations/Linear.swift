@@ -11,9 +11,10 @@ public enum Linear {
         precondition(x.shape.last == inFeatures, "linear: input \(x.shape) does not end in the weight's \(inFeatures) features")
         let outFeatures = weights.reduce(0) { $0 + $1.shape[0] }
         let rows = x.count / inFeatures
-        var y = Tensor<S>(zeros: Array(x.shape.dropLast()) + [outFeatures])
-        guard rows > 0 else { return y }
-        x.storage.withUnsafeBufferPointer { xs in y.storage.withUnsafeMutableBufferPointer { ys in
+        let shape = Array(x.shape.dropLast()) + [outFeatures]
+        guard rows > 0, outFeatures > 0 else { return Tensor(zeros: shape) }
+        // The products (beta 0) write every column of y, the weights' outputs side by side: no zeroing first.
+        var y = Tensor<S>(shape: shape) { ys in x.storage.withUnsafeBufferPointer { xs in
             var column = 0
             for weight in weights {
                 weight.storage.withUnsafeBufferPointer { w in
@@ -23,10 +24,12 @@ public enum Linear {
                 }
                 column += weight.shape[0]
             }
-            if let bias {
+        }}
+        if let bias {
+            y.storage.withUnsafeMutableBufferPointer { ys in
                 for row in 0..<rows { for c in 0..<outFeatures { ys[row * outFeatures + c] += bias.storage[c] } }
             }
-        }}
+        }
         return y
     }
 

@@ -11,26 +11,36 @@ enum QKMean {
                                          headDim d: Int, enabled: Bool) -> (q: [S], k: [S]) {
         let (eq, ek, group) = (queryHeads * d, keyValueHeads * d, queryHeads / keyValueHeads)
         let ct = eq + ek
-        var q = [S](repeating: 0, count: rows * eq), k = [S](repeating: 0, count: rows * ek)
-        for row in 0..<rows {
-            let pre = row * ct
-            for h in 0..<queryHeads {
-                for c in 0..<d {
-                    let mean = enabled ? (latents[pre + h * d + c] + latents[pre + eq + (h / group) * d + c]) / 2 : 0
-                    q[row * eq + h * d + c] = mixed[pre + h * d + c] + mean
-                }
-            }
-            for j in 0..<keyValueHeads {
-                for c in 0..<d {
-                    var mean: S = 0
-                    if enabled {
-                        for h in (j * group)..<((j + 1) * group) { mean += latents[pre + h * d + c] }
-                        mean = (mean / S(group) + latents[pre + eq + j * d + c]) / 2
+        guard rows > 0, ct > 0 else { return ([S](repeating: 0, count: rows * eq), [S](repeating: 0, count: rows * ek)) }
+        var k: [S] = []
+        // Every element of q and k is written below.
+        let q = [S](count: rows * eq) { q in k = [S](count: rows * ek) { k in
+        mixed.withUnsafeBufferPointer { mixed in latents.withUnsafeBufferPointer { latents in
+            let (mixed, latents, q, k) = (mixed.baseAddress!, latents.baseAddress!, q.baseAddress!, k.baseAddress!)
+            parallelRanges(rows, costPerItem: 2 * ct) { range in
+                for row in range {
+                    let (pre, queries, keys) = (row * ct, q + row * eq, k + row * ek)
+                    for h in 0..<queryHeads {
+                        let (query, key) = (pre + h * d, pre + eq + (h / group) * d)
+                        for c in 0..<d {
+                            let mean = enabled ? (latents[query + c] + latents[key + c]) / 2 : 0
+                            queries[h * d + c] = mixed[query + c] + mean
+                        }
                     }
-                    k[row * ek + j * d + c] = mixed[pre + eq + j * d + c] + mean
+                    for j in 0..<keyValueHeads {
+                        let key = pre + eq + j * d
+                        for c in 0..<d {
+                            var mean: S = 0
+                            if enabled {
+                                for h in (j * group)..<((j + 1) * group) { mean += latents[pre + h * d + c] }
+                                mean = (mean / S(group) + latents[key + c]) / 2
+                            }
+                            keys[j * d + c] = mixed[key + c] + mean
+                        }
+                    }
                 }
             }
-        }
+        }}}}
         return (q, k)
     }
 

@@ -15,12 +15,17 @@ public enum ValueShift {
         var last: [[S]] = []
         for (index, range) in layout.sequences.enumerated() {
             let start = previous?[index] ?? [S](repeating: 0, count: half)
-            for row in range {
-                for c in 0..<half {
-                    v.storage[row * width + half + c] = row == range.lowerBound ? start[c]
-                        : projections.storage[(row - 1) * width + half + c]
+            v.storage.withUnsafeMutableBufferPointer { v in projections.storage.withUnsafeBufferPointer { projections in
+                let (v, projections) = (v.baseAddress!, projections.baseAddress!)
+                for row in range {
+                    let delayed = v + row * width + half
+                    if row == range.lowerBound {
+                        start.withUnsafeBufferPointer { delayed.update(from: $0.baseAddress!, count: half) }
+                    } else {
+                        delayed.update(from: projections + (row - 1) * width + half, count: half)
+                    }
                 }
-            }
+            }}
             last.append(range.isEmpty ? start : Array(projections.storage[((range.upperBound - 1) * width + half)..<(range.upperBound * width)]))
         }
         return (v, last)

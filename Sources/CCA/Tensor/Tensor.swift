@@ -10,9 +10,23 @@ public struct Tensor<Scalar: TensorScalar>: Equatable, Sendable {
     public var storage: [Scalar]
 
     /// A tensor of the given shape filled with `value`.
+    // Specialised: generic code fills the array through a value-witness call per element.
+    @_specialize(where Scalar == Float)
+    @_specialize(where Scalar == Double)
     public init(zeros shape: [Int], value: Scalar = 0) {
         self.shape = shape
-        storage = [Scalar](repeating: value, count: shape.reduce(1, *))
+        let count = shape.reduce(1, *)
+        storage = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.initialize(repeating: value)
+            initialized = count
+        }
+    }
+
+    /// A tensor whose every element `fill` writes, for outputs that an operation overwrites whole (a matrix
+    /// product with beta 0), so that no pass zeros them first. `fill` must write all `count` elements.
+    init(shape: [Int], filling fill: (UnsafeMutableBufferPointer<Scalar>) -> Void) {
+        self.shape = shape
+        storage = [Scalar](count: shape.reduce(1, *), filling: fill)
     }
 
     /// A tensor wrapping existing row-major data.
@@ -103,6 +117,16 @@ public enum ShapeError: Error, CustomStringConvertible, Equatable {
             return "\(name) has shape \(actual) but \(expected) is required"
         case let .rank(name, expected, actual):
             return "\(name) must have \(expected) dimensions, got shape \(actual)"
+        }
+    }
+}
+
+extension Array where Element: TensorScalar {
+    /// `count` elements, every one of which `fill` writes (no pass sets them first).
+    init(count: Int, filling fill: (UnsafeMutableBufferPointer<Element>) -> Void) {
+        self.init(unsafeUninitializedCapacity: count) { buffer, initialized in
+            fill(buffer)
+            initialized = count
         }
     }
 }

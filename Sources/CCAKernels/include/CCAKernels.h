@@ -89,4 +89,7 @@ void cca_attention_block(CCAKernelVariant variant, const float *q, ptrdiff_t qSt
 /// Floats of workspace `cca_attention_block` needs for blocks of up to `rows` rows.
 ptrdiff_t cca_attention_workspace_count(CCAKernelVariant variant, ptrdiff_t rows, ptrdiff_t keyDim, ptrdiff_t valueDim);
 
+/// Returns `*counter` and adds 1 to it, atomically: threads taking tasks from one counter each get another index.
+ptrdiff_t cca_task_counter_next(ptrdiff_t *counter);
+
 #endif
