@@ -2,7 +2,7 @@
 // kernel on the same input gives the same bits.
 //
 // block_sum: the sum of one value per thread over a block (blockDim.x a multiple of 32, at most 1024):
-// butterfly shuffles within each warp (every lane ends with the same bits, since each step adds the same
+// warp_sum within each warp (every lane ends with the same bits, since each butterfly step adds the same
 // two numbers in either order), then the warp sums in warp order.
 //
 // reduce_columns: sums over rows, one per column, for bias and weight-vector gradients. Blocks of
@@ -13,10 +13,17 @@
 // reduces the [chunks, width] partial sums again (column_sums.cu, float32 build).
 #pragma once
 
+// warp_sum: the sum over a warp's 32 lanes by butterfly shuffles; every lane ends with the same bits.
+template <typename Value>
+__device__ __forceinline__ Value warp_sum(Value value) {
+    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+    return value;
+}
+
 template <typename Value>
 __device__ __forceinline__ Value block_sum(Value value) {
     __shared__ Value warp_sums[32];
-    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffffu, value, offset);
+    value = warp_sum(value);
     __syncthreads();  // a previous call's readers are done with warp_sums
     if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = value;
     __syncthreads();

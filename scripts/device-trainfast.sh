@@ -1,0 +1,30 @@
+#!/bin/bash
+# device-trainfast.sh: the trainfast branch's H200 call (removed before merging). Assumes .device/cca (static
+# release build) and the repository root as working directory; writes under $OUT/trainfast/.
+set -u
+R="$OUT/trainfast"; mkdir -p "$R"
+CCA=.device/cca
+status=0
+# The self-tests of the operations this branch changed, the ZAYA router (which reads rms_norm), and the
+# training steps (a GPU step against the CPU step).
+for filter in "rms_norm" "residual add" "cross_entropy" "swiglu" "rotary" "adamw" "column sums" "router" "train"; do
+    echo "== selftest --filter '$filter'"
+    timeout 300 $CCA selftest --device cuda --filter "$filter" > "$R/selftest-${filter// /_}.txt" 2>&1 || status=1
+    grep -E "passed|failed|FAIL" "$R/selftest-${filter// /_}.txt" | tail -3
+done
+echo "== anchors"
+timeout 300 python3 scripts/train_anchors.py --csv "$R/A.csv" --configs gpt2-small --steps 10 > "$R/anchors.txt" 2>&1 || status=1
+tail -5 "$R/anchors.txt"
+echo "== bench"
+timeout 300 $CCA bench train --device cuda --steps 10 --models mha-gpt2-small --anchors "$R/A.csv" > "$R/bench.txt" 2>&1 || status=1
+tail -8 "$R/bench.txt"
+echo "== profile"
+if command -v ncu > /dev/null; then
+    timeout 300 ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file "$R/p.csv" \
+        $CCA bench train --device cuda --steps 1 --models mha-gpt2-small > "$R/ncu.txt" 2>&1 || status=1
+    python3 scripts/kernel_profile.py "$R/p.csv" --steps 4 --top 30 | tee "$R/profile.txt"
+else
+    echo "ncu not found"; status=1
+fi
+echo "== device-trainfast status $status"
+exit $status
