@@ -5,9 +5,9 @@ set -u
 R="$OUT/trainfast"; mkdir -p "$R"
 CCA=.device/cca
 status=0
-# The self-tests of the operations this branch changed, the ZAYA router (which reads rms_norm), and the
-# training steps (a GPU step against the CPU step).
-for filter in "rms_norm" "residual add" "cross_entropy" "swiglu" "rotary" "adamw" "column sums" "router" "train"; do
+# The self-tests of the operations this branch changed, the training steps (a GPU step against the CPU
+# step), and the other callers of rms_norm and residual_add: decode, ZAYA, the layers' backward passes (MLA).
+for filter in "rms_norm" "residual add" "cross_entropy" "swiglu" "rotary" "adamw" "column sums" "train" "decode engine" "decode graphs" "zaya model" "backward "; do
     echo "== selftest --filter '$filter'"
     timeout 300 $CCA selftest --device cuda --filter "$filter" > "$R/selftest-${filter// /_}.txt" 2>&1 || status=1
     grep -E "passed|failed|FAIL" "$R/selftest-${filter// /_}.txt" | tail -3
