@@ -12,6 +12,8 @@ public final class CUDAContext: @unchecked Sendable {
     public let architecture: String
     /// Streaming multiprocessors on the GPU.
     public let multiprocessorCount: Int
+    /// The most shared memory one block may ask for (the opt-in limit: 227 KiB on Hopper).
+    let sharedBytesPerBlock: Int
 
     let driver: CUDADriver
     let blas: CUBLAS
@@ -47,6 +49,7 @@ public final class CUDAContext: @unchecked Sendable {
         let (major, minor) = (try attribute(75), try attribute(76))  // compute capability
         architecture = major == 9 && minor == 0 ? "sm_90a" : "sm_\(major)\(minor)"
         multiprocessorCount = try attribute(16)
+        sharedBytesPerBlock = try attribute(97)  // CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN
         var name = [CChar](repeating: 0, count: 256)
         try driver.check(driver.deviceGetName(&name, Int32(name.count), device), "cuDeviceGetName")
         deviceName = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -41,16 +41,13 @@ struct DecoderBlock<Scalar: TensorScalar>: Sendable {
             var grads: [String: Tensor<Scalar>] = [:]
             let (dMLPIn, mlpGrads) = mlp.backward(dy, mlpSaved)
             for (name, gradient) in mlpGrads { grads["mlp." + name] = gradient }
-            let (dNormed, dPostNorm) = RMSNorm.backward(dMLPIn, x: h, weight: postNorm, inverseRMS: postInverse)
+            let (dh, dPostNorm) = RMSNorm.backward(dMLPIn, x: h, weight: postNorm, inverseRMS: postInverse, adding: dy)
             grads["post_attention_layernorm.weight"] = dPostNorm
-            var dh = dy
-            for i in 0..<dh.count { dh.storage[i] += dNormed.storage[i] }
             let (dAttentionIn, attentionGrads) = try attentionBackward(dh)
             for (name, gradient) in attentionGrads { grads["self_attn." + name] = gradient }
-            let (dInput, dInputNorm) = RMSNorm.backward(dAttentionIn, x: x, weight: inputNorm, inverseRMS: inputInverse)
+            let (dx, dInputNorm) = RMSNorm.backward(dAttentionIn, x: x, weight: inputNorm, inverseRMS: inputInverse, adding: dh)
             grads["input_layernorm.weight"] = dInputNorm
-            for i in 0..<dh.count { dh.storage[i] += dInput.storage[i] }
-            return (dh, grads)
+            return (dx, grads)
         })
     }
 }

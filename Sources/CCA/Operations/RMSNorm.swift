@@ -27,8 +27,18 @@ public enum RMSNorm {
     @_specialize(where S == Float)
     public static func backward<S: TensorScalar>(_ dy: Tensor<S>, x: Tensor<S>, weight: Tensor<S>, inverseRMS: [S])
         -> (dx: Tensor<S>, dWeight: Tensor<S>) {
+        backward(dy, x: x, weight: weight, inverseRMS: inverseRMS, adding: Tensor<S>(zeros: x.shape))
+    }
+
+    /// ``backward(_:x:weight:inverseRMS:)`` with `dx` added to `carried` (the shape of `x`) in the same pass:
+    /// the gradient a residual path carries past the norm, as the backward pass of a pre-norm block adds it.
+    /// Returns `carried + dx` and `dw`.
+    @_specialize(where S == Float)
+    public static func backward<S: TensorScalar>(_ dy: Tensor<S>, x: Tensor<S>, weight: Tensor<S>, inverseRMS: [S],
+                                                 adding carried: Tensor<S>) -> (dx: Tensor<S>, dWeight: Tensor<S>) {
         let width = weight.count, rows = inverseRMS.count
-        var dx = Tensor<S>(zeros: x.shape), dWeight = Tensor<S>(zeros: weight.shape)
+        precondition(carried.count == x.count, "RMSNorm.backward: a carried gradient \(carried.shape) for x \(x.shape)")
+        var dx = carried, dWeight = Tensor<S>(zeros: weight.shape)
         for r in 0..<rows {
             let inverse = inverseRMS[r], base = r * width
             var dot: S = 0
@@ -36,7 +46,7 @@ public enum RMSNorm {
             let correction = inverse * inverse * inverse * dot / S(width)
             for i in 0..<width {
                 let value = x.storage[base + i]
-                dx.storage[base + i] = inverse * dy.storage[base + i] * weight.storage[i] - correction * value
+                dx.storage[base + i] += inverse * dy.storage[base + i] * weight.storage[i] - correction * value
                 dWeight.storage[i] += dy.storage[base + i] * value * inverse
             }
         }

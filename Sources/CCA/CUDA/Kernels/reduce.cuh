@@ -1,8 +1,8 @@
 // reduce.cuh: the sums of the training kernels, all in a fixed order (no atomics), so that every run of a
 // kernel on the same input gives the same bits.
 //
-// block_sum (block_reduce with AddValues): the sum of one value per thread over a block (blockDim.x a multiple of 32, at most 1024):
-// butterfly shuffles within each warp (every lane ends with the same bits, since each step adds the same
+// block_sum (block_reduce with AddValues): the sum of one value per thread over a block (blockDim.x a multiple
+// of 32, at most 1024): warp_reduce within each warp (every lane ends with the same bits, since each butterfly step adds the same
 // two numbers in either order), then the warp sums in warp order.
 //
 // reduce_columns: sums over rows, one per column, for bias and weight-vector gradients. Blocks of
@@ -20,11 +20,21 @@ struct MaxOfFloats {
     __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
 };
 
+// The sum (with MaxOfFloats, the max) over a warp's 32 lanes by butterfly shuffles; every lane ends with the same bits.
+template <typename Value, typename Combine>
+__device__ __forceinline__ Value warp_reduce(Value value, Combine combine) {
+    for (int offset = 16; offset > 0; offset /= 2) value = combine(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    return value;
+}
+
+template <typename Value>
+__device__ __forceinline__ Value warp_sum(Value value) { return warp_reduce(value, AddValues()); }
+
 // The sum (or, with MaxOfFloats, the max) of one value per thread over a block, in the order block_sum states.
 template <typename Value, typename Combine>
 __device__ __forceinline__ Value block_reduce(Value value, Combine combine) {
     __shared__ Value warp_values[32];
-    for (int offset = 16; offset > 0; offset /= 2) value = combine(value, __shfl_xor_sync(0xffffffffu, value, offset));
+    value = warp_reduce(value, combine);
     __syncthreads();  // a previous call's readers are done with warp_values
     if (threadIdx.x % 32 == 0) warp_values[threadIdx.x / 32] = value;
     __syncthreads();

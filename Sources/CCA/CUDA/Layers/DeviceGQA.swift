@@ -26,8 +26,8 @@ struct DeviceGQA: DeviceAttentionLayer {
         let (batch, length, d, hq, hkv) = (x.shape[0], x.shape[1], config.headDim, config.queryHeads, config.keyValueHeads)
         let q = try Linear.forward(x, queryWeight, context: context), k = try Linear.forward(x, keyWeight, context: context)
         let v = try Linear.forward(x, valueWeight, context: context)
-        try rotary.forward(q.matrix, heads: hq, headStride: d, sequenceLength: length, positions: positions, context: context)
-        try rotary.forward(k.matrix, heads: hkv, headStride: d, sequenceLength: length, positions: positions, context: context)
+        try rotary.forward(q.matrix, heads: hq, keys: (k.matrix, hkv), headStride: d, sequenceLength: length, positions: positions,
+                           context: context)
         let (q4, k4, v4) = (q.reshaped([batch, length, hq, d]), k.reshaped([batch, length, hkv, d]), v.reshaped([batch, length, hkv, d]))
         let (y, attentionBackward) = try attendAndProject(q: q4, k: k4, v: v4, heads: heads, keyValid: keyValid, positions: positions,
                                                           outputWeight: outputWeight, keep: keep, context: context)
@@ -35,8 +35,8 @@ struct DeviceGQA: DeviceAttentionLayer {
         return (y, { dy, gradients in
             let (dq, dk, dv) = try attentionBackward(dy, gradients)
             let (dq2, dk2, dv2) = (dq.reshaped(q.shape), dk.reshaped(k.shape), dv.reshaped(v.shape))
-            try rotary.backward(dq2.matrix, heads: hq, headStride: d, sequenceLength: length, positions: positions, context: context)
-            try rotary.backward(dk2.matrix, heads: hkv, headStride: d, sequenceLength: length, positions: positions, context: context)
+            try rotary.backward(dq2.matrix, heads: hq, keys: (dk2.matrix, hkv), headStride: d, sequenceLength: length,
+                                positions: positions, context: context)
             let dx = try context.empty(x.shape, x.precision)
             for (index, (name, gradient, weight)) in [("q_proj.weight", dq2, queryWeight), ("k_proj.weight", dk2, keyWeight),
                                                        ("v_proj.weight", dv2, valueWeight)].enumerated() {

@@ -53,12 +53,14 @@ struct DeviceDecoderBlock: Sendable {
     /// The backward pass of one forward: `dy` `[B,S,E]` → `dx` `[B,S,E]`, adding every weight's gradient.
     typealias Backward = (_ dy: DeviceTensor) throws -> DeviceTensor
 
-    /// The block's output for `x` `[B,S,E]` and, with `keep`, its backward pass, which holds this forward's
-    /// activations until it has run. `positions` (`[B·S]` int32 or nil) as ``DeviceAttentionLayer`` takes them.
-    func forward(_ x: DeviceTensor, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
-        -> (y: DeviceTensor, backward: Backward?) {
+    /// The block's output for the input `stream` (`[B,S,E]`) and, with `keep`, its backward pass, which holds
+    /// this forward's activations until it has run. `positions` (`[B·S]` int32 or nil) as
+    /// ``DeviceAttentionLayer`` takes them. The output's last residual add is left pending, for the next norm
+    /// to do in its own pass; the backward pass takes the gradient of the output's sum.
+    func forward(_ stream: DeviceResidualStream, positions: DeviceBuffer?, keep: Bool, context: CUDAContext) throws
+        -> (y: DeviceResidualStream, backward: Backward?) {
         let width = gate.shape[0]
-        let (normed, inputInverse) = try RMSNorm.forward(x.matrix, weight: inputNorm, epsilon: epsilon, context: context)
+        let (x, normed, inputInverse) = try stream.normalized(weight: inputNorm, epsilon: epsilon, context: context)
         let (attended, attentionBackward) = try attention.forward(normed.reshaped(x.shape), keyValid: nil, positions: positions, keep: keep,
                                                                      context: context)
         let h = try context.empty(x.shape, x.precision)
@@ -68,11 +70,10 @@ struct DeviceDecoderBlock: Sendable {
         try Linear.forward(mlpIn.matrix, gate, into: gateUp.columns(0..<width), context: context)
         try Linear.forward(mlpIn.matrix, up, into: gateUp.columns(width..<(2 * width)), context: context)
         let hidden = try SwiGLU.forward(gateUp, context: context)
-        let y = try Linear.forward(hidden, down, context: context)
-        try Residual.add(h, y, into: y, context: context)
-        guard keep else { return (y.reshaped(x.shape), nil) }
+        let y = DeviceResidualStream(base: h, pending: try Linear.forward(hidden, down, context: context).reshaped(x.shape))
+        guard keep else { return (y, nil) }
         guard let attentionBackward else { throw CUDAError.unsupported("the backward pass of \(kind.rawValue) attention (training it on the GPU)") }
-        return (y.reshaped(x.shape), { [self] dy in
+        return (y, { [self] dy in
             let dHidden = try context.empty(hidden.shape, x.precision)
             try Linear.backward(dy.matrix, x: hidden.matrix, weight: down, dx: dHidden.matrix, accumulate: false,
                                 dWeight: gradients.down, context: context)
@@ -82,17 +83,36 @@ struct DeviceDecoderBlock: Sendable {
                                 dWeight: gradients.gate, context: context)
             try Linear.backward(dGateUp.columns(width..<(2 * width)), x: mlpIn.matrix, weight: up, dx: dMLPIn.matrix,
                                 accumulate: true, dWeight: gradients.up, context: context)
-            // The residual passes dy straight through: dh = dy + d(post norm).
+            // The residual passes dy straight through: dh = dy + d(post norm), added by the norm's backward.
             let dh = try context.empty(x.shape, x.precision)
-            try RMSNorm.backward(dMLPIn, x: h.matrix, weight: postNorm, inverseRMS: postInverse, dWeight: gradients.postNorm,
-                                 into: dh.matrix, context: context)
-            try Residual.add(dy, dh, into: dh, context: context)
+            try RMSNorm.backward(dMLPIn, x: h.matrix, weight: postNorm, inverseRMS: postInverse, adding: dy,
+                                 dWeight: gradients.postNorm, into: dh.matrix, context: context)
             let dNormed = try attentionBackward(dh, attentionGradients)
             let dx = try context.empty(x.shape, x.precision)
-            try RMSNorm.backward(dNormed, x: x.matrix, weight: inputNorm, inverseRMS: inputInverse, dWeight: gradients.inputNorm,
-                                 into: dx.matrix, context: context)
-            try Residual.add(dh, dx, into: dx, context: context)
+            try RMSNorm.backward(dNormed, x: x.matrix, weight: inputNorm, inverseRMS: inputInverse, adding: dh,
+                                 dWeight: gradients.inputNorm, into: dx.matrix, context: context)
             return dx
         })
+    }
+}
+
+/// The residual stream between the blocks of ``DeviceLanguageModel``: `base + pending`, the sum a block's
+/// last residual add would write, left for the next RMSNorm to form in its own pass
+/// (``RMSNorm/forward(_:adding:into:weight:epsilon:context:)``); or `base` alone when nothing is pending.
+struct DeviceResidualStream: Sendable {
+    let base: DeviceTensor
+    let pending: DeviceTensor?
+
+    /// The stream's value `x` (written into a new tensor when an add is pending, rounded to the storage type
+    /// as the add alone would round it), and its RMSNorm `y` and inverse RMS, in one pass.
+    func normalized(weight: DeviceTensor, epsilon: Float, context: CUDAContext) throws
+        -> (x: DeviceTensor, y: DeviceTensor, inverseRMS: DeviceTensor) {
+        guard let pending else {
+            let (y, inverseRMS) = try RMSNorm.forward(base.matrix, weight: weight, epsilon: epsilon, context: context)
+            return (base, y, inverseRMS)
+        }
+        let x = try context.empty(base.shape, base.precision)
+        let (y, inverseRMS) = try RMSNorm.forward(base, adding: pending, into: x, weight: weight, epsilon: epsilon, context: context)
+        return (x, y, inverseRMS)
     }
 }

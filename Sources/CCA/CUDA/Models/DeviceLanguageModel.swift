@@ -83,14 +83,15 @@ struct DeviceLanguageModel: Sendable {
         let positions = try positionList.map { try context.upload($0) }
         let (rows, width, vocab) = (sequences * length, config.hiddenSize, config.vocabSize)
         let countedRows = batch.targets.count(where: { $0 != CrossEntropy.ignored })
-        var x = try Embedding.forward(batch.inputs, table: embedding, context: context).reshaped([sequences, length, width])
+        let embedded = try Embedding.forward(batch.inputs, table: embedding, context: context).reshaped([sequences, length, width])
+        var stream = DeviceResidualStream(base: embedded, pending: nil)
         var backwards: [DeviceDecoderBlock.Backward] = []
         for block in blocks {
-            let (y, blockBackward) = try block.forward(x, positions: positions, keep: backward, context: context)
-            x = y
+            let (y, blockBackward) = try block.forward(stream, positions: positions, keep: backward, context: context)
+            stream = y
             if let blockBackward { backwards.append(blockBackward) }
         }
-        let (normed, finalInverse) = try RMSNorm.forward(x.matrix, weight: finalNorm, epsilon: config.normEpsilon, context: context)
+        let (x, normed, finalInverse) = try stream.normalized(weight: finalNorm, epsilon: config.normEpsilon, context: context)
         let losses = try context.empty([rows], .float32)
         let dNormed = backward ? try context.empty([rows, width], x.precision) : nil
         let chunk = Self.chunkRows(rows: rows, vocab: vocab, elements: chunkElements)

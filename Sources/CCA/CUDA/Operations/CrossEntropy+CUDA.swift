@@ -43,8 +43,12 @@ extension CrossEntropy {
         guard !targets.isEmpty else { return }
         let ids = try context.upload(targets.map { Int32($0) })
         let kernel = try context.kernel("cross_entropy", in: .crossEntropy, precision: logits.precision)
-        try context.launch(kernel, grid: (targets.count, 1, 1), threads: 1024,  // THREADS in cross_entropy.cu
+        // The row is kept in shared memory between the passes when it fits (a 50304 bfloat16 vocabulary does).
+        let rowBytes = (vocab * logits.precision.byteCount + 15) / 16 * 16
+        let cached = writeGradient && rowBytes <= context.sharedBytesPerBlock - 1024  // 1 KiB for the static warp states
+        try context.launch(kernel, grid: (targets.count, 1, 1), threads: 512,  // THREADS in cross_entropy.cu
+                           sharedBytes: cached ? rowBytes : 0,
                            [logits.address, ids.address, losses.address, Int32(vocab), weight, Int32(writeGradient ? 1 : 0),
-                            Int32(CUDAContext.elementsPerStep(width: vocab, logits))])
+                            Int32(CUDAContext.elementsPerStep(width: vocab, logits)), Int32(cached ? 1 : 0)])
     }
 }

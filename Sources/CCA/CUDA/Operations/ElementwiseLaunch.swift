@@ -11,6 +11,12 @@ extension CUDAContext {
     /// as whole 16-byte words, when rows of `width` elements start 16-byte aligned in every one of
     /// `tensors`, else 1.
     static func elementsPerStep(width: Int, _ tensors: DeviceTensor...) -> Int {
-        width % 8 == 0 && tensors.allSatisfy { $0.address % 16 == 0 } ? 8 : 1
+        elementsPerStep(width: width, addresses: tensors.map(\.address))
+    }
+
+    /// ``elementsPerStep(width:_:)`` for rows that start at `addresses` and, in matrices of more rows, every
+    /// `strides` elements after them.
+    static func elementsPerStep(width: Int, addresses: [UInt64], strides: [Int] = []) -> Int {
+        width % 8 == 0 && addresses.allSatisfy { $0 % 16 == 0 } && strides.allSatisfy { $0 % 8 == 0 } ? 8 : 1
     }
 }

@@ -7,6 +7,8 @@ enum Residual {
         precondition(a.count == b.count && a.count == y.count && a.precision == b.precision && a.precision == y.precision,
                      "residual add: \(a.shape) + \(b.shape) into \(y.shape)")
         let kernel = try context.kernel("residual_add", in: .residual, precision: a.precision)
-        try context.launchElementwise(kernel, count: a.count, [a.address, b.address, y.address, Int64(a.count)])
+        // Whole 16-byte steps when every tensor allows them (the count as one row of that width).
+        let step = CUDAContext.elementsPerStep(width: a.count, a, b, y)
+        try context.launchElementwise(kernel, count: a.count / step, [a.address, b.address, y.address, Int64(a.count), Int32(step)])
     }
 }

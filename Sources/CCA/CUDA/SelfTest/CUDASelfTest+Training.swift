@@ -10,24 +10,31 @@ extension CUDASelfTest {
 
     static var normalizationCases: [Case] {
         var cases: [Case] = []
-        // (rows, width, stride of x and dx): a single element, a column range, widths not a multiple of the 256
-        // threads, more rows than one chunk of the dWeight reduction.
-        for (rows, width, stride) in [(1, 1, 1), (33, 96, 120), (5, 1000, 1000), (3, 4097, 4100), (700, 33, 33)] {
-            cases.append(Case(name: "rms_norm forward+backward \(rows)x\(width) of \(stride) columns") { context, precision in
+        // (rows, width, stride of x and dx): a single element, a column range, widths not a multiple of 8 (the
+        // 16-byte steps) or of the 32 lanes, more rows than the grid's warps (each warp takes several rows and
+        // the blocks' dWeight partial sums take two passes). Dense ones also add a residual gradient into dx in
+        // place, as a pre-norm block's backward does.
+        for (rows, width, stride) in [(1, 1, 1), (33, 96, 120), (5, 1000, 1000), (3, 4097, 4100), (700, 33, 33), (9000, 768, 768),
+                                      (37, 264, 264)] {
+            let residual = stride == width
+            cases.append(Case(name: "rms_norm forward+backward \(rows)x\(width) of \(stride) columns\(residual ? " adding a residual gradient" : "")") { context, precision in
                 let wide = representable(Tensor<Float>(randomNormal: [rows, stride], seed: 20), precision)
                 let x = wide.columns(0..<width)
                 let weight = Tensor(checked: [width], Tensor<Float>(randomNormal: [width], std: 0.1, seed: 21).storage.map { $0 + 1 })
                 let dy = representable(Tensor<Float>(randomNormal: [rows, width], seed: 22), precision)
                 let earlier = Tensor<Float>(randomNormal: [width], seed: 23)  // what dWeight holds before: the gradient adds to it
+                let carried = representable(Tensor<Float>(randomNormal: [rows, width], seed: 19), precision)
                 let (y, inverse) = RMSNorm.forward(x, weight: weight, epsilon: 1e-6)
-                let (dx, dWeight) = RMSNorm.backward(dy, x: x, weight: weight, inverseRMS: inverse)
+                var (dx, dWeight) = RMSNorm.backward(dy, x: x, weight: weight, inverseRMS: inverse)
+                if residual { dx = Tensor(checked: dx.shape, zip(dx.storage, carried.storage).map(+)) }
                 let gpu = try context.exclusive {
                     let input = try context.upload(wide, precision).columns(0..<width)
                     let deviceWeight = try context.upload(weight, .float32)
                     let (y, inverse) = try RMSNorm.forward(input, weight: deviceWeight, epsilon: 1e-6, context: context)
-                    let dx = try context.empty([rows, stride], precision), dWeight = try context.upload(earlier, .float32)
+                    let dx = residual ? try context.upload(carried, precision) : try context.empty([rows, stride], precision)
+                    let dWeight = try context.upload(earlier, .float32)
                     try RMSNorm.backward(try context.upload(dy, precision), x: input, weight: deviceWeight, inverseRMS: inverse,
-                                         dWeight: dWeight, into: dx.columns(0..<width), context: context)
+                                         adding: residual ? dx : nil, dWeight: dWeight, into: dx.columns(0..<width), context: context)
                     return try [y, inverse, dx, dWeight].map { try context.download($0) }
                 }
                 // With one column y = w · x / sqrt(x² + ε) ≈ w · sign(x), so dx is ε-sized cancellation on both sides
@@ -37,7 +44,7 @@ extension CUDASelfTest {
                     + [(gpu[3], Tensor(checked: [width], zip(earlier.storage, dWeight.storage).map(+)))]
             })
         }
-        for (rows, width) in [(1, 7), (9, 300), (4, 2049)] {
+        for (rows, width) in [(1, 7), (9, 300), (4, 2049), (20, 768)] {
             cases.append(Case(name: "rms_norm of a residual add in place \(rows)x\(width)") { context, precision in
                 let a = representable(Tensor<Float>(randomNormal: [rows, width], seed: 24), precision)
                 let b = representable(Tensor<Float>(randomNormal: [rows, width], seed: 25), precision)
@@ -135,10 +142,11 @@ extension CUDASelfTest {
 
     static var lossCases: [Case] {
         var cases: [Case] = []
-        // (rows, vocabulary, chunks of rows): ignored rows, a vocabulary of 1, one not a multiple of the 1024
-        // threads, and the largest vocabulary in two chunks. The reference runs in float64: a float sum of
-        // 262144 exponentials in order is itself off by 3e-5.
-        for (rows, vocab, chunks) in [(5, 1000, 2), (3, 1, 1), (4, 1025, 1), (2, 262_144, 2)] {
+        // (rows, vocabulary, chunks of rows): ignored rows, a vocabulary of 1, one not a multiple of the 512
+        // threads, GPT-2's (its row cached in shared memory, over several rounds of loads), and the largest
+        // vocabulary (too long to cache) in two chunks. The reference runs in float64: a float sum of 262144
+        // exponentials in order is itself off by 3e-5.
+        for (rows, vocab, chunks) in [(5, 1000, 2), (3, 1, 1), (4, 1025, 1), (3, 50304, 1), (2, 262_144, 2)] {
             cases.append(Case(name: "cross_entropy \(rows) rows vocab \(vocab) in \(chunks) chunks") { context, precision in
                 let logits = representable(Tensor<Float>(randomNormal: [rows, vocab], std: 3, seed: 40), precision)
                 let targets = (0..<rows).map { $0 == 1 ? CrossEntropy.ignored : ($0 * 7919 + 11) % vocab }

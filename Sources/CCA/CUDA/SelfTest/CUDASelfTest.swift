@@ -93,26 +93,35 @@ public enum CUDASelfTest {
                 return [(gpu, reference)]
             },
         ]
-        // (batch, length, heads, head dim, offset of the rotated channels, rotated channels)
+        // (batch, length, heads, head dim, offset of the rotated channels, rotated channels, key heads rotated in
+        // the same launch): 16-byte steps (half the rotated channels a multiple of 8) and single ones, head
+        // counts not a multiple of the 4 a thread loads at once.
         // The forward rotation and the backward one (the inverse, for gradients).
-        let rotaryShapes = [(2, 13, 3, 64, 0, 32), (2, 9, 2, 96, 64, 32), (1, 1, 1, 128, 0, 128)]
-        for ((batch, length, heads, headDim, offset, rotaryDim), inverse) in rotaryShapes.flatMap({ shape in [false, true].map { (shape, $0) } }) {
+        let rotaryShapes = [(2, 13, 3, 64, 0, 32, 1), (2, 9, 2, 96, 64, 32, 0), (1, 1, 1, 128, 0, 128, 0), (3, 40, 5, 64, 0, 64, 2),
+                            (1, 5, 2, 20, 4, 12, 1)]
+        for ((batch, length, heads, headDim, offset, rotaryDim, keyHeads), inverse) in rotaryShapes.flatMap({ shape in [false, true].map { (shape, $0) } }) {
             let name = "rotary\(inverse ? " backward" : "") B\(batch) S\(length) H\(heads) d\(headDim) channels \(offset)+\(rotaryDim)"
+                + (keyHeads > 0 ? " with \(keyHeads) key heads" : "")
             cases.append(Case(name: name) { context, precision in
                 let data = representable(Tensor<Float>(randomNormal: [batch, length, heads, headDim], seed: 5), precision)
+                let keys = representable(Tensor<Float>(randomNormal: [batch, length, keyHeads, headDim], seed: 6), precision)
                 let rotary = RotaryEmbedding(rotaryDim: rotaryDim, theta: 10_000)
                 let gpu = try context.exclusive {
-                    let device = try context.upload(data, precision)
+                    let (device, deviceKeys) = (try context.upload(data, precision), try context.upload(keys, precision))
                     let rows = device.reshaped([batch * length, heads * headDim]).matrix
+                    let keyRows = keyHeads > 0 ? (deviceKeys.reshaped([batch * length, keyHeads * headDim]).matrix, keyHeads) : nil
                     let deviceRotary = try DeviceRotary(rotary, context: context)
                     if inverse {
-                        try deviceRotary.backward(rows, heads: heads, headStride: headDim, offset: offset, sequenceLength: length, context: context)
+                        try deviceRotary.backward(rows, heads: heads, keys: keyRows, headStride: headDim, offset: offset,
+                                                  sequenceLength: length, context: context)
                     } else {
-                        try deviceRotary.forward(rows, heads: heads, headStride: headDim, offset: offset, sequenceLength: length, context: context)
+                        try deviceRotary.forward(rows, heads: heads, keys: keyRows, headStride: headDim, offset: offset,
+                                                 sequenceLength: length, context: context)
                     }
-                    return try context.download(device)
+                    return (try context.download(device), try context.download(deviceKeys))
                 }
-                return [(gpu, rotatedOnCPU(data, rotary: rotary, offset: offset, inverse: inverse))]
+                let rotatedKeys = keyHeads > 0 ? [(gpu.1, rotatedOnCPU(keys, rotary: rotary, offset: offset, inverse: inverse))] : []
+                return [(gpu.0, rotatedOnCPU(data, rotary: rotary, offset: offset, inverse: inverse))] + rotatedKeys
             })
         }
         // (batch, length, query heads, KV heads, key dim, value dim, padding mask)
