@@ -15,6 +15,7 @@
 // projection writes the layer's output in place; rows that go to no expert are left as they were.
 #include "common.cuh"
 #include "elementwise.cuh"
+#include "reduce.cuh"
 
 constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8, VECTOR = 8;
 constexpr int MAX_EXPERTS = 256;  // MixtureOfExperts.maximumDeviceExperts
@@ -120,4 +121,162 @@ extern "C" __global__ void moe_scatter_rows(const T* __restrict__ in, const int*
         const long long row = order[e / width];
         out[row * width + e % width] = from_float<T>(row_weight[row] * to_float(in[e]));
     });
+}
+
+// The few-row path (a decode step: at most FEW_ROWS rows, each routed to one expert or to none), without the
+// grouping: the rows' inputs are few enough for every block to keep them all in shared memory, so the
+// blocks split only the output columns (one column per warp at a time, over every SM) and each reads its
+// columns' weights once per distinct expert of the step, the rows of that expert together.
+//
+// moe_few_rows_gate_up: hidden[r, j] = silu(gate_e[j] · x[r]) * (up_e[j] · x[r]) for each row r of expert
+// e (gate rows first in [N, 2I, E]), float32 [rows, I]; rows of no expert are left unwritten.
+//
+// moe_few_rows_down: v = row_weight[r] * (down_e[n] · hidden[r]), 0 for a row of no expert. Without
+// `stream`, out[r, n] = v (T). With it, v merges into ZAYA's float32 residual stream in place, as
+// zaya_scale_norm does, stream = (v + b_h) * s_h + (stream + b_r) * s_r; and with `norm_weight` the block
+// that finishes last (counted in `done`, one int that it resets to 0, so a CUDA graph replays it) writes
+// the RMSNorm of the merged rows, normed = stream / sqrt(mean(stream^2) + eps) * w, in T: the next layer's
+// input norm without a launch of its own. It reads the stream through L2 (__ldcg), since other blocks wrote
+// the columns it did not.
+constexpr int FEW_ROWS = 8;  // MixtureOfExperts.maximumFewRows
+
+// Copies the rows of `a` [rows, width] into `rows_in` as float32 and writes each row's expert into `expert_of`,
+// and for the first row of each expert the mask of that expert's rows into `rows_of` (0 for the others).
+template <typename Source>
+__device__ void stage_few_rows(const Source* __restrict__ a, const int* __restrict__ expert, int rows, int width,
+                               float* rows_in, int* expert_of, unsigned* rows_of)
+{
+    for (int k = threadIdx.x; k < rows * width; k += THREADS) rows_in[k] = to_float(a[k]);
+    if (threadIdx.x < rows) expert_of[threadIdx.x] = expert[threadIdx.x];
+    __syncthreads();
+    if (threadIdx.x < rows) {
+        const int mine = expert_of[threadIdx.x];
+        bool first = mine >= 0;
+        unsigned mask = 0;
+        for (int r = 0; r < rows; ++r) {
+            if (expert_of[r] != mine) continue;
+            if (r < static_cast<int>(threadIdx.x)) first = false;
+            mask |= 1u << r;
+        }
+        rows_of[threadIdx.x] = first ? mask : 0u;
+    }
+    __syncthreads();
+}
+
+// The warp's sums of the weight rows `weight_row + m * stride` (m < MATRICES) · rows_in[r] for the rows r
+// in `rows` (the same for every lane), reduced over the warp: every lane ends with the totals. The
+// matrices' loads of one step are in flight together (gate and up: one pass of latency, not two).
+template <int MATRICES>
+__device__ __forceinline__ void few_rows_dot(const T* __restrict__ weight_row, long long stride, const float* rows_in, int width,
+                                             unsigned rows, int lane, float (&sums)[MATRICES][FEW_ROWS])
+{
+#pragma unroll 4
+    for (int k = lane * VECTOR; k < width; k += 32 * VECTOR) {
+        float w[MATRICES][VECTOR];
+#pragma unroll
+        for (int m = 0; m < MATRICES; ++m) load_vector(weight_row + m * stride + k, w[m]);
+#pragma unroll
+        for (int r = 0; r < FEW_ROWS; ++r) {
+            if (rows >> r & 1u) {
+                float x[VECTOR];
+                load_vector(rows_in + r * width + k, x);
+#pragma unroll
+                for (int m = 0; m < MATRICES; ++m) {
+                    for (int v = 0; v < VECTOR; ++v) sums[m][r] += w[m][v] * x[v];
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < MATRICES; ++m) {
+#pragma unroll
+        for (int r = 0; r < FEW_ROWS; ++r) {
+            if (rows >> r & 1u) {
+                for (int offset = 16; offset > 0; offset /= 2) sums[m][r] += __shfl_xor_sync(0xffffffffu, sums[m][r], offset);
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_gate_up(
+    const T* __restrict__ x, const int* __restrict__ expert, const T* __restrict__ gate_up, float* __restrict__ hidden, int rows,
+    int width, int intermediate)
+{
+    extern __shared__ float rows_in[];  // [rows][width]
+    __shared__ int expert_of[FEW_ROWS];
+    __shared__ unsigned rows_of[FEW_ROWS];
+    stage_few_rows(x, expert, rows, width, rows_in, expert_of, rows_of);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int j = blockIdx.x * WARPS + warp; j < intermediate; j += gridDim.x * WARPS) {
+        for (int first = 0; first < rows; ++first) {
+            const unsigned group = rows_of[first];
+            if (!group) continue;
+            const T* gate_row = gate_up + (static_cast<long long>(expert_of[first]) * 2 * intermediate + j) * width;
+            float sums[2][FEW_ROWS] = {};  // gate, up
+            few_rows_dot<2>(gate_row, static_cast<long long>(intermediate) * width, rows_in, width, group, lane, sums);
+            if (lane == 0) {
+#pragma unroll
+                for (int r = 0; r < FEW_ROWS; ++r) {  // unrolled, so that gate and up stay in registers
+                    if (group >> r & 1u) hidden[r * intermediate + j] = sums[0][r] / (1.f + expf(-sums[0][r])) * sums[1][r];
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_down(
+    const float* __restrict__ hidden, const int* __restrict__ expert, const float* __restrict__ row_weight,
+    const T* __restrict__ down, int rows, int width, int intermediate, T* __restrict__ out, float* stream,
+    const float* __restrict__ hidden_scale, const float* __restrict__ hidden_bias, const float* __restrict__ residual_scale,
+    const float* __restrict__ residual_bias, const float* __restrict__ norm_weight, float epsilon, T* __restrict__ normed,
+    unsigned* done)
+{
+    extern __shared__ float rows_in[];  // [rows][intermediate]
+    __shared__ int expert_of[FEW_ROWS];
+    __shared__ unsigned rows_of[FEW_ROWS];
+    __shared__ bool last;
+    stage_few_rows(hidden, expert, rows, intermediate, rows_in, expert_of, rows_of);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int n = blockIdx.x * WARPS + warp; n < width; n += gridDim.x * WARPS) {
+        float sums[1][FEW_ROWS] = {};
+        for (int first = 0; first < rows; ++first) {
+            const unsigned group = rows_of[first];
+            if (!group) continue;
+            few_rows_dot<1>(down + (static_cast<long long>(expert_of[first]) * width + n) * intermediate, 0, rows_in, intermediate,
+                            group, lane, sums);
+        }
+        if (lane == 0) {
+#pragma unroll
+            for (int r = 0; r < FEW_ROWS; ++r) {
+                if (r >= rows) break;
+                const float value = expert_of[r] >= 0 ? sums[0][r] * row_weight[r] : 0.f;
+                const long long e = static_cast<long long>(r) * width + n;
+                if (stream) {
+                    stream[e] = (value + hidden_bias[n]) * hidden_scale[n] + (stream[e] + residual_bias[n]) * residual_scale[n];
+                } else {
+                    out[e] = from_float<T>(value);
+                }
+            }
+        }
+    }
+    if (!norm_weight) return;
+    __threadfence();  // this block's stream columns are visible before it counts itself done
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (int r = 0; r < rows; ++r) {
+        const float* row = stream + static_cast<long long>(r) * width;
+        float squares = 0.f;
+        for (int c = threadIdx.x; c < width; c += THREADS) {
+            const float value = __ldcg(row + c);
+            squares += value * value;
+        }
+        const float inverse = 1.f / sqrtf(block_sum(squares) / width + epsilon);
+        for (int c = threadIdx.x; c < width; c += THREADS) {
+            normed[static_cast<long long>(r) * width + c] = from_float<T>(__ldcg(row + c) * inverse * norm_weight[c]);
+        }
+    }
+    if (threadIdx.x == 0) *done = 0u;
 }
