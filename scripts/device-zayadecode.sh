@@ -7,7 +7,7 @@ out="$OUT/zayadecode"
 mkdir -p "$out"
 stamp() { echo "[$(date +%T)] $*" | tee -a "$out/timeline.txt"; }
 
-for filter in moe "decode graphs"; do
+for filter in moe "zaya router" "decode graphs" "decode engine"; do
     stamp "selftest --filter $filter"
     timeout 100 .device/cca selftest --device cuda --filter "$filter" > "$out/selftest-${filter// /-}.txt" 2>&1
     echo "exit $?" >> "$out/selftest-${filter// /-}.txt"

@@ -16,24 +16,10 @@
 #include "common.cuh"
 #include "elementwise.cuh"
 #include "reduce.cuh"
+#include "few_rows.cuh"
 
-constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8, VECTOR = 8;
+constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8;
 constexpr int MAX_EXPERTS = 256;  // MixtureOfExperts.maximumDeviceExperts
-
-__device__ __forceinline__ void load_vector(const float* source, float* values) {
-    const float4 low = *reinterpret_cast<const float4*>(source), high = *reinterpret_cast<const float4*>(source + 4);
-    values[0] = low.x; values[1] = low.y; values[2] = low.z; values[3] = low.w;
-    values[4] = high.x; values[5] = high.y; values[6] = high.z; values[7] = high.w;
-}
-
-__device__ __forceinline__ void load_vector(const bf16* source, float* values) {
-    const uint4 bits = *reinterpret_cast<const uint4*>(source);
-    const unsigned words[4] = {bits.x, bits.y, bits.z, bits.w};
-    for (int i = 0; i < 4; ++i) {
-        values[2 * i] = __uint_as_float(words[i] << 16);
-        values[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-    }
-}
 
 extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
     const T* __restrict__ a, const int* __restrict__ gather, const T* __restrict__ weight, const int* __restrict__ offsets,
@@ -137,67 +123,7 @@ extern "C" __global__ void moe_scatter_rows(const T* __restrict__ in, const int*
 // that finishes last (counted in `done`, one int that it resets to 0, so a CUDA graph replays it) writes
 // the RMSNorm of the merged rows, normed = stream / sqrt(mean(stream^2) + eps) * w, in T: the next layer's
 // input norm without a launch of its own. It reads the stream through L2 (__ldcg), since other blocks wrote
-// the columns it did not.
-constexpr int FEW_ROWS = 8;  // MixtureOfExperts.maximumFewRows
-
-// Copies the rows of `a` [rows, width] into `rows_in` as float32 and writes each row's expert into `expert_of`,
-// and for the first row of each expert the mask of that expert's rows into `rows_of` (0 for the others).
-template <typename Source>
-__device__ void stage_few_rows(const Source* __restrict__ a, const int* __restrict__ expert, int rows, int width,
-                               float* rows_in, int* expert_of, unsigned* rows_of)
-{
-    for (int k = threadIdx.x; k < rows * width; k += THREADS) rows_in[k] = to_float(a[k]);
-    if (threadIdx.x < rows) expert_of[threadIdx.x] = expert[threadIdx.x];
-    __syncthreads();
-    if (threadIdx.x < rows) {
-        const int mine = expert_of[threadIdx.x];
-        bool first = mine >= 0;
-        unsigned mask = 0;
-        for (int r = 0; r < rows; ++r) {
-            if (expert_of[r] != mine) continue;
-            if (r < static_cast<int>(threadIdx.x)) first = false;
-            mask |= 1u << r;
-        }
-        rows_of[threadIdx.x] = first ? mask : 0u;
-    }
-    __syncthreads();
-}
-
-// The warp's sums of the weight rows `weight_row + m * stride` (m < MATRICES) · rows_in[r] for the rows r
-// in `rows` (the same for every lane), reduced over the warp: every lane ends with the totals. The
-// matrices' loads of one step are in flight together (gate and up: one pass of latency, not two).
-template <int MATRICES>
-__device__ __forceinline__ void few_rows_dot(const T* __restrict__ weight_row, long long stride, const float* rows_in, int width,
-                                             unsigned rows, int lane, float (&sums)[MATRICES][FEW_ROWS])
-{
-#pragma unroll 4
-    for (int k = lane * VECTOR; k < width; k += 32 * VECTOR) {
-        float w[MATRICES][VECTOR];
-#pragma unroll
-        for (int m = 0; m < MATRICES; ++m) load_vector(weight_row + m * stride + k, w[m]);
-#pragma unroll
-        for (int r = 0; r < FEW_ROWS; ++r) {
-            if (rows >> r & 1u) {
-                float x[VECTOR];
-                load_vector(rows_in + r * width + k, x);
-#pragma unroll
-                for (int m = 0; m < MATRICES; ++m) {
-                    for (int v = 0; v < VECTOR; ++v) sums[m][r] += w[m][v] * x[v];
-                }
-            }
-        }
-    }
-#pragma unroll
-    for (int m = 0; m < MATRICES; ++m) {
-#pragma unroll
-        for (int r = 0; r < FEW_ROWS; ++r) {
-            if (rows >> r & 1u) {
-                for (int offset = 16; offset > 0; offset /= 2) sums[m][r] += __shfl_xor_sync(0xffffffffu, sums[m][r], offset);
-            }
-        }
-    }
-}
-
+// the columns it did not. The staging and the warp's products are few_rows.cuh's.
 extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_gate_up(
     const T* __restrict__ x, const int* __restrict__ expert, const T* __restrict__ gate_up, float* __restrict__ hidden, int rows,
     int width, int intermediate)
@@ -234,7 +160,6 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_down(
     extern __shared__ float rows_in[];  // [rows][intermediate]
     __shared__ int expert_of[FEW_ROWS];
     __shared__ unsigned rows_of[FEW_ROWS];
-    __shared__ bool last;
     stage_few_rows(hidden, expert, rows, intermediate, rows_in, expert_of, rows_of);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (int n = blockIdx.x * WARPS + warp; n < width; n += gridDim.x * WARPS) {
@@ -259,13 +184,7 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_down(
             }
         }
     }
-    if (!norm_weight) return;
-    __threadfence();  // this block's stream columns are visible before it counts itself done
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(done, 1u) == gridDim.x - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
+    if (!norm_weight || !last_block_done(done)) return;
     for (int r = 0; r < rows; ++r) {
         const float* row = stream + static_cast<long long>(r) * width;
         float squares = 0.f;
@@ -278,5 +197,4 @@ extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_down(
             normed[static_cast<long long>(r) * width + c] = from_float<T>(__ldcg(row + c) * inverse * norm_weight[c]);
         }
     }
-    if (threadIdx.x == 0) *done = 0u;
 }

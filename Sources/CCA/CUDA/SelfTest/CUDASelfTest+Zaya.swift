@@ -14,7 +14,7 @@ extension CUDASelfTest {
     /// uploads byte for byte and the CPU reads exactly, so both run the same weights; its rows decided by a
     /// routing tie are left out (``excludingRoutingTies(_:_:_:)``).
     static var zayaCases: [Case] {
-        var cases = zayaExpertCases
+        var cases = zayaExpertCases + zayaRouterCases
         for model in zayaModels {
             cases.append(Case(name: "zaya model \(model.name) prefill, padded", bfloat16Tolerance: zayaModelBFloat16Tolerance) { _, precision in
                 try withRandomZaya(model.config, precision: precision) { zaya in
