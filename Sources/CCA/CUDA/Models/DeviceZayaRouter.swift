@@ -26,7 +26,9 @@ struct DeviceZayaRouter: Sendable {
     func forward(_ x: DeviceTensor, previousState: DeviceTensor?, context: CUDAContext) throws
         -> (experts: DeviceBuffer, weights: DeviceTensor, state: DeviceTensor) {
         let rows = x.count / max(1, x.shape.last!), width = down.shape[0], classes = out.shape[0]
-        if rows <= MixtureOfExperts.maximumFewRows && down.shape[1] % 8 == 0 && width % 8 == 0 {
+        if rows <= MixtureOfExperts.maximumFewRows && down.shape[1] % 8 == 0 && width % 8 == 0
+            && rows * max(down.shape[1], width) * 4 <= MixtureOfExperts.maximumSharedBytes
+            && classes <= MixtureOfExperts.maximumDeviceExperts + 1 {  // MAX_CLASSES in zaya_router.cu
             return try forwardFewRows(x, previousState: previousState, context: context)
         }
         let state = try Linear.forward(x, down, context: context)
@@ -50,7 +52,7 @@ struct DeviceZayaRouter: Sendable {
     }
 
     /// ``forward(_:previousState:context:)`` for at most ``MixtureOfExperts/maximumFewRows`` rows (E and R
-    /// multiples of 8): three launches of `zaya_router_few_rows`, the down-projection with the carried state,
+    /// multiples of 8, the rows within a block's shared memory): three launches of `zaya_router_few_rows`, the down-projection with the carried state,
     /// the norm with fc1 and its GELU, and fc2 with its GELU, whose last block scores and chooses.
     private func forwardFewRows(_ x: DeviceTensor, previousState: DeviceTensor?, context: CUDAContext) throws
         -> (experts: DeviceBuffer, weights: DeviceTensor, state: DeviceTensor) {

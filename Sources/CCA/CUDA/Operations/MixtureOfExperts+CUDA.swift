@@ -76,7 +76,7 @@ extension MixtureOfExperts {
     static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
                         down: DeviceTensor, hostReads: Bool = false, context: CUDAContext) throws -> DeviceTensor {
         let rows = x.count / max(1, x.shape.last!)
-        if rows <= maximumFewRows {
+        if takesFewRows(rows: rows, gateUp: gateUp) {
             let y = try context.empty([rows, down.shape[1]], x.precision)
             try forwardFewRows(x, experts: experts, weights: weights, gateUp: gateUp, down: down, into: .output(y), context: context)
             return y
@@ -133,6 +133,15 @@ extension MixtureOfExperts {
     /// step's rows, whose inputs every block keeps in shared memory while the blocks split the weights' columns.
     static let maximumFewRows = 8
 
+    /// Whether `rows` rows over `gateUp` `[N, 2I, E]` take the few-row kernels: at most ``maximumFewRows``, E
+    /// and I multiples of 8 (16-byte loads), and the rows' inputs within a block's shared memory; else the
+    /// grouped path.
+    private static func takesFewRows(rows: Int, gateUp: DeviceTensor) -> Bool {
+        let (hiddenWidth, width) = (gateUp.shape[1] / 2, gateUp.shape[2])
+        return rows <= maximumFewRows && width % 8 == 0 && hiddenWidth % 8 == 0
+            && rows * max(width, hiddenWidth) * 4 <= maximumSharedBytes
+    }
+
     /// ZAYA's float32 residual stream, which the few-row down product merges its result into in place.
     struct StreamMerge {
         /// float32 `[rows, E]`, updated as ``ResidualScaling/forward(_:residual:)`` with the experts' output.
@@ -151,7 +160,7 @@ extension MixtureOfExperts {
     static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor,
                         merging merge: StreamMerge, hostReads: Bool, context: CUDAContext) throws -> DeviceTensor? {
         let rows = x.count / max(1, x.shape.last!)
-        guard rows <= maximumFewRows else {
+        guard takesFewRows(rows: rows, gateUp: gateUp) else {
             let y = try forward(x, experts: experts, weights: weights, gateUp: gateUp, down: down, hostReads: hostReads, context: context)
             return try ResidualScaling.merge(y, scaling: merge.scaling, into: merge.stream,
                                              norm: merge.norm.map { ($0.weight, $0.epsilon) }, precision: x.precision, context: context).y
@@ -166,22 +175,18 @@ extension MixtureOfExperts {
         case stream(StreamMerge)
     }
 
-    /// The two few-row kernels: `hidden` (float32 `[rows, I]`) = SwiGLU of each row's gate|up product, then the
-    /// weighted down product into `destination`; returns the merged stream's norm when asked for one.
-    /// - Throws: ``CUDAError/unsupported(_:)`` when E or I is not a multiple of 8 (16-byte loads) or the rows
-    ///   do not fit a block's shared memory.
+    /// The two few-row kernels (for shapes ``takesFewRows(rows:gateUp:)`` accepts): `hidden` (float32
+    /// `[rows, I]`) = SwiGLU of each row's gate|up product, then the weighted down product into `destination`;
+    /// returns the merged stream's norm when asked for one.
     private static func forwardFewRows(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
                                        down: DeviceTensor, into destination: FewRowsDestination, context: CUDAContext) throws
         -> DeviceTensor? {
         let (width, hiddenWidth) = (down.shape[1], down.shape[2])
         let rows = x.count / max(1, width)
         precondition(x.shape.last == width && gateUp.shape[1] == 2 * hiddenWidth && gateUp.shape[2] == width
-                     && x.precision == gateUp.precision && down.precision == gateUp.precision && rows <= maximumFewRows,
+                     && x.precision == gateUp.precision && down.precision == gateUp.precision
+                     && takesFewRows(rows: rows, gateUp: gateUp),
                      "few-row experts: x \(x.shape), gate_up \(gateUp.shape), down \(down.shape)")
-        guard width % 8 == 0, hiddenWidth % 8 == 0, rows * max(width, hiddenWidth) * 4 <= maximumSharedBytes else {
-            throw CUDAError.unsupported("expert widths E \(width) and I \(hiddenWidth) for \(rows) rows (the few-row products need "
-                                        + "multiples of 8 and rows x width x 4 bytes of at most \(maximumSharedBytes))")
-        }
         let normed = try {
             if case let .stream(merge) = destination, merge.norm != nil { return try context.empty([rows, width], x.precision) }
             return nil
