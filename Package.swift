@@ -32,6 +32,7 @@ let package = Package(
                 .embedInCode("CUDA/Kernels/cca_rows.cuh"),
                 .embedInCode("CUDA/Kernels/wgmma.cuh"),
                 .embedInCode("CUDA/Kernels/decode_attention.cuh"),
+                .embedInCode("CUDA/Kernels/few_rows.cuh"),
                 .embedInCode("CUDA/Kernels/cca_prologue.cu"),
                 .embedInCode("CUDA/Kernels/cca_prologue_mma.cu"),
                 .embedInCode("CUDA/Kernels/cca_values.cu"),

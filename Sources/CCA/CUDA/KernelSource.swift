@@ -84,7 +84,7 @@ enum KernelSource: String, CaseIterable, Sendable {
         "attention.cuh": PackageResources.attention_cuh, "documents.cuh": PackageResources.documents_cuh,
         "reduce.cuh": PackageResources.reduce_cuh, "elementwise.cuh": PackageResources.elementwise_cuh,
         "cca_rows.cuh": PackageResources.cca_rows_cuh, "wgmma.cuh": PackageResources.wgmma_cuh,
-        "decode_attention.cuh": PackageResources.decode_attention_cuh,
+        "decode_attention.cuh": PackageResources.decode_attention_cuh, "few_rows.cuh": PackageResources.few_rows_cuh,
     ].reduce(into: [:]) { headers, entry in headers[entry.key] = developmentCopy(entry.key) ?? entry.value }
 
     /// Whether the file builds for `architecture`: the wgmma kernels need Hopper's `sm_90a`.

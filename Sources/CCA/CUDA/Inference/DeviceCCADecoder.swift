@@ -66,8 +66,8 @@ struct DeviceCCADecoder: DeviceDecodeLayer {
             : (keys: try context.empty([rows, hkv, d], projections.precision), values: try context.empty([rows, hkv, d], projections.precision))
         let prologue = try context.kernel("cca_decode_prologue", in: .decodeCCAPrologue, precision: projections.precision)
         // Several threads per channel share conv B's input channels: a single-token step has few blocks.
-        let parts = max(1, min(4, 512 / d))
-        try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: parts * d, sharedBytes: (3 + parts) * d * 4,
+        let parts = max(1, min(8, 1024 / d))
+        try context.launch(prologue, grid: (rows, hq + hkv, 1), threads: parts * d, sharedBytes: (3 + 4 * parts) * d * 4,
                            [projections.address, history.address, valueHistory.address, step.rowSequence.address,
                             step.rowState.address, step.rowPosition.address, step.rowOffset.address, step.pageTable.address,
                             weights.depthwiseWeight?.address ?? 0, weights.depthwiseBias?.address ?? 0,

@@ -9,8 +9,9 @@
 //
 // cca_decode_prologue: grid (R, Hq + Hkv), `parts` threads per channel of a head (blockDim = parts * d). Conv A
 // at positions t - 1 and t from latents t - 2 .. t, conv B (one d x d matrix per tap and head, stored
-// [tap][head][in][out] as cca_prologue.cu reads it; part p sums the input channels of its slice, so that a
-// single-token step reads each head's matrices with parts times the warps in flight), the QK-mean, the L2 norm to sqrt(d) (summed in channel
+// [tap][head][in][out] as cca_prologue.cu reads it; the block's threads split it into 4-channel columns by
+// slices of the input channels, 4 * parts slices, so that a single-token step has its loads in flight together;
+// shared memory (3 + 4 * parts) * d floats), the QK-mean, the L2 norm to sqrt(d) (summed in channel
 // order by one thread, as cca_prologue.cu does, so both agree to the bit in float32), the key temperature
 // and RoPE at the row's own position. Query heads write q [R, Hq, d]; key heads write their k, and the
 // value-shifted v of the same KV head, straight into the paged cache (decode_attention.cu's layout), and
@@ -39,7 +40,7 @@ extern "C" __global__ void cca_decode_prologue(
     int value_shift, int max_pages)
 {
     const int d = head_dim, heads = q_heads + kv_heads, ct = heads * d, ek = kv_heads * d;
-    const int parts = blockDim.x / d, part = threadIdx.x / d;
+    const int part = threadIdx.x / d;
     const int r = blockIdx.x, head = blockIdx.y, o = threadIdx.x % d, channel = head * d + o;
     const int state = row_state[r], position = row_position[r], offset = row_offset[r];
     const T* row = projections + static_cast<long long>(r) * stride;
@@ -47,7 +48,7 @@ extern "C" __global__ void cca_decode_prologue(
     extern __shared__ float shared[];
     float* mixed = shared;              // [2][d]: conv A at positions t - 1 and t
     float* values = shared + 2 * d;     // [d]: q or k before normalisation
-    float* partials = shared + 3 * d;   // [parts][d]: conv B over each part's input channels
+    float* partials = shared + 3 * d;   // [slices][d]: conv B over each slice's input channels
     __shared__ float row_scale;
 
     // The latent `lag` rows before this one: from the chunk, or from the slot's history.
@@ -67,16 +68,33 @@ extern "C" __global__ void cca_decode_prologue(
 
     float conv = x0;
     if (convolutions == 2) {
-        const float* tap0 = conv_b_weight + static_cast<long long>(head) * d * d;
-        const float* tap1 = conv_b_weight + static_cast<long long>(heads + head) * d * d;
-        const int slice = (d + parts - 1) / parts, begin = part * slice, end = min(d, begin + slice);
-        float sum = 0.f;
+        // Each thread takes 4 adjacent output channels (one 16-byte load per tap and input channel, when d
+        // allows) of a slice of the input channels: the block's loads of a head's two matrices are nearly all in
+        // flight at once, which is what a single-token step, whose few blocks read 128 KB each, waits on.
+        const int width = d % 4 == 0 ? 4 : 1, columns = d / width, slices = blockDim.x / columns;
+        const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
+        const int per_slice = (d + slices - 1) / slices, begin = slice * per_slice, end = min(d, begin + per_slice);
+        const float* tap0 = conv_b_weight + static_cast<long long>(head) * d * d + column * width;
+        const float* tap1 = conv_b_weight + static_cast<long long>(heads + head) * d * d + column * width;
+        float sums[4] = {0.f, 0.f, 0.f, 0.f};
+        if (width == 4) {
 #pragma unroll 4
-        for (int i = begin; i < end; ++i) sum += tap0[i * d + o] * mixed[i] + tap1[i * d + o] * mixed[d + i];
-        partials[part * d + o] = sum;
+            for (int i = begin; i < end; ++i) {
+                const float4 w0 = *reinterpret_cast<const float4*>(tap0 + i * d), w1 = *reinterpret_cast<const float4*>(tap1 + i * d);
+                const float m0 = mixed[i], m1 = mixed[d + i];
+                sums[0] += w0.x * m0 + w1.x * m1; sums[1] += w0.y * m0 + w1.y * m1;
+                sums[2] += w0.z * m0 + w1.z * m1; sums[3] += w0.w * m0 + w1.w * m1;
+            }
+        } else {
+            for (int i = begin; i < end; ++i) sums[0] += tap0[i * d] * mixed[i] + tap1[i * d] * mixed[d + i];
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            if (j < width) partials[slice * d + column * width + j] = sums[j];
+        }
         __syncthreads();
         conv = conv_b_bias[channel];
-        for (int p = 0; p < parts; ++p) conv += partials[p * d + o];
+        for (int p = 0; p < slices; ++p) conv += partials[p * d + o];
     } else if (convolutions == 1) {
         conv = mixed[d + o];
     }
@@ -87,6 +105,7 @@ extern "C" __global__ void cca_decode_prologue(
     __syncthreads();
     if (threadIdx.x == 0) {
         float sum = 0.f;
+#pragma unroll 16
         for (int c = 0; c < d; ++c) sum += values[c] * values[c];
         row_scale = sqrtf(static_cast<float>(d)) / fmaxf(sqrtf(sum), L2_EPSILON);
     }

@@ -15,24 +15,11 @@
 // projection writes the layer's output in place; rows that go to no expert are left as they were.
 #include "common.cuh"
 #include "elementwise.cuh"
+#include "reduce.cuh"
+#include "few_rows.cuh"
 
-constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8, VECTOR = 8;
+constexpr int THREADS = 256, WARPS = THREADS / 32, ROWS = 8;
 constexpr int MAX_EXPERTS = 256;  // MixtureOfExperts.maximumDeviceExperts
-
-__device__ __forceinline__ void load_vector(const float* source, float* values) {
-    const float4 low = *reinterpret_cast<const float4*>(source), high = *reinterpret_cast<const float4*>(source + 4);
-    values[0] = low.x; values[1] = low.y; values[2] = low.z; values[3] = low.w;
-    values[4] = high.x; values[5] = high.y; values[6] = high.z; values[7] = high.w;
-}
-
-__device__ __forceinline__ void load_vector(const bf16* source, float* values) {
-    const uint4 bits = *reinterpret_cast<const uint4*>(source);
-    const unsigned words[4] = {bits.x, bits.y, bits.z, bits.w};
-    for (int i = 0; i < 4; ++i) {
-        values[2 * i] = __uint_as_float(words[i] << 16);
-        values[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-    }
-}
 
 extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
     const T* __restrict__ a, const int* __restrict__ gather, const T* __restrict__ weight, const int* __restrict__ offsets,
@@ -120,4 +107,94 @@ extern "C" __global__ void moe_scatter_rows(const T* __restrict__ in, const int*
         const long long row = order[e / width];
         out[row * width + e % width] = from_float<T>(row_weight[row] * to_float(in[e]));
     });
+}
+
+// The few-row path (a decode step: at most FEW_ROWS rows, each routed to one expert or to none), without the
+// grouping: the rows' inputs are few enough for every block to keep them all in shared memory, so the
+// blocks split only the output columns (one column per warp at a time, over every SM) and each reads its
+// columns' weights once per distinct expert of the step, the rows of that expert together.
+//
+// moe_few_rows_gate_up: hidden[r, j] = silu(gate_e[j] · x[r]) * (up_e[j] · x[r]) for each row r of expert
+// e (gate rows first in [N, 2I, E]), float32 [rows, I]; rows of no expert are left unwritten.
+//
+// moe_few_rows_down: v = row_weight[r] * (down_e[n] · hidden[r]), 0 for a row of no expert. Without
+// `stream`, out[r, n] = v (T). With it, v merges into ZAYA's float32 residual stream in place, as
+// zaya_scale_norm does, stream = (v + b_h) * s_h + (stream + b_r) * s_r; and with `norm_weight` the block
+// that finishes last (counted in `done`, one int that it resets to 0, so a CUDA graph replays it) writes
+// the RMSNorm of the merged rows, normed = stream / sqrt(mean(stream^2) + eps) * w, in T: the next layer's
+// input norm without a launch of its own. It reads the stream through L2 (__ldcg), since other blocks wrote
+// the columns it did not. The staging and the warp's products are few_rows.cuh's.
+extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_gate_up(
+    const T* __restrict__ x, const int* __restrict__ expert, const T* __restrict__ gate_up, float* __restrict__ hidden, int rows,
+    int width, int intermediate)
+{
+    extern __shared__ float rows_in[];  // [rows][width]
+    __shared__ int expert_of[FEW_ROWS];
+    __shared__ unsigned rows_of[FEW_ROWS];
+    stage_few_rows(x, expert, rows, width, rows_in, expert_of, rows_of);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int j = blockIdx.x * WARPS + warp; j < intermediate; j += gridDim.x * WARPS) {
+        for (int first = 0; first < rows; ++first) {
+            const unsigned group = rows_of[first];
+            if (!group) continue;
+            const T* gate_row = gate_up + (static_cast<long long>(expert_of[first]) * 2 * intermediate + j) * width;
+            float sums[2][FEW_ROWS] = {};  // gate, up
+            few_rows_dot<2>(gate_row, static_cast<long long>(intermediate) * width, rows_in, width, group, lane, sums);
+            if (lane == 0) {
+#pragma unroll
+                for (int r = 0; r < FEW_ROWS; ++r) {  // unrolled, so that gate and up stay in registers
+                    if (group >> r & 1u) hidden[r * intermediate + j] = sums[0][r] / (1.f + expf(-sums[0][r])) * sums[1][r];
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS, 2) moe_few_rows_down(
+    const float* __restrict__ hidden, const int* __restrict__ expert, const float* __restrict__ row_weight,
+    const T* __restrict__ down, int rows, int width, int intermediate, T* __restrict__ out, float* stream,
+    const float* __restrict__ hidden_scale, const float* __restrict__ hidden_bias, const float* __restrict__ residual_scale,
+    const float* __restrict__ residual_bias, const float* __restrict__ norm_weight, float epsilon, T* __restrict__ normed,
+    unsigned* done)
+{
+    extern __shared__ float rows_in[];  // [rows][intermediate]
+    __shared__ int expert_of[FEW_ROWS];
+    __shared__ unsigned rows_of[FEW_ROWS];
+    stage_few_rows(hidden, expert, rows, intermediate, rows_in, expert_of, rows_of);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int n = blockIdx.x * WARPS + warp; n < width; n += gridDim.x * WARPS) {
+        float sums[1][FEW_ROWS] = {};
+        for (int first = 0; first < rows; ++first) {
+            const unsigned group = rows_of[first];
+            if (!group) continue;
+            few_rows_dot<1>(down + (static_cast<long long>(expert_of[first]) * width + n) * intermediate, 0, rows_in, intermediate,
+                            group, lane, sums);
+        }
+        if (lane == 0) {
+#pragma unroll
+            for (int r = 0; r < FEW_ROWS; ++r) {
+                if (r >= rows) break;
+                const float value = expert_of[r] >= 0 ? sums[0][r] * row_weight[r] : 0.f;
+                const long long e = static_cast<long long>(r) * width + n;
+                if (stream) {
+                    stream[e] = (value + hidden_bias[n]) * hidden_scale[n] + (stream[e] + residual_bias[n]) * residual_scale[n];
+                } else {
+                    out[e] = from_float<T>(value);
+                }
+            }
+        }
+    }
+    if (!norm_weight || !last_block_done(done)) return;
+    for (int r = 0; r < rows; ++r) {
+        const float* row = stream + static_cast<long long>(r) * width;
+        float squares = 0.f;
+        for (int c = threadIdx.x; c < width; c += THREADS) {
+            const float value = __ldcg(row + c);
+            squares += value * value;
+        }
+        const float inverse = 1.f / sqrtf(block_sum(squares) / width + epsilon);
+        for (int c = threadIdx.x; c < width; c += THREADS) {
+            normed[static_cast<long long>(r) * width + c] = from_float<T>(__ldcg(row + c) * inverse * norm_weight[c]);
+        }
+    }
 }

@@ -1,8 +1,9 @@
 /// One ``ZayaDecoderLayer`` on the GPU, over the float32 residual stream and the layer's share of the paged
 /// decode cache: the input norm, CCGQA through ``DeviceCCADecoder`` (latent cache, convolution history and
 /// delayed value in the cache's state slots), the post-attention residual scaling fused with the next norm,
-/// the float32 ``DeviceZayaRouter``, the experts (``MixtureOfExperts`` on the device: grouping, one grouped
-/// product per projection) and the post-MLP residual scaling.
+/// the float32 ``DeviceZayaRouter``, the experts (``MixtureOfExperts`` on the device) and the post-MLP residual
+/// scaling. A decode step's few rows take the few-row expert kernels, whose down product also merges into the
+/// stream and writes the next layer's input norm; more rows group by expert and merge in a launch of their own.
 struct DeviceZayaLayer {
     let attention: DeviceCCADecoder
     let inputNorm: DeviceTensor, postAttentionNorm: DeviceTensor
@@ -12,6 +13,9 @@ struct DeviceZayaLayer {
     let gateUp: DeviceTensor, down: DeviceTensor
     let epsilon: Float
     let precision: CUDAPrecision
+    /// One int in which the few-row down product counts its finished blocks (0 between launches), so that its
+    /// last block writes the next layer's input norm (``MixtureOfExperts/StreamMerge``).
+    let blocksDone: DeviceBuffer
 
     /// Uploads `layer`; the experts go straight from the mapped files to the device.
     /// A `hybrid_sliding` layer's attention config carries its window and its own RoPE parameters
@@ -29,23 +33,28 @@ struct DeviceZayaLayer {
         gateUp = try context.upload(layer.gateUp, precision)
         down = try context.upload(layer.down, precision)
         (epsilon, self.precision) = (layer.epsilon, precision)
+        blocksDone = try context.upload([Int32(0)])
     }
 
     /// Runs the step's rows of `stream` (float32 `[rows, E]`, updated in place) through the layer, continuing
-    /// each sequence's cache; returns the router state for the next layer.
-    func decode(_ stream: DeviceTensor, routerState: DeviceTensor?, step: inout DeviceDecodeStep, cache: DeviceDecodeCache.Layer,
-                context: CUDAContext) throws -> DeviceTensor {
-        let normed = try ResidualScaling.merge(nil, scaling: nil, into: stream, norm: (inputNorm, epsilon), precision: precision,
-                                               context: context).y!
+    /// each sequence's cache. `normed` is the stream's input norm when the previous layer made it (nil: this
+    /// layer makes it); with `nextNorm` (the next layer's input norm) the layer returns the merged stream's
+    /// norm for it, with the router state for the next layer.
+    func decode(_ stream: DeviceTensor, normed: DeviceTensor?, routerState: DeviceTensor?,
+                nextNorm: (weight: DeviceTensor, epsilon: Float)?, step: inout DeviceDecodeStep, cache: DeviceDecodeCache.Layer,
+                context: CUDAContext) throws -> (routerState: DeviceTensor, nextNormed: DeviceTensor?) {
+        let normed = try normed ?? ResidualScaling.merge(nil, scaling: nil, into: stream, norm: (inputNorm, epsilon),
+                                                         precision: precision, context: context).y!
         let attended = try attention.decode(normed, step: &step, cache: cache, context: context)
         let (mlpIn, routerIn) = try ResidualScaling.merge(attended, scaling: postAttentionScaling, into: stream,
                                                           norm: (postAttentionNorm, epsilon), precision: precision,
                                                           keepFloat: true, context: context)
         let (experts, weights, state) = try router.forward(routerIn!, previousState: routerState, context: context)
-        let mixed = try MixtureOfExperts.forward(mlpIn!, experts: experts, weights: weights, gateUp: gateUp, down: down,
-                                                 hostReads: step.allowsHostReads, context: context)
-        try ResidualScaling.merge(mixed, scaling: postMLPScaling, into: stream, norm: nil, precision: precision, context: context)
-        return state
+        let merge = MixtureOfExperts.StreamMerge(stream: stream, scaling: postMLPScaling,
+                                                 norm: nextNorm.map { ($0.weight, $0.epsilon, blocksDone) })
+        let nextNormed = try MixtureOfExperts.forward(mlpIn!, experts: experts, weights: weights, gateUp: gateUp, down: down,
+                                                      merging: merge, hostReads: step.allowsHostReads, context: context)
+        return (state, nextNormed)
     }
 }
 

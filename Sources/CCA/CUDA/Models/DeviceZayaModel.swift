@@ -43,9 +43,12 @@ struct DeviceZayaModel: DeviceDecodingModel {
         let scale = try context.kernel("zaya_input_scale", in: .zayaStream, precision: precision)
         try context.launchElementwise(scale, count: stream.count, [embedded.address, inputBias.address, inputScale.address,
                                                                    stream.address, Int64(step.rows), Int32(width)])
-        var routerState: DeviceTensor?
-        for (layer, layerCache) in zip(layers, cache.layers) {
-            routerState = try layer.decode(stream, routerState: routerState, step: &step, cache: layerCache, context: context)
+        var (routerState, layerInput): (DeviceTensor?, DeviceTensor?) = (nil, nil)
+        for (index, (layer, layerCache)) in zip(layers, cache.layers).enumerated() {
+            let next = index + 1 < layers.count ? layers[index + 1] : nil
+            (routerState, layerInput) = try layer.decode(stream, normed: layerInput, routerState: routerState,
+                                                     nextNorm: next.map { ($0.inputNorm, $0.epsilon) }, step: &step,
+                                                     cache: layerCache, context: context)
         }
         // Only the rows whose logits are wanted go through the final norm and the head (a row gather).
         let wanted = allRows ? stream : try Embedding.forward(ids: step.sequenceLastRow, count: step.lengths.count, table: stream,

@@ -66,14 +66,21 @@ extension MixtureOfExperts {
 
     /// ``forward(_:experts:weights:gateUp:down:)`` on the GPU: `x` `[rows, E]`, each row's expert (int32
     /// `[rows]`, -1: none) and float32 weight `[rows]`, the stacked `gateUp` `[N, 2I, E]` and `down`
-    /// `[N, E, I]` → `[rows, E]`, 0 for rows that go to no expert. Grouping, the gate|up product over every
-    /// expert's rows, SwiGLU and the weighted down product with its scatter: five launches whatever the
+    /// `[N, E, I]` → `[rows, E]`, 0 for rows that go to no expert. Up to ``maximumFewRows`` rows (a decode
+    /// step) two launches: the gate|up product with SwiGLU and the weighted down product, each reading every
+    /// chosen expert's weights once over all the multiprocessors. Above, grouping, the gate|up product over
+    /// every expert's rows, SwiGLU and the weighted down product with its scatter: five launches whatever the
     /// experts chosen, no host round trip. With `hostReads` (a step outside a CUDA graph) and at least
     /// ``rowsForProductsPerExpert`` rows, the group sizes are read to the host once and each expert's two
     /// products run on cuBLAS over its gathered rows instead.
     static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
                         down: DeviceTensor, hostReads: Bool = false, context: CUDAContext) throws -> DeviceTensor {
         let rows = x.count / max(1, x.shape.last!)
+        if takesFewRows(rows: rows, gateUp: gateUp) {
+            let y = try context.empty([rows, down.shape[1]], x.precision)
+            try forwardFewRows(x, experts: experts, weights: weights, gateUp: gateUp, down: down, into: .output(y), context: context)
+            return y
+        }
         let groups = try group(experts: experts, rows: rows, expertCount: gateUp.shape[0], context: context)
         if hostReads && rows >= rowsForProductsPerExpert {
             return try forwardPerExpert(x, groups: groups, weights: weights, gateUp: gateUp, down: down, context: context)
@@ -120,5 +127,90 @@ extension MixtureOfExperts {
         try context.launchElementwise(scatter, count: products.count, [products.address, groups.order.address, weights.address,
                                                                        y.address, Int64(slots), Int32(width)])
         return y
+    }
+
+    /// Rows up to which the products take the few-row kernels of `moe_experts.cu` (`FEW_ROWS` there): a decode
+    /// step's rows, whose inputs every block keeps in shared memory while the blocks split the weights' columns.
+    static let maximumFewRows = 8
+
+    /// Whether `rows` rows over `gateUp` `[N, 2I, E]` take the few-row kernels: at most ``maximumFewRows``, E
+    /// and I multiples of 8 (16-byte loads), and the rows' inputs within a block's shared memory; else the
+    /// grouped path.
+    private static func takesFewRows(rows: Int, gateUp: DeviceTensor) -> Bool {
+        let (hiddenWidth, width) = (gateUp.shape[1] / 2, gateUp.shape[2])
+        return rows <= maximumFewRows && width % 8 == 0 && hiddenWidth % 8 == 0
+            && rows * max(width, hiddenWidth) * 4 <= maximumSharedBytes
+    }
+
+    /// ZAYA's float32 residual stream, which the few-row down product merges its result into in place.
+    struct StreamMerge {
+        /// float32 `[rows, E]`, updated as ``ResidualScaling/forward(_:residual:)`` with the experts' output.
+        let stream: DeviceTensor
+        let scaling: DeviceResidualScaling
+        /// The next layer's input RMSNorm of the merged stream, with a device counter (one int, 0 between
+        /// launches) that lets the down product's last block write it.
+        let norm: (weight: DeviceTensor, epsilon: Float, blocksDone: DeviceBuffer)?
+    }
+
+    /// ``forward(_:experts:weights:gateUp:down:hostReads:context:)`` merged into ZAYA's residual stream:
+    /// `merge.stream` becomes `(y + b_h) ∘ s_h + (stream + b_r) ∘ s_r`, and with `merge.norm` the RMSNorm of the
+    /// merged stream comes back in `x`'s precision. Up to ``maximumFewRows`` rows that is two launches (the
+    /// gate|up product with SwiGLU, and the down product with the routing weight, the merge and the norm);
+    /// more rows run the grouped products and ``ResidualScaling/merge(_:scaling:into:norm:precision:keepFloat:context:)``.
+    static func forward(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor, down: DeviceTensor,
+                        merging merge: StreamMerge, hostReads: Bool, context: CUDAContext) throws -> DeviceTensor? {
+        let rows = x.count / max(1, x.shape.last!)
+        guard takesFewRows(rows: rows, gateUp: gateUp) else {
+            let y = try forward(x, experts: experts, weights: weights, gateUp: gateUp, down: down, hostReads: hostReads, context: context)
+            return try ResidualScaling.merge(y, scaling: merge.scaling, into: merge.stream,
+                                             norm: merge.norm.map { ($0.weight, $0.epsilon) }, precision: x.precision, context: context).y
+        }
+        return try forwardFewRows(x, experts: experts, weights: weights, gateUp: gateUp, down: down, into: .stream(merge),
+                                  context: context)
+    }
+
+    /// Where the few-row down product writes: a plain output `[rows, E]` in the storage precision, or the stream.
+    private enum FewRowsDestination {
+        case output(DeviceTensor)
+        case stream(StreamMerge)
+    }
+
+    /// The two few-row kernels (for shapes ``takesFewRows(rows:gateUp:)`` accepts): `hidden` (float32
+    /// `[rows, I]`) = SwiGLU of each row's gate|up product, then the weighted down product into `destination`;
+    /// returns the merged stream's norm when asked for one.
+    private static func forwardFewRows(_ x: DeviceTensor, experts: DeviceBuffer, weights: DeviceTensor, gateUp: DeviceTensor,
+                                       down: DeviceTensor, into destination: FewRowsDestination, context: CUDAContext) throws
+        -> DeviceTensor? {
+        let (width, hiddenWidth) = (down.shape[1], down.shape[2])
+        let rows = x.count / max(1, width)
+        precondition(x.shape.last == width && gateUp.shape[1] == 2 * hiddenWidth && gateUp.shape[2] == width
+                     && x.precision == gateUp.precision && down.precision == gateUp.precision
+                     && takesFewRows(rows: rows, gateUp: gateUp),
+                     "few-row experts: x \(x.shape), gate_up \(gateUp.shape), down \(down.shape)")
+        let normed = try {
+            if case let .stream(merge) = destination, merge.norm != nil { return try context.empty([rows, width], x.precision) }
+            return nil
+        }() as DeviceTensor?
+        guard rows > 0 else { return normed }
+        let warps = 8  // WARPS in moe_experts.cu: one output column per warp at a time
+        let hidden = try context.empty([rows, hiddenWidth], .float32)
+        let gateUpKernel = try context.kernel("moe_few_rows_gate_up", in: .moeExperts, precision: x.precision)
+        try context.launch(gateUpKernel, grid: ((hiddenWidth + warps - 1) / warps, 1, 1), threads: 256, sharedBytes: rows * width * 4,
+                           [x.address, experts.address, gateUp.address, hidden.address, Int32(rows), Int32(width),
+                            Int32(hiddenWidth)])
+        var (output, merge): (DeviceTensor?, StreamMerge?) = (nil, nil)
+        switch destination {
+        case let .output(y): output = y
+        case let .stream(streamMerge): merge = streamMerge
+        }
+        let downKernel = try context.kernel("moe_few_rows_down", in: .moeExperts, precision: x.precision)
+        try context.launch(downKernel, grid: ((width + warps - 1) / warps, 1, 1), threads: 256, sharedBytes: rows * hiddenWidth * 4,
+                           [hidden.address, experts.address, weights.address, down.address, Int32(rows), Int32(width),
+                            Int32(hiddenWidth), output?.address ?? 0, merge?.stream.address ?? 0,
+                            merge?.scaling.hiddenScale.address ?? 0, merge?.scaling.hiddenBias.address ?? 0,
+                            merge?.scaling.residualScale.address ?? 0, merge?.scaling.residualBias.address ?? 0,
+                            merge?.norm?.weight.address ?? 0, merge?.norm?.epsilon ?? 0, normed?.address ?? 0,
+                            merge?.norm?.blocksDone.address ?? 0])
+        return normed
     }
 }

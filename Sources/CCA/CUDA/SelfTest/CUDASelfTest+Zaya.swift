@@ -7,69 +7,14 @@ import Darwin
 #endif
 
 extension CUDASelfTest {
-    /// ZAYA on the GPU (`--filter zaya`): the expert grouping and grouped products alone against a plain CPU
-    /// loop on ragged expert counts (experts with no rows, rows with no expert, more rows than one tile of
-    /// the grouping kernel), then small random ZAYA models (several layers, experts, the skip expert favoured
-    /// by its balancing bias, a state carried between routers, untied head with a bias) against the CPU
+    /// ZAYA on the GPU (`--filter zaya`): the expert products alone (``zayaExpertCases``), then small random
+    /// ZAYA models (several layers, experts, the skip expert favoured by its balancing bias, a state carried between routers, untied head with a bias) against the CPU
     /// ``ZayaModel`` read from the same directory: the prefill's logits of every row, right padding, and
     /// decoding in chunks and token by token. A bfloat16 case's directory is stored in BF16, which the GPU
     /// uploads byte for byte and the CPU reads exactly, so both run the same weights; its rows decided by a
     /// routing tie are left out (``excludingRoutingTies(_:_:_:)``).
     static var zayaCases: [Case] {
-        var cases: [Case] = []
-        // (rows, width E, intermediate I, experts)
-        for (rows, width, intermediate, experts) in [(37, 64, 40, 6), (3000, 16, 8, 5), (1, 64, 32, 4)] {
-            cases.append(Case(name: "zaya moe grouped experts rows\(rows) E\(width) I\(intermediate) N\(experts)") { context, precision in
-                var generator = SplitMix64(seed: UInt64(rows))
-                // Expert 1 gets no row; about one row in five goes to none; a single row goes to the last expert.
-                let choices: [Int32] = rows == 1 ? [Int32(experts - 1)] : (0..<rows).map { _ in
-                    let pick = Int32(generator.next() % UInt64(experts + 1)) - 1
-                    return pick == 1 ? 0 : pick
-                }
-                let routerWeights = (0..<rows).map { _ in Float(generator.next() % 1000) / 1000 + 0.25 }
-                let x = representable(Tensor<Float>(randomNormal: [rows, width], seed: 61), precision)
-                let gateUp = representable(Tensor<Float>(randomNormal: [experts, 2 * intermediate, width], std: 0.2, seed: 62), precision)
-                let down = representable(Tensor<Float>(randomNormal: [experts, width, intermediate], std: 0.2, seed: 63), precision)
-                // Both paths: the grouped product, and (host reads allowed; 3000 rows are over the threshold) each
-                // expert's products on cuBLAS.
-                let (gpu, offsets) = try context.exclusive { () -> ([Tensor<Float>], [Int32]) in
-                    let ids = try context.upload(choices)
-                    let outputs = try [false, true].map { hostReads in
-                        try context.download(try MixtureOfExperts.forward(
-                            try context.upload(x, precision), experts: ids,
-                            weights: try context.upload(Tensor(checked: [rows], routerWeights), .float32),
-                            gateUp: try context.upload(gateUp, precision), down: try context.upload(down, precision),
-                            hostReads: hostReads, context: context))
-                    }
-                    let groups = try MixtureOfExperts.group(experts: ids, rows: rows, expertCount: experts, context: context)
-                    return (outputs, try context.download(Int32.self, experts + 1, from: groups.offsets))
-                }
-                // The plain loop, in Double: each row through its own expert.
-                var reference = [Float](repeating: 0, count: rows * width)
-                for row in 0..<rows where choices[row] >= 0 {
-                    let e = Int(choices[row])
-                    var hidden = [Double](repeating: 0, count: intermediate)
-                    for i in 0..<intermediate {
-                        var (g, u) = (0.0, 0.0)
-                        for k in 0..<width {
-                            g += Double(gateUp.storage[(e * 2 * intermediate + i) * width + k]) * Double(x.storage[row * width + k])
-                            u += Double(gateUp.storage[(e * 2 * intermediate + intermediate + i) * width + k]) * Double(x.storage[row * width + k])
-                        }
-                        hidden[i] = g / (1 + Double.exp(-g)) * u
-                    }
-                    for c in 0..<width {
-                        var sum = 0.0
-                        for i in 0..<intermediate { sum += Double(down.storage[(e * width + c) * intermediate + i]) * hidden[i] }
-                        reference[row * width + c] = Float(Double(routerWeights[row]) * sum)
-                    }
-                }
-                var counts = [Int32](repeating: 0, count: experts + 1)
-                for choice in choices where choice >= 0 { counts[Int(choice) + 1] += 1 }
-                for e in 0..<experts { counts[e + 1] += counts[e] }
-                return gpu.map { ($0, Tensor(checked: [rows, width], reference)) } + [
-                        (Tensor(checked: [experts + 1], offsets.map(Float.init)), Tensor(checked: [experts + 1], counts.map(Float.init)))]
-            })
-        }
+        var cases = zayaExpertCases + zayaRouterCases
         for model in zayaModels {
             cases.append(Case(name: "zaya model \(model.name) prefill, padded", bfloat16Tolerance: zayaModelBFloat16Tolerance) { _, precision in
                 try withRandomZaya(model.config, precision: precision) { zaya in
