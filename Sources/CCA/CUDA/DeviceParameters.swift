@@ -36,7 +36,8 @@ struct DeviceParameters: Sendable {
     static let alignment = 64
 
     /// Names sort by this: themselves, except that each CCA layer's four down-projections follow one another
-    /// in the order its forward stacks them (``DeviceCCA/projectionNames``), so that they make one product.
+    /// in the order its forward stacks them (``DeviceCCA/projectionNames``), so that they make one product
+    /// (an MLP's `gate_proj` and `up_proj` already follow one another by name, and make one too).
     static func layoutKey(_ name: String) -> String {
         for (index, projection) in DeviceCCA.projectionNames.enumerated() where name.hasSuffix(projection) {
             return String(name.dropLast(projection.count)) + "qkv_proj.\u{1}\(index)"

@@ -141,7 +141,7 @@ public struct MLA<Scalar: TensorScalar>: AttentionLayer {
     }
 
     public func backward(_ dy: Tensor<Scalar>, _ saved: Saved) throws -> (dx: Tensor<Scalar>, grads: [String: Tensor<Scalar>]) {
-        let (h, dn, dr, dv, dc) = (config.heads, config.noPEHeadDim, config.ropeHeadDim, config.valueHeadDim, config.keyValueRank)
+        let (h, dn, dr, dv) = (config.heads, config.noPEHeadDim, config.ropeHeadDim, config.valueHeadDim)
         let layout = saved.layout, rows = layout.rows
         try layout.validate(dy, width: hiddenSize, name: "output gradient dy")
         var grads: [String: Tensor<Scalar>] = [:]

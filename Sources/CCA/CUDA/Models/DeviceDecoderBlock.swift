@@ -65,10 +65,15 @@ struct DeviceDecoderBlock: Sendable {
                                                                      context: context)
         let h = try context.empty(x.shape, x.precision)
         let (mlpIn, postInverse) = try RMSNorm.forward(x, adding: attended, into: h, weight: postNorm, epsilon: epsilon, context: context)
-        // gate | up side by side, as SwiGLU reads them; the weights are separate parameters, so two products.
+        // gate | up side by side, as SwiGLU reads them: one product where the two weights lie one after the
+        // other (as DeviceParameters places them), else two.
         let gateUp = try context.empty([mlpIn.shape[0], 2 * width], x.precision)
-        try Linear.forward(mlpIn.matrix, gate, into: gateUp.columns(0..<width), context: context)
-        try Linear.forward(mlpIn.matrix, up, into: gateUp.columns(width..<(2 * width)), context: context)
+        if let gateUpWeight = DeviceTensor.stacked([gate, up]) {
+            try Linear.forward(mlpIn.matrix, gateUpWeight, into: gateUp.matrix, context: context)
+        } else {
+            try Linear.forward(mlpIn.matrix, gate, into: gateUp.columns(0..<width), context: context)
+            try Linear.forward(mlpIn.matrix, up, into: gateUp.columns(width..<(2 * width)), context: context)
+        }
         let hidden = try SwiGLU.forward(gateUp, context: context)
         let y = DeviceResidualStream(base: h, pending: try Linear.forward(hidden, down, context: context).reshaped(x.shape))
         guard keep else { return (y, nil) }
@@ -79,10 +84,15 @@ struct DeviceDecoderBlock: Sendable {
                                 dWeight: gradients.down, context: context)
             let dGateUp = try SwiGLU.backward(dHidden, gateUp: gateUp, context: context)
             let dMLPIn = try context.empty(mlpIn.shape, x.precision)
-            try Linear.backward(dGateUp.columns(0..<width), x: mlpIn.matrix, weight: gate, dx: dMLPIn.matrix, accumulate: false,
-                                dWeight: gradients.gate, context: context)
-            try Linear.backward(dGateUp.columns(width..<(2 * width)), x: mlpIn.matrix, weight: up, dx: dMLPIn.matrix,
-                                accumulate: true, dWeight: gradients.up, context: context)
+            if let gateUpWeight = DeviceTensor.stacked([gate, up]), let gateUpGradient = DeviceTensor.stacked([gradients.gate, gradients.up]) {
+                try Linear.backward(dGateUp.matrix, x: mlpIn.matrix, weight: gateUpWeight, dx: dMLPIn.matrix, accumulate: false,
+                                    dWeight: gateUpGradient, context: context)
+            } else {
+                try Linear.backward(dGateUp.columns(0..<width), x: mlpIn.matrix, weight: gate, dx: dMLPIn.matrix, accumulate: false,
+                                    dWeight: gradients.gate, context: context)
+                try Linear.backward(dGateUp.columns(width..<(2 * width)), x: mlpIn.matrix, weight: up, dx: dMLPIn.matrix,
+                                    accumulate: true, dWeight: gradients.up, context: context)
+            }
             // The residual passes dy straight through: dh = dy + d(post norm), added by the norm's backward.
             let dh = try context.empty(x.shape, x.precision)
             try RMSNorm.backward(dMLPIn, x: h.matrix, weight: postNorm, inverseRMS: postInverse, adding: dy,

@@ -78,7 +78,7 @@ extension MixtureOfExperts {
         let rows = x.count / max(1, x.shape.last!)
         if takesFewRows(rows: rows, gateUp: gateUp) {
             let y = try context.empty([rows, down.shape[1]], x.precision)
-            try forwardFewRows(x, experts: experts, weights: weights, gateUp: gateUp, down: down, into: .output(y), context: context)
+            _ = try forwardFewRows(x, experts: experts, weights: weights, gateUp: gateUp, down: down, into: .output(y), context: context)
             return y
         }
         let groups = try group(experts: experts, rows: rows, expertCount: gateUp.shape[0], context: context)

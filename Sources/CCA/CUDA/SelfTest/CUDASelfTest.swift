@@ -16,7 +16,7 @@ public enum CUDASelfTest {
     @discardableResult
     public static func run(filter: String? = nil, log: (String) -> Void = { print($0) }) -> (passed: Int, failed: Int) {
         var (passed, failed) = (0, 0)
-        var worst: [CUDAPrecision: (error: Float, name: String)] = [:]
+        var worst: [CUDAPrecision: (error: Float, name: String, tolerance: Float)] = [:]
         do {
             let context = try CUDAContext.shared()
             log("device: \(context.deviceName), kernels for \(context.architecture); \(CUDAKernels.compilerStatus)")
@@ -34,7 +34,7 @@ public enum CUDASelfTest {
                         let allowed = testCase.tolerance(precision)
                         let ok = error <= allowed
                         if ok { passed += 1 } else { failed += 1 }
-                        if !(worst[precision].map { $0.error >= error } ?? false) { worst[precision] = (error, testCase.name) }
+                        if !(worst[precision].map { $0.error >= error } ?? false) { worst[precision] = (error, testCase.name, allowed) }
                         // A failure names its first output over the tolerance (the case's outputs in its order).
                         let culprit = ok ? "" : errors.firstIndex { !($0 <= allowed) }.map { " (output \($0 + 1) of \(errors.count))" } ?? ""
                         let stated = allowed == tolerance(precision) ? "" : " (tolerance \(scientific(allowed)))"
@@ -49,8 +49,8 @@ public enum CUDASelfTest {
             failed += 1
             log("FAIL cuda unavailable: \(error)")
         }
-        for (precision, (error, name)) in worst.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            log("worst \(precision.rawValue): \(scientific(error)) (\(name)), tolerance \(scientific(tolerance(precision)))")
+        for (precision, (error, name, allowed)) in worst.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            log("worst \(precision.rawValue): \(scientific(error)) (\(name)), its tolerance \(scientific(allowed))")
         }
         log("\(passed) passed, \(failed) failed")
         return (passed, failed)
