@@ -19,8 +19,9 @@
 // groups merge by shuffles and the warps through shared memory, and the block writes the split's
 // unnormalised output with its running max and sum.
 // decode_attention_combine: grid (B * query_rows, Hq), COMBINE_THREADS threads: the splits that hold keys of
-// the sequence merged, each scaled by exp2(max_s - max), divided by the total sum; its warps take the splits
-// in turn. A row that sees no key gets zeros. It also merges the partial results of decode_attention_mma.cu.
+// the sequence merged, each scaled by exp2(max_s - max), divided by the total sum. Each thread loads up to
+// COMBINE_SPLITS splits' maxima and sums at once and the block shares the scale factors; the warps take runs of
+// COMBINE_RUN splits in turn, each lane every 32nd channel. A row that sees no key gets zeros. It also merges the partial results of decode_attention_mma.cu.
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256), -DLANES=<lanes per key: dk and dv multiples
