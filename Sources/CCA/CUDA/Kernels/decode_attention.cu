@@ -21,12 +21,13 @@
 // decode_attention_combine: grid (B * query_rows, Hq), COMBINE_THREADS threads: the splits that hold keys of
 // the sequence merged, each scaled by exp2(max_s - max), divided by the total sum. Each thread loads up to
 // COMBINE_SPLITS splits' maxima and sums at once and the block shares the scale factors; the warps take runs of
-// COMBINE_RUN splits in turn, each lane every 32nd channel. A row that sees no key gets zeros. It also merges the partial results of decode_attention_mma.cu.
+// COMBINE_RUN splits in turn, each lane every 32nd channel. A row that sees no key gets zeros. It also merges
+// the partial results of decode_attention_mma.cu.
 // paged_cache_write: one thread per (row, channel) of the new keys and values.
 //
 // Built with -DHEAD_DIM_QK=<dk> -DHEAD_DIM_V=<dv> (at most 256), -DLANES=<lanes per key: dk and dv multiples
-// of 8 * LANES>, -DROWS=<packed rows per block>, -DTILE=<keys per lane group per step> and -DMIN_BLOCKS=<blocks per
-// multiprocessor the registers are capped for>.
+// of 8 * LANES>, -DROWS=<packed rows per block>, -DTILE=<keys per lane group per step>, -DMIN_BLOCKS=<blocks per
+// multiprocessor the registers are capped for> and -DCOMBINE_SPLITS=<the most splits / COMBINE_THREADS>.
 #include "common.cuh"
 #include "attention.cuh"
 #include "decode_attention.cuh"
@@ -44,9 +45,11 @@
 #ifndef MIN_BLOCKS
 #define MIN_BLOCKS 2
 #endif
+#ifndef COMBINE_SPLITS
+#define COMBINE_SPLITS 4  // splits each combine thread loads: the host's most splits over COMBINE_THREADS
+#endif
 
 constexpr int THREADS = 128, WARPS = THREADS / 32, COMBINE_THREADS = 256, COMBINE_WARPS = COMBINE_THREADS / 32;
-constexpr int COMBINE_SPLITS = 4;                          // splits per combine thread: the host's maxSplits / COMBINE_THREADS
 constexpr int COMBINE_RUN = 8;                             // consecutive splits a combine warp loads at once
 constexpr int CHANNELS_PER_LANE = (DV + 31) / 32;              // the combine's output channels per lane
 constexpr int KEY_GROUPS = 32 / LANES;                      // keys a warp reads side by side

@@ -1,4 +1,4 @@
-// few_rows.cuh: matrix-vector products for a step of at most FEW_ROWS rows (a decode step), shared by the
+// few_rows.cuh (include reduce.cuh first): matrix-vector products for a step of at most FEW_ROWS rows (a decode step), shared by the
 // few-row expert kernels (moe_experts.cu) and the few-row router (zaya_router.cu). Every block keeps all the
 // rows' inputs in shared memory as float32, so the blocks split only the output columns, one per warp at a
 // time, and each weight row is read once per group of rows, its lanes reading VECTOR consecutive weights
@@ -79,9 +79,7 @@ __device__ __forceinline__ void few_rows_dot(const Weight* __restrict__ weight_r
     for (int m = 0; m < MATRICES; ++m) {
 #pragma unroll
         for (int r = 0; r < FEW_ROWS; ++r) {
-            if (rows >> r & 1u) {
-                for (int offset = 16; offset > 0; offset /= 2) sums[m][r] += __shfl_xor_sync(0xffffffffu, sums[m][r], offset);
-            }
+            if (rows >> r & 1u) sums[m][r] = warp_sum(sums[m][r]);
         }
     }
 }

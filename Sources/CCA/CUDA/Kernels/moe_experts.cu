@@ -72,7 +72,7 @@ extern "C" __global__ void __launch_bounds__(THREADS) moe_grouped_product(
             }
 #pragma unroll
             for (int r = 0; r < ROWS; ++r) {
-                for (int offset = 16; offset > 0; offset /= 2) sums[r] += __shfl_xor_sync(0xffffffffu, sums[r], offset);
+                sums[r] = warp_sum(sums[r]);
             }
             if (lane == 0) {
                 for (int r = 0; r < count; ++r) {

@@ -67,6 +67,8 @@ enum DecodeAttention {
     /// cache write are always `decode_attention.cu`'s.
     struct Plan: Equatable {
         static let threads = 128, combineThreads = 256, maxSplits = 1024
+        /// The splits each combine thread loads (COMBINE_SPLITS), so that the combine holds every split's factor.
+        static let combineSplitsPerThread = (maxSplits + combineThreads - 1) / combineThreads
         /// Which partial kernel runs, with its own constant: the streaming one's keys per lane group per step
         /// (TILE), or the tensor-core one's chunks of 16 keys a warp holds in shared memory (STAGES).
         enum Build: Equatable {
@@ -126,8 +128,9 @@ enum DecodeAttention {
             switch build {
             case .streaming(let tile):
                 return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes, "ROWS": rows, "TILE": tile,
-                        "MIN_BLOCKS": blocksPerMultiprocessor]
-            case .tensorCores: return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes]
+                        "MIN_BLOCKS": blocksPerMultiprocessor, "COMBINE_SPLITS": Self.combineSplitsPerThread]
+            case .tensorCores:
+                return ["HEAD_DIM_QK": keyDim, "HEAD_DIM_V": valueDim, "LANES": lanes, "COMBINE_SPLITS": Self.combineSplitsPerThread]
             }
         }
 

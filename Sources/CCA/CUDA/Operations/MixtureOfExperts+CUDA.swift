@@ -187,10 +187,12 @@ extension MixtureOfExperts {
                      && x.precision == gateUp.precision && down.precision == gateUp.precision
                      && takesFewRows(rows: rows, gateUp: gateUp),
                      "few-row experts: x \(x.shape), gate_up \(gateUp.shape), down \(down.shape)")
-        let normed = try {
-            if case let .stream(merge) = destination, merge.norm != nil { return try context.empty([rows, width], x.precision) }
-            return nil
-        }() as DeviceTensor?
+        var (output, merge): (DeviceTensor?, StreamMerge?) = (nil, nil)
+        switch destination {
+        case let .output(y): output = y
+        case let .stream(streamMerge): merge = streamMerge
+        }
+        let normed = merge?.norm == nil ? nil : try context.empty([rows, width], x.precision)
         guard rows > 0 else { return normed }
         let warps = 8  // WARPS in moe_experts.cu: one output column per warp at a time
         let hidden = try context.empty([rows, hiddenWidth], .float32)
@@ -198,11 +200,6 @@ extension MixtureOfExperts {
         try context.launch(gateUpKernel, grid: ((hiddenWidth + warps - 1) / warps, 1, 1), threads: 256, sharedBytes: rows * width * 4,
                            [x.address, experts.address, gateUp.address, hidden.address, Int32(rows), Int32(width),
                             Int32(hiddenWidth)])
-        var (output, merge): (DeviceTensor?, StreamMerge?) = (nil, nil)
-        switch destination {
-        case let .output(y): output = y
-        case let .stream(streamMerge): merge = streamMerge
-        }
         let downKernel = try context.kernel("moe_few_rows_down", in: .moeExperts, precision: x.precision)
         try context.launch(downKernel, grid: ((width + warps - 1) / warps, 1, 1), threads: 256, sharedBytes: rows * hiddenWidth * 4,
                            [hidden.address, experts.address, weights.address, down.address, Int32(rows), Int32(width),
