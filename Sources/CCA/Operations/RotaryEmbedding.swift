@@ -101,7 +101,7 @@ struct RotaryTable<S: TensorScalar>: Sendable {
     init(_ embedding: RotaryEmbedding, positions: Int) {
         let half = embedding.rotaryDim / 2
         self.positions = positions
-        values = [S](unsafeUninitializedCapacity: positions * 2 * half) { buffer, initialized in
+        values = [S](count: positions * 2 * half) { buffer in
             let values = buffer.baseAddress!
             parallelRanges(positions, costPerItem: 40 * half) { range in
                 for position in range {
@@ -110,7 +110,6 @@ struct RotaryTable<S: TensorScalar>: Sendable {
                     }
                 }
             }
-            initialized = positions * 2 * half
         }
     }
 }

@@ -15,11 +15,7 @@ public struct Tensor<Scalar: TensorScalar>: Equatable, Sendable {
     @_specialize(where Scalar == Double)
     public init(zeros shape: [Int], value: Scalar = 0) {
         self.shape = shape
-        let count = shape.reduce(1, *)
-        storage = [Scalar](unsafeUninitializedCapacity: count) { buffer, initialized in
-            buffer.initialize(repeating: value)
-            initialized = count
-        }
+        storage = [Scalar](count: shape.reduce(1, *)) { $0.initialize(repeating: value) }
     }
 
     /// A tensor whose every element `fill` writes, for outputs that an operation overwrites whole (a matrix
